@@ -1,0 +1,16 @@
+// The `strata` executable: a thin shell over the commands in app/.
+
+#include "app/commands.h"
+
+#include <cstdio>
+
+int main(int argc, char** argv) {
+    CLI::App app{"strata: run Mixture-of-Experts language models from GGUF files"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", "strata 0.1.0");
+    int exit_code = 0;
+    strata::app::add_probe_command(app, exit_code);
+    strata::app::add_synth_command(app, exit_code);
+    CLI11_PARSE(app, argc, argv);
+    return exit_code;
+}

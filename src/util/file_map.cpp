@@ -1,0 +1,68 @@
+#include "util/file_map.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+namespace strata {
+
+Result<MappedFile> MappedFile::open(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return err("cannot open '{}': {}", path, std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        int e = errno;
+        ::close(fd);
+        return err("cannot stat '{}': {}", path, std::strerror(e));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        ::close(fd);
+        return err("'{}' is a directory, not a model file", path);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ::close(fd);
+        return err("'{}' is not a regular file", path);
+    }
+    if (st.st_size == 0) {
+        ::close(fd);
+        return err("'{}' is empty (0 bytes)", path);
+    }
+    void* p = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        int e = errno;
+        ::close(fd);
+        return err("cannot map '{}': {}", path, std::strerror(e));
+    }
+    MappedFile m;
+    m.path_ = path;
+    m.data_ = static_cast<const uint8_t*>(p);
+    m.size_ = static_cast<size_t>(st.st_size);
+    m.fd_ = fd;
+    return m;
+}
+
+MappedFile::MappedFile(MappedFile&& o) noexcept
+    : path_(std::move(o.path_)),
+      data_(std::exchange(o.data_, nullptr)),
+      size_(std::exchange(o.size_, 0)),
+      fd_(std::exchange(o.fd_, -1)) {}
+
+MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
+    if (this != &o) {
+        this->~MappedFile();
+        new (this) MappedFile(std::move(o));
+    }
+    return *this;
+}
+
+MappedFile::~MappedFile() {
+    if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+    if (fd_ >= 0) ::close(fd_);
+}
+
+}  // namespace strata
