@@ -90,6 +90,13 @@ Result<HParams> read_hparams(const gguf::File& f) {
 
     STRATA_TRY(read_opt(f, p + "attention.sliding_window", hp.n_swa));
     STRATA_TRY(read_opt(f, p + "rope.freq_base", hp.rope_freq_base));
+    STRATA_TRY(read_opt(f, p + "rope.scaling.factor", hp.rope_scaling_factor));
+    STRATA_TRY(read_opt(f, p + "rope.scaling.original_context_length", hp.n_ctx_orig_yarn));
+    if (f.find(p + "rope.scaling.type")) {
+        auto type = f.get_string(p + "rope.scaling.type");
+        if (!type) return type.error();
+        hp.rope_scaling_type = std::string(*type);
+    }
     STRATA_TRY(read_opt(f, p + "attention.layer_norm_rms_epsilon", hp.norm_rms_eps));
     STRATA_TRY(read_opt(f, p + "attention.layer_norm_epsilon", hp.norm_eps));
 

@@ -35,6 +35,9 @@ struct HParams {
     uint32_t n_swa = 0;           // sliding-window size; 0 when every layer attends fully
     float rope_freq_base = 10000.0f;
     float rope_freq_scale = 1.0f;
+    std::string rope_scaling_type;     // "yarn", "linear", or empty for none
+    float rope_scaling_factor = 0.0f;  // context extension factor
+    uint32_t n_ctx_orig_yarn = 0;      // the context the model was trained at before scaling
     float norm_rms_eps = 1e-5f;
     float norm_eps = 1e-5f;
 
