@@ -168,7 +168,7 @@ TEST(GgufReader, FixtureTensorSizesMatchTheReferenceLayout) {
             }
         }
     }
-    EXPECT_EQ(files, 12 + 1 + 13);  // reference models, stories260K, vocabularies
+    EXPECT_EQ(files, 12 + 1 + 11);  // reference models, stories260K, vocabularies
     for (const char* t : {"F32", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K", "MXFP4"})
         EXPECT_TRUE(types_seen.count(t)) << t << " not among the fixture types";
 }

@@ -1,0 +1,672 @@
+// Scalar encoders and decoders for the block formats in blocks.h. These are the
+// reference kernels: every faster variant is tested against them, and they are
+// written to reproduce the reference implementation (ggml-quants.c) bit for bit.
+//
+// Bit-exactness rests on doing the same float operations in the same order: a
+// decoder forms the sub-block scale first (`d * scale`, one rounding) and then
+// multiplies by the integer code, exactly as the reference does, rather than the
+// algebraically equal but differently rounded `d * (scale * q)`. For the same reason
+// the encoders keep the reference's accumulation order and its `nearest_int`, which
+// rounds halves to even, where `std::round` would round them away from zero.
+//
+// Decoders walk each block in element order and compute where the element's code
+// lives, instead of mirroring the reference's pointer-bumping loops; the packing
+// rules are spelled out once per format next to its decoder.
+
+#include "tensor/quants.h"
+
+#include "tensor/blocks.h"
+#include "tensor/fp16.h"
+#include "util/check.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+
+// The reference results are those of separately rounded operations: ggml-quants.c is
+// built as ISO C, where GCC does not fuse `a * b + c` into one multiply-add. Fusing
+// rounds once instead of twice and changes low bits, so it must stay off here. Clang
+// fuses within an expression by default when the target has FMA, hence the pragma;
+// GCC in C++ mode fuses only when FMA is enabled (-mfma, -march=native), which the
+// build does not do, and a build that adds it must add -ffp-contract=off for this file.
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+namespace strata {
+namespace {
+
+// The number of blocks in `n` elements. Callers guarantee whole blocks (tensor
+// shapes were validated against the type table when the file was opened).
+template <typename Block>
+int64_t block_count(int64_t n) {
+    CHECK(n >= 0 && n % Block::block_size == 0, "element count is not a whole number of blocks");
+    return n / Block::block_size;
+}
+
+// Round to nearest, ties to even, by adding 1.5 * 2^23: the sum's spacing is 1, so the
+// FPU's own rounding does the work, and the integer sits in the low mantissa bits. This
+// is the reference's `nearest_int`; valid for |x| <= 2^22 - 1, which every caller's
+// values satisfy by construction (codes of at most 8 bits times a bounded factor).
+int nearest_int(float x) {
+    const float shifted = x + 12582912.0f;
+    return static_cast<int>(std::bit_cast<uint32_t>(shifted) & 0x007FFFFF) - 0x00400000;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- plain floats
+
+void dequantize_row_f32(const void* src, float* dst, int64_t n) {
+    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+}
+
+void dequantize_row_f16(const void* src, float* dst, int64_t n) {
+    const auto* x = static_cast<const uint16_t*>(src);
+    for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(x[i]);
+}
+
+void dequantize_row_bf16(const void* src, float* dst, int64_t n) {
+    const auto* x = static_cast<const uint16_t*>(src);
+    for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_fp32(x[i]);
+}
+
+void quantize_row_f32(const float* src, void* dst, int64_t n) {
+    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+}
+
+void quantize_row_f16(const float* src, void* dst, int64_t n) {
+    auto* y = static_cast<uint16_t*>(dst);
+    for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(src[i]);
+}
+
+void quantize_row_bf16(const float* src, void* dst, int64_t n) {
+    auto* y = static_cast<uint16_t*>(dst);
+    for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_bf16(src[i]);
+}
+
+// ---------------------------------------------------------------- 32-element blocks
+//
+// Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL and MXFP4 share one nibble layout: byte `qs[j]`
+// holds element j in its low nibble and element j + 16 in its high nibble.
+
+void dequantize_row_q4_0(const void* src, float* dst, int64_t n) {
+    const auto* x = static_cast<const BlockQ4_0*>(src);
+    const int64_t nb = block_count<BlockQ4_0>(n);
+    for (int64_t i = 0; i < nb; ++i, dst += 32) {
+        const float d = fp16_to_fp32(x[i].d);
+        for (int j = 0; j < 16; ++j) {
+            dst[j] = static_cast<float>((x[i].qs[j] & 0xF) - 8) * d;
+            dst[j + 16] = static_cast<float>((x[i].qs[j] >> 4) - 8) * d;
+        }
+    }
+}
+
+void dequantize_row_q4_1(const void* src, float* dst, int64_t n) {
+    const auto* x = static_cast<const BlockQ4_1*>(src);
+    const int64_t nb = block_count<BlockQ4_1>(n);
+    for (int64_t i = 0; i < nb; ++i, dst += 32) {
+        const float d = fp16_to_fp32(x[i].d);
+        const float m = fp16_to_fp32(x[i].m);
+        for (int j = 0; j < 16; ++j) {
+            dst[j] = static_cast<float>(x[i].qs[j] & 0xF) * d + m;
+            dst[j + 16] = static_cast<float>(x[i].qs[j] >> 4) * d + m;
+        }
+    }
+}
+
+namespace {
+// The fifth bits of a Q5_0 / Q5_1 block: bit j of the little-endian u32 in `qh`
+// belongs to element j, so it becomes 0 or 16 to add to the nibble.
+inline int fifth_bit(uint32_t qh, int j) { return static_cast<int>((qh >> j) & 1) << 4; }
+}  // namespace
+
+void dequantize_row_q5_0(const void* src, float* dst, int64_t n) {
+    const auto* x = static_cast<const BlockQ5_0*>(src);
+    const int64_t nb = block_count<BlockQ5_0>(n);
+    for (int64_t i = 0; i < nb; ++i, dst += 32) {
+        const float d = fp16_to_fp32(x[i].d);
+        uint32_t qh;
+        std::memcpy(&qh, x[i].qh, sizeof qh);
+        for (int j = 0; j < 16; ++j) {
+            const int q0 = ((x[i].qs[j] & 0xF) | fifth_bit(qh, j)) - 16;
+            const int q1 = ((x[i].qs[j] >> 4) | fifth_bit(qh, j + 16)) - 16;
+            dst[j] = static_cast<float>(q0) * d;
+            dst[j + 16] = static_cast<float>(q1) * d;
+        }
+    }
+}
+
+void dequantize_row_q5_1(const void* src, float* dst, int64_t n) {
+    const auto* x = static_cast<const BlockQ5_1*>(src);
+    const int64_t nb = block_count<BlockQ5_1>(n);
+    for (int64_t i = 0; i < nb; ++i, dst += 32) {
+        const float d = fp16_to_fp32(x[i].d);
+        const float m = fp16_to_fp32(x[i].m);
+        uint32_t qh;
+        std::memcpy(&qh, x[i].qh, sizeof qh);
+        for (int j = 0; j < 16; ++j) {
+            const int q0 = (x[i].qs[j] & 0xF) | fifth_bit(qh, j);
+            const int q1 = (x[i].qs[j] >> 4) | fifth_bit(qh, j + 16);
+            dst[j] = static_cast<float>(q0) * d + m;
+            dst[j + 16] = static_cast<float>(q1) * d + m;
+        }
+    }
+}
+
+void dequantize_row_q8_0(const void* src, float* dst, int64_t n) {
+    const auto* x = static_cast<const BlockQ8_0*>(src);
+    const int64_t nb = block_count<BlockQ8_0>(n);
+    for (int64_t i = 0; i < nb; ++i, dst += 32) {
+        const float d = fp16_to_fp32(x[i].d);
+        for (int j = 0; j < 32; ++j) dst[j] = static_cast<float>(x[i].qs[j]) * d;
+    }
+}
+
+void dequantize_row_iq4_nl(const void* src, float* dst, int64_t n) {
+    const auto* x = static_cast<const BlockIQ4_NL*>(src);
+    const int64_t nb = block_count<BlockIQ4_NL>(n);
+    for (int64_t i = 0; i < nb; ++i, dst += 32) {
+        const float d = fp16_to_fp32(x[i].d);
+        for (int j = 0; j < 16; ++j) {
+            dst[j] = d * static_cast<float>(kvalues_iq4nl[x[i].qs[j] & 0xF]);
+            dst[j + 16] = d * static_cast<float>(kvalues_iq4nl[x[i].qs[j] >> 4]);
+        }
+    }
+}
+
+void dequantize_row_mxfp4(const void* src, float* dst, int64_t n) {
+    const auto* x = static_cast<const BlockMXFP4*>(src);
+    const int64_t nb = block_count<BlockMXFP4>(n);
+    for (int64_t i = 0; i < nb; ++i, dst += 32) {
+        // The table holds E2M1 values doubled, and this scale is halved to match, so
+        // every product is an integer times a power of two and exact.
+        const float d = e8m0_to_fp32_half(x[i].e);
+        for (int j = 0; j < 16; ++j) {
+            dst[j] = static_cast<float>(kvalues_mxfp4[x[i].qs[j] & 0xF]) * d;
+            dst[j + 16] = static_cast<float>(kvalues_mxfp4[x[i].qs[j] >> 4]) * d;
+        }
+    }
+}
+
+// Symmetric 4-bit: the element of largest magnitude, with its sign, becomes code 0
+// (value -8 d), so the other 15 codes cover [-8 d, 7 d] on the side that needs the
+// extra level. Truncating `x / d + 8.5` rounds to nearest (halves up) because the sum
+// is never negative.
+void quantize_row_q4_0(const float* src, void* dst, int64_t n) {
+    auto* y = static_cast<BlockQ4_0*>(dst);
+    const int64_t nb = block_count<BlockQ4_0>(n);
+    for (int64_t i = 0; i < nb; ++i, src += 32) {
+        float amax = 0.0f;
+        float max = 0.0f;
+        for (int j = 0; j < 32; ++j) {
+            if (amax < std::fabs(src[j])) {
+                amax = std::fabs(src[j]);
+                max = src[j];
+            }
+        }
+        const float d = max / -8;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = fp32_to_fp16(d);
+        for (int j = 0; j < 16; ++j) {
+            const int q0 = std::min(15, static_cast<int>(src[j] * id + 8.5f));
+            const int q1 = std::min(15, static_cast<int>(src[j + 16] * id + 8.5f));
+            y[i].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
+        }
+    }
+}
+
+// Symmetric 8-bit: the largest magnitude maps to +-127 and codes round half away from
+// zero (`std::round`, as the reference's `roundf`).
+void quantize_row_q8_0(const float* src, void* dst, int64_t n) {
+    auto* y = static_cast<BlockQ8_0*>(dst);
+    const int64_t nb = block_count<BlockQ8_0>(n);
+    for (int64_t i = 0; i < nb; ++i, src += 32) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(src[j]));
+        const float d = amax / 127;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = fp32_to_fp16(d);
+        for (int j = 0; j < 32; ++j) y[i].qs[j] = static_cast<int8_t>(std::round(src[j] * id));
+    }
+}
+
+namespace {
+// The code whose value `kvalues_mxfp4[i] * d` is nearest `x`; on a tie the lower
+// index wins, so zero is always code 0, never the negative zero at code 8.
+int best_index_mxfp4(float x, float d) {
+    int best = 0;
+    float best_err = std::fabs(static_cast<float>(kvalues_mxfp4[0]) * d - x);
+    for (int i = 1; i < 16; ++i) {
+        const float err = std::fabs(static_cast<float>(kvalues_mxfp4[i]) * d - x);
+        if (err < best_err) {
+            best = i;
+            best_err = err;
+        }
+    }
+    return best;
+}
+}  // namespace
+
+// The shared exponent puts the block's largest magnitude in [4, 8) times the scale,
+// so it lands on E2M1's top values 4 or 6 (the largest, 6, saturates values up to 8).
+// `floor(log2f(amax))` rather than an exact exponent read from the bits keeps the
+// reference's choice for magnitudes a hair below a power of two, where `log2f`
+// rounds up to the integer.
+void quantize_row_mxfp4(const float* src, void* dst, int64_t n) {
+    auto* y = static_cast<BlockMXFP4*>(dst);
+    const int64_t nb = block_count<BlockMXFP4>(n);
+    for (int64_t i = 0; i < nb; ++i, src += 32) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(src[j]));
+        uint8_t e = 0;
+        if (amax > 0.0f) {
+            // The clamp only matters outside the format's range (below 2^-125 or
+            // infinite), where the reference's conversion to uint8_t is undefined.
+            const float biased = std::floor(std::log2(amax)) - 2 + 127;
+            e = static_cast<uint8_t>(std::clamp(biased, 0.0f, 255.0f));
+        }
+        const float d = e8m0_to_fp32_half(e);
+        y[i].e = e;
+        for (int j = 0; j < 16; ++j) {
+            const int q0 = best_index_mxfp4(src[j], d);
+            const int q1 = best_index_mxfp4(src[j + 16], d);
+            y[i].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
+        }
+    }
+}
+
+// ---------------------------------------------------------------- K-quants (256 elements)
+//
+// Q2_K, Q3_K and Q6_K pack 2-bit fields four to a byte across 128-element halves:
+// element 128 c + 32 k + l (k = 0..3, l = 0..31) takes bits 2k..2k+1 of byte 32 c + l.
+// Q4_K and Q5_K pack nibbles across 64-element quarters: element 64 c + l takes the
+// low nibble of qs[32 c + l], element 64 c + 32 + l its high nibble.
+
+void dequantize_row_q2_k(const void* src, float* dst, int64_t n) {
+    const auto* x = static_cast<const BlockQ2_K*>(src);
+    const int64_t nb = block_count<BlockQ2_K>(n);
+    for (int64_t i = 0; i < nb; ++i, dst += qk_k) {
+        const float d = fp16_to_fp32(x[i].d);
+        const float dmin = fp16_to_fp32(x[i].dmin);
+        for (int sb = 0; sb < 16; ++sb) {  // sub-blocks of 16
+            const uint8_t sc = x[i].scales[sb];
+            const float dl = d * static_cast<float>(sc & 0xF);
+            const float ml = dmin * static_cast<float>(sc >> 4);
+            for (int t = 0; t < 16; ++t) {
+                const int e = 16 * sb + t;
+                const int c = e / 128, k = (e % 128) / 32, l = e % 32;
+                const int q = (x[i].qs[32 * c + l] >> (2 * k)) & 3;
+                dst[e] = dl * static_cast<float>(q) - ml;
+            }
+        }
+    }
+}
+
+namespace {
+// The 6-bit scale of sub-block `j` (0..15) of a Q3_K block, still offset by 32: the
+// low four bits are nibbles of bytes 0..7 (j < 8 low nibble, else high nibble of byte
+// j - 8), the top two bits are pair j / 4 of byte 8 + j % 4.
+int q3_k_scale(const uint8_t* scales, int j) {
+    const int low = j < 8 ? scales[j] & 0xF : scales[j - 8] >> 4;
+    const int high = (scales[8 + j % 4] >> (2 * (j / 4))) & 3;
+    return low | (high << 4);
+}
+}  // namespace
+
+void dequantize_row_q3_k(const void* src, float* dst, int64_t n) {
+    const auto* x = static_cast<const BlockQ3_K*>(src);
+    const int64_t nb = block_count<BlockQ3_K>(n);
+    for (int64_t i = 0; i < nb; ++i, dst += qk_k) {
+        const float d = fp16_to_fp32(x[i].d);
+        for (int sb = 0; sb < 16; ++sb) {
+            const float dl = d * static_cast<float>(q3_k_scale(x[i].scales, sb) - 32);
+            for (int t = 0; t < 16; ++t) {
+                const int e = 16 * sb + t;
+                const int c = e / 128, k = (e % 128) / 32, l = e % 32;
+                const int low = (x[i].qs[32 * c + l] >> (2 * k)) & 3;
+                // The stored high bit is set for codes >= 4, so a clear bit means the
+                // code is `low - 4`: the codes are signed, -4..3.
+                const bool high = x[i].hmask[l] & (1 << (4 * c + k));
+                dst[e] = dl * static_cast<float>(low - (high ? 0 : 4));
+            }
+        }
+    }
+}
+
+void dequantize_row_q4_k(const void* src, float* dst, int64_t n) {
+    const auto* x = static_cast<const BlockQ4_K*>(src);
+    const int64_t nb = block_count<BlockQ4_K>(n);
+    for (int64_t i = 0; i < nb; ++i, dst += qk_k) {
+        const float d = fp16_to_fp32(x[i].d);
+        const float dmin = fp16_to_fp32(x[i].dmin);
+        for (int sb = 0; sb < 8; ++sb) {  // sub-blocks of 32
+            const ScaleMin sm = scale_min_k4(sb, x[i].scales);
+            const float dl = d * static_cast<float>(sm.scale);
+            const float ml = dmin * static_cast<float>(sm.min);
+            const uint8_t* q = x[i].qs + 32 * (sb / 2);
+            const int shift = 4 * (sb % 2);
+            for (int l = 0; l < 32; ++l) {
+                dst[32 * sb + l] = dl * static_cast<float>((q[l] >> shift) & 0xF) - ml;
+            }
+        }
+    }
+}
+
+void dequantize_row_q5_k(const void* src, float* dst, int64_t n) {
+    const auto* x = static_cast<const BlockQ5_K*>(src);
+    const int64_t nb = block_count<BlockQ5_K>(n);
+    for (int64_t i = 0; i < nb; ++i, dst += qk_k) {
+        const float d = fp16_to_fp32(x[i].d);
+        const float dmin = fp16_to_fp32(x[i].dmin);
+        for (int sb = 0; sb < 8; ++sb) {
+            const ScaleMin sm = scale_min_k4(sb, x[i].scales);
+            const float dl = d * static_cast<float>(sm.scale);
+            const float ml = dmin * static_cast<float>(sm.min);
+            const uint8_t* q = x[i].qs + 32 * (sb / 2);
+            const int shift = 4 * (sb % 2);
+            for (int l = 0; l < 32; ++l) {
+                // Sub-block sb's fifth bits are bit sb of qh[l].
+                const int code = ((q[l] >> shift) & 0xF) | (((x[i].qh[l] >> sb) & 1) << 4);
+                dst[32 * sb + l] = dl * static_cast<float>(code) - ml;
+            }
+        }
+    }
+}
+
+void dequantize_row_q6_k(const void* src, float* dst, int64_t n) {
+    const auto* x = static_cast<const BlockQ6_K*>(src);
+    const int64_t nb = block_count<BlockQ6_K>(n);
+    for (int64_t i = 0; i < nb; ++i, dst += qk_k) {
+        const float d = fp16_to_fp32(x[i].d);
+        for (int e = 0; e < qk_k; ++e) {
+            // In each 128-element half c, the four 32-element quarters k take: the low
+            // or high nibble (k / 2) of ql[64 c + 32 (k % 2) + l], and bits 2k..2k+1 of
+            // qh[32 c + l] as the top two bits. Codes are offset by 32.
+            const int c = e / 128, k = (e % 128) / 32, l = e % 32;
+            const int low = (x[i].ql[64 * c + 32 * (k % 2) + l] >> (4 * (k / 2))) & 0xF;
+            const int high = (x[i].qh[32 * c + l] >> (2 * k)) & 3;
+            const int q = (low | (high << 4)) - 32;
+            // `(d * scale) * q`, in the reference's order, not `d * (scale * q)`.
+            dst[e] = d * static_cast<float>(x[i].scales[e / 16]) * static_cast<float>(q);
+        }
+    }
+}
+
+void dequantize_row_q8_k(const void* src, float* dst, int64_t n) {
+    const auto* x = static_cast<const BlockQ8_K*>(src);
+    const int64_t nb = block_count<BlockQ8_K>(n);
+    for (int64_t i = 0; i < nb; ++i, dst += qk_k) {
+        for (int j = 0; j < qk_k; ++j) dst[j] = x[i].d * static_cast<float>(x[i].qs[j]);
+    }
+}
+
+void dequantize_row_iq4_xs(const void* src, float* dst, int64_t n) {
+    const auto* x = static_cast<const BlockIQ4_XS*>(src);
+    const int64_t nb = block_count<BlockIQ4_XS>(n);
+    for (int64_t i = 0; i < nb; ++i, dst += qk_k) {
+        const float d = fp16_to_fp32(x[i].d);
+        for (int sb = 0; sb < 8; ++sb) {
+            const int low = (x[i].scales_l[sb / 2] >> (4 * (sb % 2))) & 0xF;
+            const int high = (x[i].scales_h >> (2 * sb)) & 3;
+            const float dl = d * static_cast<float>((low | (high << 4)) - 32);
+            const uint8_t* q = x[i].qs + 16 * sb;
+            float* y = dst + 32 * sb;
+            for (int j = 0; j < 16; ++j) {
+                y[j] = dl * static_cast<float>(kvalues_iq4nl[q[j] & 0xF]);
+                y[j + 16] = dl * static_cast<float>(kvalues_iq4nl[q[j] >> 4]);
+            }
+        }
+    }
+}
+
+namespace {
+
+// Fits `x[i] ~ scale * L[i] - the_min` with codes L in 0..nmax, minimising the
+// `weights`-weighted squared error; returns the scale and stores the (non-negative)
+// minimum. The reference's make_qkx2_quants: start from the range (min clamped to <= 0,
+// so zero stays representable), then try `nstep + 1` stretched or squeezed scales,
+// each followed by a closed-form least-squares fit of scale and min to the codes it
+// gives, and keep the best. `Laux` is scratch of n codes.
+float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
+                       uint8_t* Laux, float rmin, float rdelta, int nstep) {
+    float min = x[0];
+    float max = x[0];
+    float sum_w = weights[0];
+    float sum_x = sum_w * x[0];
+    for (int i = 1; i < n; ++i) {
+        min = std::min(min, x[i]);
+        max = std::max(max, x[i]);
+        sum_w += weights[i];
+        sum_x += weights[i] * x[i];
+    }
+    if (min > 0) min = 0;
+    if (max == min) {
+        std::fill(L, L + n, uint8_t{0});
+        *the_min = -min;
+        return 0.0f;
+    }
+    float iscale = static_cast<float>(nmax) / (max - min);
+    float scale = 1 / iscale;
+    float best_error = 0;
+    for (int i = 0; i < n; ++i) {
+        L[i] = static_cast<uint8_t>(std::clamp(nearest_int(iscale * (x[i] - min)), 0, nmax));
+        const float diff = scale * static_cast<float>(L[i]) + min - x[i];
+        best_error += weights[i] * (diff * diff);
+    }
+    for (int is = 0; is <= nstep; ++is) {
+        iscale = (rmin + rdelta * static_cast<float>(is) + static_cast<float>(nmax)) / (max - min);
+        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+        for (int i = 0; i < n; ++i) {
+            const int l = std::clamp(nearest_int(iscale * (x[i] - min)), 0, nmax);
+            Laux[i] = static_cast<uint8_t>(l);
+            const float w = weights[i];
+            sum_l += w * static_cast<float>(l);
+            sum_l2 += w * static_cast<float>(l) * static_cast<float>(l);
+            sum_xl += w * static_cast<float>(l) * x[i];
+        }
+        const float det = sum_w * sum_l2 - sum_l * sum_l;
+        if (det > 0) {
+            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / det;
+            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / det;
+            if (this_min > 0) {
+                // A positive offset is not representable (the format subtracts a
+                // non-negative minimum), so refit the scale alone with min = 0.
+                this_min = 0;
+                this_scale = sum_xl / sum_l2;
+            }
+            float cur_error = 0;
+            for (int i = 0; i < n; ++i) {
+                const float diff = this_scale * static_cast<float>(Laux[i]) + this_min - x[i];
+                cur_error += weights[i] * (diff * diff);
+            }
+            if (cur_error < best_error) {
+                std::copy(Laux, Laux + n, L);
+                best_error = cur_error;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    *the_min = -min;
+    return scale;
+}
+
+// Fits `x[i] ~ scale * (L[i] - nmax)` with L in 0..2 nmax - 1, the element of largest
+// magnitude pinned to -nmax (the side with the extra level); returns the scale. The
+// reference's make_qx_quants with rmse_type 1 and no importance weights: squared-value
+// weights, then 18 nearby scales tried, keeping the one with the best least-squares fit.
+float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
+    float max = 0;
+    float amax = 0;
+    for (int i = 0; i < n; ++i) {
+        const float ax = std::fabs(x[i]);
+        if (ax > amax) {
+            amax = ax;
+            max = x[i];
+        }
+    }
+    // The reference's GROUP_MAX_EPS: a group this small is taken as all zero.
+    if (amax < 1e-15f) {
+        std::fill(L, L + n, int8_t{0});
+        return 0.0f;
+    }
+    auto code = [nmax](float v) { return std::clamp(nearest_int(v), -nmax, nmax - 1); };
+    float iscale = static_cast<float>(-nmax) / max;
+    float sumlx = 0;
+    float suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+        const int l = code(iscale * x[i]);
+        L[i] = static_cast<int8_t>(l + nmax);
+        const float w = x[i] * x[i];
+        sumlx += w * x[i] * static_cast<float>(l);
+        suml2 += w * static_cast<float>(l) * static_cast<float>(l);
+    }
+    float scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f;
+    float best = scale * sumlx;
+    for (int is = -9; is <= 9; ++is) {
+        if (is == 0) continue;
+        iscale = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(is)) / max;
+        sumlx = suml2 = 0;
+        for (int i = 0; i < n; ++i) {
+            const int l = code(iscale * x[i]);
+            const float w = x[i] * x[i];
+            sumlx += w * x[i] * static_cast<float>(l);
+            suml2 += w * static_cast<float>(l) * static_cast<float>(l);
+        }
+        // sumlx^2 / suml2 is the error reduction of the least-squares scale; compare
+        // it cross-multiplied so no division is needed.
+        if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+            for (int i = 0; i < n; ++i) L[i] = static_cast<int8_t>(code(iscale * x[i]) + nmax);
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    return scale;
+}
+
+}  // namespace
+
+// Each 32-element sub-block gets a least-squares scale and min (make_qkx2_quants,
+// weighted toward large magnitudes), those 8 + 8 floats are quantised to 6 bits
+// against the block's largest, and the elements are then re-coded against the scales
+// as actually stored, so rounding of the scales does not leave codes fitted to the
+// unrounded ones.
+void quantize_row_q4_k(const float* src, void* dst, int64_t n) {
+    auto* y = static_cast<BlockQ4_K*>(dst);
+    const int64_t nb = block_count<BlockQ4_K>(n);
+    uint8_t L[qk_k];
+    uint8_t Laux[32];
+    float weights[32];
+    float scales[8];
+    float mins[8];
+    for (int64_t i = 0; i < nb; ++i, src += qk_k) {
+        float max_scale = 0;
+        float max_min = 0;
+        for (int j = 0; j < 8; ++j) {
+            const float* x = src + 32 * j;
+            float sum_x2 = 0;
+            for (int l = 0; l < 32; ++l) sum_x2 += x[l] * x[l];
+            const float av_x = std::sqrt(sum_x2 / 32);
+            for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[l]);
+            scales[j] = make_qkx2_quants(32, 15, x, weights, L + 32 * j, &mins[j], Laux, -1.0f, 0.1f, 20);
+            max_scale = std::max(max_scale, scales[j]);
+            max_min = std::max(max_min, mins[j]);
+        }
+
+        const float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f;
+        const float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
+        for (int j = 0; j < 8; ++j) {
+            // The reference converts to uint8_t before clamping; a negative fit (not
+            // expected, but not excluded by the search) wraps and clamps to 63 there too.
+            const auto ls = std::min<uint8_t>(63, static_cast<uint8_t>(nearest_int(inv_scale * scales[j])));
+            const auto lm = std::min<uint8_t>(63, static_cast<uint8_t>(nearest_int(inv_min * mins[j])));
+            // The packing `scale_min_k4` undoes: sub-blocks 0..3 whole in bytes 0..7,
+            // sub-blocks 4..7 split into a nibble in bytes 8..11 and two top bits.
+            if (j < 4) {
+                y[i].scales[j] = ls;
+                y[i].scales[j + 4] = lm;
+            } else {
+                y[i].scales[j + 4] = static_cast<uint8_t>((ls & 0xF) | ((lm & 0xF) << 4));
+                y[i].scales[j - 4] |= static_cast<uint8_t>((ls >> 4) << 6);
+                y[i].scales[j] |= static_cast<uint8_t>((lm >> 4) << 6);
+            }
+        }
+        y[i].d = fp32_to_fp16(max_scale / 63.0f);
+        y[i].dmin = fp32_to_fp16(max_min / 63.0f);
+
+        for (int j = 0; j < 8; ++j) {
+            const ScaleMin sm = scale_min_k4(j, y[i].scales);
+            const float d = fp16_to_fp32(y[i].d) * static_cast<float>(sm.scale);
+            if (d == 0.0f) continue;  // keeps the codes the fit chose
+            const float dm = fp16_to_fp32(y[i].dmin) * static_cast<float>(sm.min);
+            for (int l = 0; l < 32; ++l) {
+                L[32 * j + l] = static_cast<uint8_t>(std::clamp(nearest_int((src[32 * j + l] + dm) / d), 0, 15));
+            }
+        }
+
+        for (int c = 0; c < 4; ++c) {
+            for (int l = 0; l < 32; ++l) {
+                y[i].qs[32 * c + l] = static_cast<uint8_t>(L[64 * c + l] | (L[64 * c + 32 + l] << 4));
+            }
+        }
+    }
+}
+
+// Each 16-element sub-block gets a signed scale (make_qx_quants), the 16 scales are
+// quantised to int8 against the largest (which becomes -128, clamped codes stay in
+// -128..127), and the elements are re-coded against the stored scales.
+void quantize_row_q6_k(const float* src, void* dst, int64_t n) {
+    auto* y = static_cast<BlockQ6_K*>(dst);
+    const int64_t nb = block_count<BlockQ6_K>(n);
+    int8_t L[qk_k];
+    float scales[16];
+    for (int64_t i = 0; i < nb; ++i, src += qk_k) {
+        float max_scale = 0;
+        float max_abs_scale = 0;
+        for (int sb = 0; sb < 16; ++sb) {
+            scales[sb] = make_qx_quants(16, 32, src + 16 * sb, L + 16 * sb);
+            if (std::fabs(scales[sb]) > max_abs_scale) {
+                max_abs_scale = std::fabs(scales[sb]);
+                max_scale = scales[sb];
+            }
+        }
+        if (max_abs_scale < 1e-15f) {  // an all-zero block: every field zero
+            std::memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+
+        const float iscale = -128.0f / max_scale;
+        y[i].d = fp32_to_fp16(1 / iscale);
+        for (int sb = 0; sb < 16; ++sb) {
+            y[i].scales[sb] = static_cast<int8_t>(std::min(127, nearest_int(iscale * scales[sb])));
+        }
+
+        for (int sb = 0; sb < 16; ++sb) {
+            const float d = fp16_to_fp32(y[i].d) * static_cast<float>(y[i].scales[sb]);
+            if (d == 0.0f) continue;
+            for (int t = 0; t < 16; ++t) {
+                const int l = std::clamp(nearest_int(src[16 * sb + t] / d), -32, 31);
+                L[16 * sb + t] = static_cast<int8_t>(l + 32);
+            }
+        }
+
+        // The layout `dequantize_row_q6_k` reads: per 128-element half c and quarter
+        // k, low nibbles into ql (quarters 0/1 low, 2/3 high nibble) and top two bits
+        // into bit pair k of qh.
+        for (int c = 0; c < 2; ++c) {
+            const int8_t* Lc = L + 128 * c;
+            uint8_t* ql = y[i].ql + 64 * c;
+            uint8_t* qh = y[i].qh + 32 * c;
+            for (int l = 0; l < 32; ++l) {
+                const int q0 = Lc[l], q1 = Lc[l + 32], q2 = Lc[l + 64], q3 = Lc[l + 96];
+                ql[l] = static_cast<uint8_t>((q0 & 0xF) | ((q2 & 0xF) << 4));
+                ql[l + 32] = static_cast<uint8_t>((q1 & 0xF) | ((q3 & 0xF) << 4));
+                qh[l] = static_cast<uint8_t>((q0 >> 4) | ((q1 >> 4) << 2) | ((q2 >> 4) << 4) | ((q3 >> 4) << 6));
+            }
+        }
+    }
+}
+
+}  // namespace strata
