@@ -1,44 +1,13 @@
 #include "model/layout.h"
 
+#include "model/arch.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
 
 namespace strata {
 namespace {
-
-// What distinguishes the architectures' tensor lists. Everything not named here
-// is common: embeddings, RMSNorm before attention and FFN, q/k/v/o projections,
-// a dense SwiGLU FFN or stacked routed experts with a router.
-struct ArchTraits {
-    const char* name;
-    bool attn_bias = false;        // q/k/v/o projections have biases (phimoe, gpt-oss)
-    bool norm_bias = false;        // LayerNorm with bias instead of RMSNorm (phimoe)
-    bool output_bias = false;      // the LM head has a bias (phimoe)
-    bool qk_norm_per_head = false; // RMSNorm over each head's q and k (qwen3moe)
-    bool qk_norm_full = false;     // RMSNorm over all of q and all of k (olmoe)
-    bool attn_sinks = false;       // one learned sink logit per head (gpt-oss)
-    bool post_attn_norm = false;   // the FFN's input norm is called post_attention_norm (gpt-oss)
-    bool expert_bias = false;      // router and per-expert biases (gpt-oss)
-    bool shexp_gate = false;       // shared expert scaled by a sigmoid gate (qwen2moe)
-};
-
-constexpr ArchTraits kArchs[] = {
-    {.name = "llama"},
-    {.name = "qwen2moe", .shexp_gate = true},
-    {.name = "qwen3moe", .qk_norm_per_head = true},
-    {.name = "olmoe", .qk_norm_full = true},
-    {.name = "deepseek"},
-    {.name = "phimoe", .attn_bias = true, .norm_bias = true, .output_bias = true},
-    {.name = "gpt-oss", .attn_bias = true, .attn_sinks = true, .post_attn_norm = true, .expert_bias = true},
-};
-
-const ArchTraits* find_arch(const std::string& name) {
-    for (const ArchTraits& a : kArchs) {
-        if (name == a.name) return &a;
-    }
-    return nullptr;
-}
 
 class LayoutBuilder {
 public:
@@ -82,14 +51,28 @@ Status check_dims(const HParams& hp) {
 const std::vector<std::string>& known_architectures() {
     static const std::vector<std::string> names = [] {
         std::vector<std::string> v;
-        for (const ArchTraits& a : kArchs) v.emplace_back(a.name);
+        for (const ArchSpec* a : all_archs()) v.emplace_back(a->name);
         return v;
     }();
     return names;
 }
 
+const char* ffn_norm_name(const ArchSpec& arch) { return arch.post_attn_norm_name ? "post_attention_norm" : "ffn_norm"; }
+
+uint64_t shared_expert_width(const ArchSpec& arch, const HParams& hp) {
+    switch (arch.shared) {
+        case SharedExpert::None: return 0;
+        // qwen2moe names its shared expert's width.
+        case SharedExpert::SigmoidGated: return hp.n_ff_shexp;
+        // deepseek runs n_expert_shared experts of the routed width side by side,
+        // which is one FFN that wide.
+        case SharedExpert::Plain: return uint64_t{hp.n_expert_shared} * hp.n_ff_exp;
+    }
+    return 0;
+}
+
 Result<std::vector<TensorDesc>> tensor_layout(const HParams& hp) {
-    const ArchTraits* arch = find_arch(hp.arch);
+    const ArchSpec* arch = find_arch(hp.arch);
     if (!arch) {
         return err("unknown architecture '{}' (known: {})", hp.arch, fmt::join(known_architectures(), ", "));
     }
@@ -113,16 +96,16 @@ Result<std::vector<TensorDesc>> tensor_layout(const HParams& hp) {
         b.linear(blk + "attn_k", n_embd, k_width, arch->attn_bias);
         b.linear(blk + "attn_v", n_embd, v_width, arch->attn_bias);
         b.linear(blk + "attn_output", attn_out_width, n_embd, arch->attn_bias);
-        if (arch->qk_norm_per_head) {
+        if (arch->qk_norm == QkNorm::PerHead) {
             b.norm(blk + "attn_q_norm", hp.n_embd_head_k, false);
             b.norm(blk + "attn_k_norm", hp.n_embd_head_k, false);
         }
-        if (arch->qk_norm_full) {
+        if (arch->qk_norm == QkNorm::Full) {
             b.norm(blk + "attn_q_norm", q_width, false);
             b.norm(blk + "attn_k_norm", k_width, false);
         }
         if (arch->attn_sinks) b.add(blk + "attn_sinks.weight", {hp.n_head}, TensorRole::Bias);
-        b.norm(blk + (arch->post_attn_norm ? "post_attention_norm" : "ffn_norm"), n_embd, arch->norm_bias);
+        b.norm(blk + ffn_norm_name(*arch), n_embd, arch->norm_bias);
 
         const bool dense = hp.n_expert == 0 || il < hp.n_layer_dense_lead;
         if (dense) {
@@ -143,14 +126,14 @@ Result<std::vector<TensorDesc>> tensor_layout(const HParams& hp) {
             b.add(blk + "ffn_up_exps.bias", {n_ff_exp, n_exp}, TensorRole::Bias);
             b.add(blk + "ffn_down_exps.bias", {n_embd, n_exp}, TensorRole::Bias);
         }
-        // qwen2moe names its shared expert's width; deepseek runs n_expert_shared
-        // experts of the routed width side by side, which is one FFN that wide.
-        const uint64_t n_ff_shexp = arch->shexp_gate ? hp.n_ff_shexp : uint64_t{hp.n_expert_shared} * hp.n_ff_exp;
-        if (n_ff_shexp > 0 && (arch->shexp_gate || hp.n_expert_shared > 0)) {
+        const uint64_t n_ff_shexp = shared_expert_width(*arch, hp);
+        if (n_ff_shexp > 0) {
             b.linear(blk + "ffn_gate_shexp", n_embd, n_ff_shexp, false);
             b.linear(blk + "ffn_up_shexp", n_embd, n_ff_shexp, false);
             b.linear(blk + "ffn_down_shexp", n_ff_shexp, n_embd, false);
-            if (arch->shexp_gate) b.add(blk + "ffn_gate_inp_shexp.weight", {n_embd}, TensorRole::Bias);
+            if (arch->shared == SharedExpert::SigmoidGated) {
+                b.add(blk + "ffn_gate_inp_shexp.weight", {n_embd}, TensorRole::Bias);
+            }
         }
     }
     return std::move(b.out);

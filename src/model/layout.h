@@ -5,6 +5,7 @@
 // has per-head q/k norms; `strata synth` writes exactly this list and model
 // loading checks a file against it.
 
+#include "model/arch.h"
 #include "model/hparams.h"
 #include "util/result.h"
 
@@ -29,6 +30,11 @@ struct TensorDesc {
 
 // The architectures strata knows the tensor layout of.
 const std::vector<std::string>& known_architectures();
+
+// The name of the norm before the FFN ("ffn_norm", gpt-oss "post_attention_norm").
+const char* ffn_norm_name(const ArchSpec& arch);
+// Width of the shared-expert FFN of an MoE layer; 0 when there is none.
+uint64_t shared_expert_width(const ArchSpec& arch, const HParams& hp);
 
 // Every tensor of a model with these hyper-parameters, in the order the reference
 // converter writes them (global tensors first, then block by block). An error

@@ -1,0 +1,40 @@
+#pragma once
+// The keys and values of one sequence, per layer and position, in F32 or F16.
+// Positions are contiguous from 0: a session appends, and rewinds to reuse a
+// common prefix.
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace strata {
+
+enum class KvType { F32, F16 };
+
+class KvCache {
+public:
+    KvCache(int n_layer, int64_t n_ctx, int64_t k_width, int64_t v_width, KvType type);
+
+    int64_t n_ctx() const { return n_ctx_; }
+    KvType type() const { return type_; }
+    uint64_t bytes() const;
+
+    void store(int layer, int64_t pos, const float* k, const float* v);
+    // Elements [offset, offset + n) of row `pos` of layer `layer`'s keys or values,
+    // as floats (one head's slice: offset = head * head_dim).
+    void load_k(int layer, int64_t pos, int64_t offset, int64_t n, float* out) const;
+    void load_v(int layer, int64_t pos, int64_t offset, int64_t n, float* out) const;
+    int64_t k_width() const { return k_width_; }
+    int64_t v_width() const { return v_width_; }
+
+private:
+    size_t k_index(int layer, int64_t pos) const;
+    size_t v_index(int layer, int64_t pos) const;
+
+    int64_t n_ctx_, k_width_, v_width_;
+    KvType type_;
+    std::vector<float> k32_, v32_;
+    std::vector<uint16_t> k16_, v16_;
+};
+
+}  // namespace strata

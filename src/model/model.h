@@ -1,0 +1,52 @@
+#pragma once
+// A loaded model's forward pass: token ids in, logits out, keys and values kept
+// in a KvCache. One implementation serves every architecture; what differs is
+// read from the ArchSpec (arch.h) and the weights bound for it.
+
+#include "gguf/file.h"
+#include "model/arch.h"
+#include "model/blocks.h"
+#include "model/hparams.h"
+#include "model/kv_cache.h"
+#include "model/weights.h"
+#include "util/result.h"
+#include "util/thread_pool.h"
+
+#include <cstdint>
+#include <memory>
+#include <span>
+
+namespace strata {
+
+class Model {
+public:
+    // Binds the weights of `file`, which must outlive the model (views point into
+    // its mapping). Errors name the missing key or tensor, or the unsupported
+    // architecture.
+    static Result<std::unique_ptr<Model>> load(const gguf::File& file);
+
+    const HParams& hparams() const { return hp_; }
+    const ArchSpec& arch() const { return *arch_; }
+    const ModelWeights& weights() const { return weights_; }
+
+    std::unique_ptr<KvCache> new_cache(int64_t n_ctx, KvType type) const;
+
+    // Runs `tokens` at positions pos0, pos0 + 1, ... of `cache`'s sequence. With
+    // `all_logits`, writes n_tokens x n_vocab logits; otherwise only the last
+    // token's n_vocab. Errors for token ids outside the vocabulary and positions
+    // past the cache.
+    Status forward(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits, float* logits,
+                   ThreadPool& pool) const;
+
+private:
+    Model() = default;
+    void layer(int il, float* x, int64_t n_tok, int64_t pos0, KvCache& cache, ThreadPool& pool) const;
+
+    HParams hp_;
+    const ArchSpec* arch_ = nullptr;
+    ModelWeights weights_;
+    RopeParams rope_;
+    MoeParams moe_;
+};
+
+}  // namespace strata
