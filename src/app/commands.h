@@ -9,6 +9,7 @@ namespace strata::app {
 void add_probe_command(CLI::App& app, int& exit_code);
 void add_synth_command(CLI::App& app, int& exit_code);
 void add_tokenize_command(CLI::App& app, int& exit_code);
+void add_logits_command(CLI::App& app, int& exit_code);
 void add_template_command(CLI::App& app, int& exit_code);
 
 // Prints "error: <message>" to stderr and returns the exit code for failures.

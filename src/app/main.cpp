@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
     int exit_code = 0;
     strata::app::add_probe_command(app, exit_code);
     strata::app::add_synth_command(app, exit_code);
+    strata::app::add_logits_command(app, exit_code);
     strata::app::add_tokenize_command(app, exit_code);
     strata::app::add_template_command(app, exit_code);
     CLI11_PARSE(app, argc, argv);

@@ -1,0 +1,188 @@
+// Sessions (prefix reuse, context limits), the sampling chain, and `strata logits`.
+
+#include "engine/engine.h"
+#include "engine/sampler.h"
+#include "test_util.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <set>
+
+namespace strata {
+namespace {
+
+using test::data_path;
+
+std::unique_ptr<Engine> load(const std::string& name) {
+    auto e = Engine::load(data_path("reference/" + name + ".gguf"), {.threads = 2});
+    EXPECT_TRUE(e.ok()) << e.error().message;
+    return e.ok() ? std::move(*e) : nullptr;
+}
+
+TEST(Session, ReusesTheCommonPrefixAndGetsTheSameLogits) {
+    auto engine = load("gpt-oss");  // sliding window 8 and sinks: reuse must respect both
+    ASSERT_TRUE(engine);
+    std::vector<int32_t> a = {5, 17, 33, 101, 7, 9, 250, 11, 12, 13, 14};
+    std::vector<int32_t> b = a;
+    b.insert(b.end(), {40, 41, 42, 43});
+
+    Session fresh(*engine, 64, KvType::F32);
+    ASSERT_TRUE(fresh.set_prompt(b).ok());
+    const std::vector<float> want(fresh.logits().begin(), fresh.logits().end());
+
+    Session reused(*engine, 64, KvType::F32);
+    ASSERT_TRUE(reused.set_prompt(a).ok());
+    EXPECT_EQ(reused.n_reused(), 0);
+    ASSERT_TRUE(reused.set_prompt(b).ok());
+    EXPECT_EQ(reused.n_reused(), static_cast<int64_t>(a.size()));
+    // Same math on the same cached keys: equal to float rounding.
+    for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(reused.logits()[i], want[i], 1e-4f * (1 + std::fabs(want[i])));
+
+    // A prompt that diverges early recomputes from the divergence.
+    std::vector<int32_t> c = {5, 17, 99};
+    ASSERT_TRUE(reused.set_prompt(c).ok());
+    EXPECT_EQ(reused.n_reused(), 2);
+    EXPECT_EQ(reused.tokens(), c);
+    // The same prompt again recomputes only its last token (its logits are needed).
+    ASSERT_TRUE(reused.set_prompt(c).ok());
+    EXPECT_EQ(reused.n_reused(), 2);
+}
+
+TEST(Session, ContextLimitsAndBadTokensAreErrors) {
+    auto engine = load("qwen3moe");
+    ASSERT_TRUE(engine);
+    Session s(*engine, 4, KvType::F16);
+    std::vector<int32_t> long_prompt(5, 3);
+    auto st = s.set_prompt(long_prompt);
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.error().message.find("longer than the context of 4"), std::string::npos);
+    ASSERT_TRUE(s.set_prompt(std::vector<int32_t>{1, 2, 3, 4}).ok());
+    st = s.append(5);
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.error().message.find("full"), std::string::npos);
+    Session t(*engine, 8, KvType::F16);
+    st = t.set_prompt(std::vector<int32_t>{1, 320});
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.error().message.find("token id 320"), std::string::npos);
+    EXPECT_FALSE(t.set_prompt(std::vector<int32_t>{}).ok());
+}
+
+// An F16 KV cache rounds keys and values to 11 significant bits; logits stay
+// within 1e-4 NMSE of the F32 cache (a wrong conversion is off by orders more).
+TEST(Session, F16CacheIsCloseToF32) {
+    auto engine = load("mixtral");
+    ASSERT_TRUE(engine);
+    std::vector<int32_t> p = {1, 50, 60, 70, 80, 90, 100, 110};
+    Session s32(*engine, 16, KvType::F32), s16(*engine, 16, KvType::F16);
+    ASSERT_TRUE(s32.set_prompt(p).ok());
+    ASSERT_TRUE(s16.set_prompt(p).ok());
+    double num = 0, den = 0;
+    for (size_t i = 0; i < s32.logits().size(); ++i) {
+        num += std::pow(s16.logits()[i] - s32.logits()[i], 2);
+        den += std::pow(s32.logits()[i], 2);
+    }
+    EXPECT_LT(num / den, 1e-4);
+    EXPECT_GT(num / den, 0.0);  // it did round
+}
+
+std::vector<float> ramp(int n) {
+    std::vector<float> l(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) l[static_cast<size_t>(i)] = 0.1f * static_cast<float>(i);
+    return l;
+}
+
+TEST(Sampler, GreedyIsArgmaxAfterBiasAndPenalties) {
+    auto logits = ramp(50);  // the largest is the last id, 49
+    Sampler greedy({.temperature = 0});
+    EXPECT_EQ(greedy.sample(logits, {}), 49);
+
+    logits = ramp(50);
+    Sampler banned({.temperature = 0, .logit_bias = {{49, -std::numeric_limits<float>::infinity()}}});
+    EXPECT_NE(banned.sample(logits, {}), 49);
+
+    // Token 49 seen three times; a frequency penalty of 1 per occurrence drops it.
+    logits = ramp(50);
+    const std::vector<int32_t> history = {49, 49, 49};
+    Sampler penalised({.temperature = 0, .frequency_penalty = 1.0f});
+    EXPECT_NE(penalised.sample(logits, history), 49);
+}
+
+TEST(Sampler, SameSeedSameDrawsAndTopKOneIsGreedy) {
+    auto draw = [](uint64_t seed) {
+        Sampler s({.temperature = 1.5f, .top_k = 0, .top_p = 1.0f, .min_p = 0.0f, .seed = seed});
+        std::vector<int32_t> out;
+        for (int i = 0; i < 50; ++i) {
+            auto l = ramp(50);
+            out.push_back(s.sample(l, {}));
+        }
+        return out;
+    };
+    EXPECT_EQ(draw(7), draw(7));
+    EXPECT_NE(draw(7), draw(8));
+    const auto d = draw(7);
+    EXPECT_GT(std::set<int32_t>(d.begin(), d.end()).size(), 3u);  // temperature 1.5 spreads the draws
+
+    Sampler top1({.temperature = 5.0f, .top_k = 1, .seed = 3});
+    for (int i = 0; i < 20; ++i) {
+        auto l = ramp(50);
+        EXPECT_EQ(top1.sample(l, {}), 49);
+    }
+}
+
+// min-p 0.5 keeps only tokens at least half as likely as the best: with logits
+// {10, 9.8, 0, ...} that is ids 0 and 1, whatever the temperature.
+TEST(Sampler, MinPAndTopPCutTheTail) {
+    Sampler s({.temperature = 3.0f, .top_k = 0, .top_p = 1.0f, .min_p = 0.5f, .seed = 1});
+    for (int i = 0; i < 100; ++i) {
+        std::vector<float> l(20, 0.0f);
+        l[0] = 10.0f;
+        l[1] = 9.8f;
+        EXPECT_LT(s.sample(l, {}), 2);
+    }
+    // top-p 0.5 with p(0) > 0.5 leaves only id 0.
+    Sampler p({.temperature = 3.0f, .top_k = 0, .top_p = 0.5f, .min_p = 0.0f, .seed = 1});
+    for (int i = 0; i < 50; ++i) {
+        std::vector<float> l(20, 0.0f);
+        l[0] = 10.0f;
+        EXPECT_EQ(p.sample(l, {}), 0);
+    }
+}
+
+TEST(Cli, LogitsWritesTheFixtureFormat) {
+    test::TempDir dir;
+    const auto ref = test::read_file(data_path("reference/olmoe.logits"));
+    uint32_t n = 0, n_vocab = 0;
+    std::memcpy(&n, ref.data(), 4);
+    std::memcpy(&n_vocab, ref.data() + 4, 4);
+    std::string ids;
+    for (uint32_t i = 0; i < n; ++i) {
+        uint32_t id = 0;
+        std::memcpy(&id, ref.data() + 8 + 4 * i, 4);
+        ids += (i ? "," : "") + std::to_string(id);
+    }
+    auto r = test::run_strata("logits " + data_path("reference/olmoe.gguf") + " --tokens " + ids + " --out " +
+                              dir.file("l.bin"));
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    const auto got = test::read_file(dir.file("l.bin"));
+    ASSERT_EQ(got.size(), ref.size());
+    EXPECT_TRUE(std::equal(ref.begin(), ref.begin() + 8 + 4 * n, got.begin()));  // header and tokens
+    double num = 0, den = 0;
+    for (size_t i = 8 + 4 * size_t{n}; i < ref.size(); i += 4) {
+        float a = 0, b = 0;
+        std::memcpy(&a, got.data() + i, 4);
+        std::memcpy(&b, ref.data() + i, 4);
+        num += (double{a} - b) * (double{a} - b);
+        den += double{b} * b;
+    }
+    EXPECT_LE(num / den, 1e-6);
+
+    r = test::run_strata("logits " + data_path("reference/olmoe.gguf") + " --tokens 1,x --out " + dir.file("m.bin"));
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.out.find("'x'"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace strata
