@@ -2,6 +2,7 @@
 
 #include "engine/engine.h"
 #include "engine/sampler.h"
+#include "engine/stop.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>
@@ -182,6 +183,41 @@ TEST(Cli, LogitsWritesTheFixtureFormat) {
     r = test::run_strata("logits " + data_path("reference/olmoe.gguf") + " --tokens 1,x --out " + dir.file("m.bin"));
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.out.find("'x'"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace strata
+
+namespace strata {
+namespace {
+
+std::string feed(StopMatcher& m, const std::vector<std::string>& pieces) {
+    std::string out;
+    for (const auto& p : pieces) out += m.push(p);
+    return out + m.flush();
+}
+
+TEST(StopMatcher, MatchesAcrossPiecesAndNeverEmitsTheStop) {
+    StopMatcher m({"</end>", "STOP"});
+    EXPECT_EQ(feed(m, {"Hello <", "/en", "d> ignored"}), "Hello ");
+    EXPECT_TRUE(m.stopped());
+    EXPECT_EQ(m.matched(), "</end>");
+
+    // A false start is released once it can no longer match.
+    StopMatcher f({"</end>"});
+    std::string out = f.push("a </e");
+    EXPECT_EQ(out, "a ");  // "</e" is held
+    out += f.push("x>");
+    EXPECT_EQ(out, "a </ex>");
+    EXPECT_FALSE(f.stopped());
+
+    // The earliest stop wins, and text after a stop is dropped.
+    StopMatcher g({"B", "A"});
+    EXPECT_EQ(feed(g, {"xxAyyB"}), "xx");
+    EXPECT_EQ(g.matched(), "A");
+
+    StopMatcher none({});
+    EXPECT_EQ(feed(none, {"a", "b"}), "ab");
 }
 
 }  // namespace
