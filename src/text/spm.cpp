@@ -1,0 +1,92 @@
+#include "text/spm.h"
+
+#include "text/utf8.h"
+
+#include <queue>
+
+namespace strata::text {
+
+namespace {
+
+struct Symbol {
+    int prev;
+    int next;
+    size_t off;  // into the text
+    size_t n;    // bytes; 0 once merged into the symbol on its left
+};
+
+struct Bigram {
+    int left;
+    int right;
+    float score;
+    size_t size;  // bytes of the two symbols when the pair was queued
+};
+
+// Highest score first; among equal scores the leftmost pair, as SentencePiece does.
+struct BigramOrder {
+    bool operator()(const Bigram& a, const Bigram& b) const {
+        return a.score < b.score || (a.score == b.score && a.left > b.left);
+    }
+};
+
+}  // namespace
+
+void spm_tokenize(const Vocab& vocab, std::string_view text, std::vector<TokenId>& out) {
+    if (text.empty()) return;
+    std::vector<Symbol> symbols;
+    symbols.reserve(text.size());
+    for (size_t off = 0; off < text.size();) {
+        const size_t len = utf8_step(text, off).len;
+        const int index = static_cast<int>(symbols.size());
+        symbols.push_back({index - 1, off + len == text.size() ? -1 : index + 1, off, len});
+        off += len;
+    }
+
+    std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue;
+    auto try_add = [&](int left, int right) {
+        if (left < 0 || right < 0) return;
+        const Symbol& l = symbols[left];
+        const Symbol& r = symbols[right];
+        const TokenId id = vocab.find(text.substr(l.off, l.n + r.n));
+        if (id == kNoToken) return;
+        queue.push({left, right, vocab.token(id).score, l.n + r.n});
+    };
+    for (int i = 1; i < static_cast<int>(symbols.size()); ++i) try_add(i - 1, i);
+
+    while (!queue.empty()) {
+        const Bigram b = queue.top();
+        queue.pop();
+        Symbol& l = symbols[b.left];
+        Symbol& r = symbols[b.right];
+        // A pair is stale once either side took part in another merge.
+        if (l.n == 0 || r.n == 0 || l.n + r.n != b.size) continue;
+        l.n += r.n;
+        r.n = 0;
+        l.next = r.next;
+        if (r.next >= 0) symbols[r.next].prev = b.left;
+        try_add(l.prev, b.left);
+        try_add(b.left, l.next);
+    }
+
+    for (int i = 0; i != -1; i = symbols[i].next) {
+        const Symbol& s = symbols[i];
+        const std::string_view piece = text.substr(s.off, s.n);
+        if (const TokenId id = vocab.find(piece); id != kNoToken) {
+            out.push_back(id);
+            continue;
+        }
+        // Only single characters can be missing (every merge made a token):
+        // spell them as bytes, or as the unknown token where bytes are missing.
+        for (char c : piece) {
+            const TokenId id = vocab.byte_token(static_cast<uint8_t>(c));
+            if (id != kNoToken) {
+                out.push_back(id);
+            } else if (vocab.unk() != kNoToken) {
+                out.push_back(vocab.unk());
+                break;
+            }
+        }
+    }
+}
+
+}  // namespace strata::text
