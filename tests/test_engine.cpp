@@ -17,6 +17,12 @@ namespace {
 
 using test::data_path;
 
+std::unique_ptr<Session> session(Engine& e, int64_t n_ctx, KvType type) {
+    auto s = Session::create(e, n_ctx, type);
+    EXPECT_TRUE(s.ok()) << s.error().message;
+    return s.ok() ? std::move(*s) : nullptr;
+}
+
 std::unique_ptr<Engine> load(const std::string& name) {
     auto e = Engine::load(data_path("reference/" + name + ".gguf"), {.threads = 2});
     EXPECT_TRUE(e.ok()) << e.error().message;
@@ -30,11 +36,13 @@ TEST(Session, ReusesTheCommonPrefixAndGetsTheSameLogits) {
     std::vector<int32_t> b = a;
     b.insert(b.end(), {40, 41, 42, 43});
 
-    Session fresh(*engine, 64, KvType::F32);
+    auto fresh_session = session(*engine, 64, KvType::F32);
+    Session& fresh = *fresh_session;
     ASSERT_TRUE(fresh.set_prompt(b).ok());
     const std::vector<float> want(fresh.logits().begin(), fresh.logits().end());
 
-    Session reused(*engine, 64, KvType::F32);
+    auto reused_session = session(*engine, 64, KvType::F32);
+    Session& reused = *reused_session;
     ASSERT_TRUE(reused.set_prompt(a).ok());
     EXPECT_EQ(reused.n_reused(), 0);
     ASSERT_TRUE(reused.set_prompt(b).ok());
@@ -55,7 +63,8 @@ TEST(Session, ReusesTheCommonPrefixAndGetsTheSameLogits) {
 TEST(Session, ContextLimitsAndBadTokensAreErrors) {
     auto engine = load("qwen3moe");
     ASSERT_TRUE(engine);
-    Session s(*engine, 4, KvType::F16);
+    auto s_session = session(*engine, 4, KvType::F16);
+    Session& s = *s_session;
     std::vector<int32_t> long_prompt(5, 3);
     auto st = s.set_prompt(long_prompt);
     ASSERT_FALSE(st.ok());
@@ -64,11 +73,22 @@ TEST(Session, ContextLimitsAndBadTokensAreErrors) {
     st = s.append(5);
     ASSERT_FALSE(st.ok());
     EXPECT_NE(st.error().message.find("full"), std::string::npos);
-    Session t(*engine, 8, KvType::F16);
+    auto t_session = session(*engine, 8, KvType::F16);
+    Session& t = *t_session;
     st = t.set_prompt(std::vector<int32_t>{1, 320});
     ASSERT_FALSE(st.ok());
     EXPECT_NE(st.error().message.find("token id 320"), std::string::npos);
     EXPECT_FALSE(t.set_prompt(std::vector<int32_t>{}).ok());
+}
+
+// A context the machine cannot hold is refused up front, with the size it needs.
+TEST(Session, KvCacheTooLargeSaysHowMuchItNeeds) {
+    auto engine = load("qwen3moe");
+    ASSERT_TRUE(engine);
+    // 2 layers x 2 KV heads x (16 + 16) x 4 bytes = 512 bytes per token: 2^40 tokens is 512 TiB.
+    auto s = Session::create(*engine, int64_t{1} << 40, KvType::F32);
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.error().message.find("512.00 TiB"), std::string::npos) << s.error().message;
 }
 
 // An F16 KV cache rounds keys and values to 11 significant bits; logits stay
@@ -77,7 +97,8 @@ TEST(Session, F16CacheIsCloseToF32) {
     auto engine = load("mixtral");
     ASSERT_TRUE(engine);
     std::vector<int32_t> p = {1, 50, 60, 70, 80, 90, 100, 110};
-    Session s32(*engine, 16, KvType::F32), s16(*engine, 16, KvType::F16);
+    auto s32_session = session(*engine, 16, KvType::F32), s16_session = session(*engine, 16, KvType::F16);
+    Session &s32 = *s32_session, &s16 = *s16_session;
     ASSERT_TRUE(s32.set_prompt(p).ok());
     ASSERT_TRUE(s16.set_prompt(p).ok());
     double num = 0, den = 0;

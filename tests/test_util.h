@@ -50,9 +50,10 @@ struct CommandResult {
 };
 
 // Runs the built `strata` binary with `args` (already shell-quoted as needed).
-inline CommandResult run_strata(const std::string& args) {
+// `out` gets stdout and stderr together, or stdout alone with `stdout_only`.
+inline CommandResult run_strata(const std::string& args, bool stdout_only = false) {
     CommandResult r;
-    const std::string cmd = std::string(STRATA_BINARY) + " " + args + " 2>&1";
+    const std::string cmd = std::string(STRATA_BINARY) + " " + args + (stdout_only ? " 2>/dev/null" : " 2>&1");
     FILE* p = popen(cmd.c_str(), "r");
     if (!p) return r;
     char buf[4096];

@@ -10,6 +10,8 @@ void add_probe_command(CLI::App& app, int& exit_code);
 void add_synth_command(CLI::App& app, int& exit_code);
 void add_tokenize_command(CLI::App& app, int& exit_code);
 void add_logits_command(CLI::App& app, int& exit_code);
+void add_run_command(CLI::App& app, int& exit_code);
+void add_serve_command(CLI::App& app, int& exit_code);
 void add_template_command(CLI::App& app, int& exit_code);
 
 // Prints "error: <message>" to stderr and returns the exit code for failures.

@@ -11,6 +11,8 @@ int main(int argc, char** argv) {
     int exit_code = 0;
     strata::app::add_probe_command(app, exit_code);
     strata::app::add_synth_command(app, exit_code);
+    strata::app::add_run_command(app, exit_code);
+    strata::app::add_serve_command(app, exit_code);
     strata::app::add_logits_command(app, exit_code);
     strata::app::add_tokenize_command(app, exit_code);
     strata::app::add_template_command(app, exit_code);

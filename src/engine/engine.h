@@ -7,20 +7,29 @@
 #include "engine/sampler.h"
 #include "gguf/file.h"
 #include "model/model.h"
+#include "text/chat_template.h"
+#include "text/tokenizer.h"
 #include "util/result.h"
 #include "util/thread_pool.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 namespace strata {
 
+// Called while weights are read in: bytes done and total.
+using LoadProgressFn = std::function<void(uint64_t done, uint64_t total)>;
+
 struct EngineOptions {
-    int threads = 0;  // 0: physical cores
+    int threads = 0;         // 0: physical cores
+    bool prefetch = false;   // read every weight page at load, so the first token does not wait on the disk
+    LoadProgressFn progress;  // optional, with prefetch
 };
 
 class Engine {
@@ -30,8 +39,17 @@ public:
     const gguf::File& file() const { return *file_; }
     const Model& model() const { return *model_; }
     const HParams& hparams() const { return model_->hparams(); }
+    const text::Tokenizer& tokenizer() const { return *tokenizer_; }
+    // The model's chat template, or ChatML when the file has none (see
+    // `chat_template_is_fallback`).
+    const text::ChatTemplate& chat_template() const { return *chat_template_; }
+    bool chat_template_is_fallback() const { return chat_template_fallback_; }
+    // Text of the BOS / EOS tokens, as chat templates receive them.
+    std::string token_text(int32_t id) const;
     int threads() const { return pool_->size(); }
     double load_seconds() const { return load_seconds_; }
+    // One line for logs: time, size, bytes per type and where they live.
+    std::string load_summary() const;
 
     // Runs a forward pass; serialised across sessions.
     Status forward(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits, float* logits);
@@ -41,6 +59,9 @@ private:
     std::unique_ptr<gguf::File> file_;
     std::unique_ptr<Model> model_;
     std::unique_ptr<ThreadPool> pool_;
+    std::optional<text::Tokenizer> tokenizer_;
+    std::optional<text::ChatTemplate> chat_template_;
+    bool chat_template_fallback_ = false;
     std::mutex forward_mu_;
     double load_seconds_ = 0;
 };
@@ -48,8 +69,11 @@ private:
 class Session {
 public:
     // A timeline of up to `n_ctx` tokens (the model's training context when 0).
-    Session(Engine& engine, int64_t n_ctx, KvType kv_type);
+    // An error, saying how much memory the KV cache needs, when the machine does
+    // not have it.
+    static Result<std::unique_ptr<Session>> create(Engine& engine, int64_t n_ctx, KvType kv_type);
 
+    Engine& engine() const { return engine_; }
     int64_t n_ctx() const { return cache_->n_ctx(); }
     const std::vector<int32_t>& tokens() const { return tokens_; }
     // The logits after the last token evaluated.
@@ -64,6 +88,7 @@ public:
     Status append(int32_t token);
 
 private:
+    Session(Engine& engine, std::unique_ptr<KvCache> cache);
     Status evaluate(std::span<const int32_t> tokens, int64_t n_batch);
 
     Engine& engine_;

@@ -1,5 +1,6 @@
 #include "text/bpe.h"
 
+#include "text/symbols.h"
 #include "text/utf8.h"
 
 #include <array>
@@ -8,13 +9,6 @@
 namespace strata::text {
 
 namespace {
-
-struct Symbol {
-    int prev;
-    int next;
-    size_t off;
-    size_t n;  // 0 once merged into the symbol on its left
-};
 
 struct Bigram {
     int left;
@@ -51,14 +45,7 @@ void bpe_tokenize_word(const Vocab& vocab, std::string_view word, std::vector<To
         }
     }
 
-    std::vector<Symbol> symbols;
-    symbols.reserve(word.size());
-    for (size_t off = 0; off < word.size();) {
-        const size_t len = utf8_step(word, off).len;
-        const int index = static_cast<int>(symbols.size());
-        symbols.push_back({index - 1, off + len == word.size() ? -1 : index + 1, off, len});
-        off += len;
-    }
+    std::vector<Symbol> symbols = split_symbols(word);
 
     std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue;
     auto try_add = [&](int left, int right) {

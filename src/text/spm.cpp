@@ -1,5 +1,6 @@
 #include "text/spm.h"
 
+#include "text/symbols.h"
 #include "text/utf8.h"
 
 #include <queue>
@@ -7,13 +8,6 @@
 namespace strata::text {
 
 namespace {
-
-struct Symbol {
-    int prev;
-    int next;
-    size_t off;  // into the text
-    size_t n;    // bytes; 0 once merged into the symbol on its left
-};
 
 struct Bigram {
     int left;
@@ -33,14 +27,7 @@ struct BigramOrder {
 
 void spm_tokenize(const Vocab& vocab, std::string_view text, std::vector<TokenId>& out) {
     if (text.empty()) return;
-    std::vector<Symbol> symbols;
-    symbols.reserve(text.size());
-    for (size_t off = 0; off < text.size();) {
-        const size_t len = utf8_step(text, off).len;
-        const int index = static_cast<int>(symbols.size());
-        symbols.push_back({index - 1, off + len == text.size() ? -1 : index + 1, off, len});
-        off += len;
-    }
+    std::vector<Symbol> symbols = split_symbols(text);
 
     std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue;
     auto try_add = [&](int left, int right) {

@@ -1,0 +1,185 @@
+// `strata run MODEL -p PROMPT`: stream a completion to stdout, then a one-line
+// summary on stderr. `--chat` formats the prompt with the model's chat template.
+// `strata chat MODEL`: an interactive conversation in the terminal.
+
+#include "app/commands.h"
+#include "engine/generate.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+namespace strata::app {
+namespace {
+
+struct RunArgs {
+    std::string model, prompt, kv_type = "f16";
+    int n_predict = -1;
+    int threads = 0;
+    int64_t n_ctx = 4096;
+    bool chat = false;
+    bool no_prefetch = false;
+    GenerateParams gen;
+};
+
+void add_common_options(CLI::App* cmd, RunArgs& a) {
+    cmd->add_option("model", a.model, "GGUF model")->required();
+    cmd->add_option("-n,--n-predict", a.n_predict, "Tokens to generate (-1: until end of generation)")
+        ->capture_default_str();
+    cmd->add_option("--temp", a.gen.sampling.temperature, "Temperature (0: greedy)")->capture_default_str();
+    cmd->add_option("--top-k", a.gen.sampling.top_k, "Top-k (0: off)")->capture_default_str();
+    cmd->add_option("--top-p", a.gen.sampling.top_p, "Top-p (1: off)")->capture_default_str();
+    cmd->add_option("--min-p", a.gen.sampling.min_p, "Min-p (0: off)")->capture_default_str();
+    cmd->add_option("--repeat-penalty", a.gen.sampling.repeat_penalty, "Repetition penalty (1: off)")
+        ->capture_default_str();
+    cmd->add_option("--presence-penalty", a.gen.sampling.presence_penalty, "Presence penalty")->capture_default_str();
+    cmd->add_option("--frequency-penalty", a.gen.sampling.frequency_penalty, "Frequency penalty")
+        ->capture_default_str();
+    cmd->add_option("--seed", a.gen.sampling.seed, "Sampling seed (same seed and prompt, same output)")
+        ->capture_default_str();
+    cmd->add_option("--stop", a.gen.stop, "Stop string (repeatable); never printed");
+    cmd->add_option("-c,--ctx-size", a.n_ctx, "Context size in tokens (0: the model's training context)")
+        ->capture_default_str();
+    cmd->add_option("--kv-type", a.kv_type, "KV cache type: f16 or f32")->capture_default_str();
+    cmd->add_option("-t,--threads", a.threads, "Threads (default: physical cores)");
+    cmd->add_flag("--no-prefetch", a.no_prefetch, "Do not read all weights in at load");
+}
+
+Result<std::unique_ptr<Engine>> load_engine(const RunArgs& a) {
+    const bool tty = ::isatty(STDERR_FILENO);
+    EngineOptions opt{.threads = a.threads, .prefetch = !a.no_prefetch};
+    if (tty) {
+        opt.progress = [](uint64_t done, uint64_t total) {
+            fmt::print(stderr, "\rloading {:5.1f}% ({} of {} MiB)", 100.0 * static_cast<double>(done) / static_cast<double>(total),
+                       done >> 20, total >> 20);
+            if (done == total) fmt::print(stderr, "\r\033[K");
+        };
+    }
+    auto e = Engine::load(a.model, opt);
+    if (!e) return e.error();
+    fmt::print(stderr, "{}\n", (*e)->load_summary());
+    if ((*e)->chat_template_is_fallback() && a.chat)
+        fmt::print(stderr, "note: the model has no chat template; using ChatML\n");
+    return e;
+}
+
+Result<KvType> parse_kv_type(const std::string& s) {
+    if (s == "f16") return KvType::F16;
+    if (s == "f32") return KvType::F32;
+    return err("--kv-type '{}': expected f16 or f32", s);
+}
+
+// The prompt's tokens: a chat rendering may contain special tokens, which are
+// parsed; a plain prompt is user text, whose special-token texts are not.
+Result<std::vector<int32_t>> prompt_tokens(const Engine& e, const std::string& text, bool templated) {
+    const text::Vocab& v = e.tokenizer().vocab();
+    bool add_bos = v.add_bos();
+    // Templates that write the BOS text themselves must not get a second BOS.
+    if (templated && v.valid(v.bos()) && text.starts_with(v.text(v.bos()))) add_bos = false;
+    std::vector<int32_t> ids;
+    if (add_bos && v.valid(v.bos())) ids.push_back(v.bos());
+    const auto rest = e.tokenizer().tokenize(text, {.add_special = false, .parse_special = templated});
+    ids.insert(ids.end(), rest.begin(), rest.end());
+    if (ids.empty()) return err("the prompt is empty");
+    return ids;
+}
+
+Result<std::string> render_chat(const Engine& e, const nlohmann::ordered_json& messages) {
+    text::ChatInputs in;
+    in.messages = messages;
+    in.add_generation_prompt = true;
+    in.bos_token = e.token_text(e.tokenizer().vocab().bos());
+    in.eos_token = e.token_text(e.tokenizer().vocab().eos());
+    return e.chat_template().render(in);
+}
+
+void print_summary(const GenerateResult& r) {
+    const double gen_tps = r.generate_seconds > 0 ? static_cast<double>(r.n_generated) / r.generate_seconds : 0;
+    fmt::print(stderr,
+               "\n[prompt {} tokens ({} cached) in {:.2f} s, first token after {:.2f} s; generated {} tokens in {:.2f} s, "
+               "{:.1f} tokens/s; finish: {}]\n",
+               r.n_prompt, r.n_reused, r.prompt_seconds, r.prompt_seconds, r.n_generated, r.generate_seconds, gen_tps,
+               finish_reason_name(r.finish));
+}
+
+PieceFn print_piece() {
+    return [](std::string_view piece) {
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
+        std::fflush(stdout);
+        return true;
+    };
+}
+
+int run_once(RunArgs a) {
+    auto kv = parse_kv_type(a.kv_type);
+    if (!kv) return fail(kv.error().message);
+    auto engine = load_engine(a);
+    if (!engine) return fail(engine.error().message);
+    Engine& e = **engine;
+    std::string text = a.prompt;
+    if (a.chat) {
+        auto rendered = render_chat(e, nlohmann::ordered_json::array({{{"role", "user"}, {"content", a.prompt}}}));
+        if (!rendered) return fail(rendered.error().message);
+        text = *rendered;
+    }
+    auto ids = prompt_tokens(e, text, a.chat);
+    if (!ids) return fail(ids.error().message);
+    auto session = Session::create(e, a.n_ctx, *kv);
+    if (!session) return fail(session.error().message);
+    a.gen.n_predict = a.n_predict;
+    if (!a.chat) std::fwrite(a.prompt.data(), 1, a.prompt.size(), stdout);
+    auto r = generate(**session, *ids, a.gen, print_piece());
+    if (!r) return fail(r.error().message);
+    print_summary(*r);
+    return 0;
+}
+
+int run_chat(RunArgs a) {
+    auto kv = parse_kv_type(a.kv_type);
+    if (!kv) return fail(kv.error().message);
+    a.chat = true;
+    auto engine = load_engine(a);
+    if (!engine) return fail(engine.error().message);
+    Engine& e = **engine;
+    auto session = Session::create(e, a.n_ctx, *kv);
+    if (!session) return fail(session.error().message);
+    a.gen.n_predict = a.n_predict;
+    auto messages = nlohmann::ordered_json::array();
+    fmt::print(stderr, "chat with {}; an empty line or end of input quits\n", e.file().path());
+    for (std::string line;;) {
+        fmt::print(stderr, "> ");
+        if (!std::getline(std::cin, line) || line.empty()) break;
+        messages.push_back({{"role", "user"}, {"content", line}});
+        auto rendered = render_chat(e, messages);
+        if (!rendered) return fail(rendered.error().message);
+        auto ids = prompt_tokens(e, *rendered, true);
+        if (!ids) return fail(ids.error().message);
+        // The session keeps the conversation so far; only the new turn is computed.
+        auto r = generate(**session, *ids, a.gen, print_piece());
+        if (!r) return fail(r.error().message);
+        print_summary(*r);
+        messages.push_back({{"role", "assistant"}, {"content", r->text}});
+    }
+    return 0;
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app, int& exit_code) {
+    auto args = std::make_shared<RunArgs>();
+    CLI::App* cmd = app.add_subcommand("run", "Generate a completion of a prompt, streamed to stdout");
+    add_common_options(cmd, *args);
+    cmd->add_option("-p,--prompt", args->prompt, "Prompt text")->required();
+    cmd->add_flag("--chat", args->chat, "Format the prompt as a user message with the model's chat template");
+    cmd->callback([args, &exit_code] { exit_code = run_once(*args); });
+
+    auto chat_args = std::make_shared<RunArgs>();
+    CLI::App* chat = app.add_subcommand("chat", "Chat with a model in the terminal");
+    add_common_options(chat, *chat_args);
+    chat->callback([chat_args, &exit_code] { exit_code = run_chat(*chat_args); });
+}
+
+}  // namespace strata::app

@@ -1,0 +1,95 @@
+#include "app/server/fields.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace strata::app::server {
+
+std::optional<json> parse_body(const std::string& body, ApiError& error) {
+    json j;
+    try {
+        j = json::parse(body);
+    } catch (const json::parse_error& e) {
+        // nlohmann says where (byte offset) and what it expected.
+        error = {.status = 400, .message = fmt::format("the request body is not valid JSON: {}", e.what())};
+        return std::nullopt;
+    }
+    if (!j.is_object()) {
+        error = {.status = 400, .message = "the request body must be a JSON object"};
+        return std::nullopt;
+    }
+    return j;
+}
+
+void Fields::fail(const std::string& key, const std::string& what) {
+    if (error_) return;
+    error_ = ApiError{.status = 400, .message = fmt::format("'{}' {}", name(key), what), .param = name(key)};
+}
+
+const json* Fields::get(const std::string& key) const {
+    if (error_) return nullptr;
+    auto it = obj_.find(key);
+    if (it == obj_.end() || it->is_null()) return nullptr;
+    return &*it;
+}
+
+std::optional<bool> Fields::boolean(const std::string& key) {
+    const json* v = get(key);
+    if (!v) return std::nullopt;
+    if (!v->is_boolean()) return fail(key, "must be a boolean"), std::nullopt;
+    return v->get<bool>();
+}
+
+std::optional<std::string> Fields::string(const std::string& key) {
+    const json* v = get(key);
+    if (!v) return std::nullopt;
+    if (!v->is_string()) return fail(key, "must be a string"), std::nullopt;
+    return v->get<std::string>();
+}
+
+std::optional<double> Fields::number(const std::string& key, double lo, double hi) {
+    const json* v = get(key);
+    if (!v) return std::nullopt;
+    if (!v->is_number()) return fail(key, "must be a number"), std::nullopt;
+    const double x = v->get<double>();
+    if (!std::isfinite(x) || x < lo || x > hi) return fail(key, fmt::format("must be between {} and {}", lo, hi)), std::nullopt;
+    return x;
+}
+
+std::optional<int64_t> Fields::integer(const std::string& key, int64_t lo, int64_t hi) {
+    const json* v = get(key);
+    if (!v) return std::nullopt;
+    // Clients written in JavaScript send every number as a double; 64.0 is an integer.
+    if (v->is_number_float()) {
+        const double x = v->get<double>();
+        if (!std::isfinite(x) || std::floor(x) != x) return fail(key, "must be an integer"), std::nullopt;
+        if (x < static_cast<double>(lo) || x > static_cast<double>(hi))
+            return fail(key, fmt::format("must be between {} and {}", lo, hi)), std::nullopt;
+        return static_cast<int64_t>(x);
+    }
+    if (v->is_number_unsigned()) {
+        const uint64_t u = v->get<uint64_t>();
+        if (u > static_cast<uint64_t>(hi)) return fail(key, fmt::format("must be between {} and {}", lo, hi)), std::nullopt;
+        return static_cast<int64_t>(u);
+    }
+    if (!v->is_number_integer()) return fail(key, "must be an integer"), std::nullopt;
+    const int64_t x = v->get<int64_t>();
+    if (x < lo || x > hi) return fail(key, fmt::format("must be between {} and {}", lo, hi)), std::nullopt;
+    return x;
+}
+
+std::optional<std::vector<std::string>> Fields::strings(const std::string& key) {
+    const json* v = get(key);
+    if (!v) return std::nullopt;
+    if (v->is_string()) return std::vector<std::string>{v->get<std::string>()};
+    if (!v->is_array()) return fail(key, "must be a string or an array of strings"), std::nullopt;
+    std::vector<std::string> out;
+    for (size_t i = 0; i < v->size(); ++i) {
+        if (!(*v)[i].is_string()) return fail(fmt::format("{}[{}]", key, i), "must be a string"), std::nullopt;
+        out.push_back((*v)[i].get<std::string>());
+    }
+    return out;
+}
+
+}  // namespace strata::app::server

@@ -1,0 +1,123 @@
+#include "app/server/registry.h"
+
+#include "gguf/file.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <regex>
+
+#include <sys/stat.h>
+
+namespace strata::app::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+// `X-00001-of-00003.gguf`: part 1 of 3 of model `X`.
+const std::regex& split_re() {
+    static const std::regex re(R"(^(.*)-(\d{5})-of-(\d{5})\.gguf$)");
+    return re;
+}
+
+Result<ModelInfo> read_info(const std::string& path) {
+    auto f = gguf::File::open(path);
+    if (!f) return f.error();
+    ModelInfo m;
+    m.path = path;
+    const std::string file = fs::path(path).filename().string();
+    std::smatch sm;
+    m.name = std::regex_match(file, sm, split_re()) ? sm[1].str() : fs::path(path).stem().string();
+    m.size = f->file_size();
+    // `stat` rather than `fs::last_write_time`: libstdc++ 12 lacks `clock_cast` to
+    // turn a file time into a calendar time.
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) m.modified = st.st_mtime;
+    if (auto a = f->get_string("general.architecture")) m.arch = std::string(*a);
+    for (const auto& ti : f->tensors()) m.n_params += ti.n_elements;
+    if (!m.arch.empty())
+        if (auto n = f->find_int(m.arch + ".context_length"); n && *n) m.n_ctx_train = **n;
+    return m;
+}
+
+}  // namespace
+
+Status ModelRegistry::add_file(const std::string& path) {
+    auto info = read_info(path);
+    if (!info) return info.error();
+    if (const ModelInfo* other = find(info->name))
+        return err("model name '{}' of {} is taken by {}", info->name, path, other->path);
+    auto e = std::make_unique<Entry>();
+    e->info = std::move(*info);
+    entries_.push_back(std::move(e));
+    return {};
+}
+
+Status ModelRegistry::add_dir(const std::string& dir) {
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) return err("--model-dir '{}': not a directory", dir);
+    std::vector<std::string> files;
+    for (const auto& de : fs::directory_iterator(dir, ec)) {
+        if (!de.is_regular_file(ec) || de.path().extension() != ".gguf") continue;
+        const std::string file = de.path().filename().string();
+        std::smatch sm;
+        // Later parts of a split set are opened through the first.
+        if (std::regex_match(file, sm, split_re()) && sm[2].str() != "00001") continue;
+        files.push_back(de.path().string());
+    }
+    if (ec) return err("--model-dir '{}': {}", dir, ec.message());
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files)
+        if (Status s = add_file(f); !s) fmt::print(stderr, "warning: skipping {}: {}\n", f, s.error().message);
+    return {};
+}
+
+std::vector<const ModelInfo*> ModelRegistry::list() const {
+    std::vector<const ModelInfo*> out;
+    for (const auto& e : entries_) out.push_back(&e->info);
+    return out;
+}
+
+const ModelInfo* ModelRegistry::find(std::string_view name) const {
+    if (name.ends_with(":latest")) name.remove_suffix(7);
+    for (const auto& e : entries_)
+        if (e->info.name == name) return &e->info;
+    return nullptr;
+}
+
+std::string ModelRegistry::names() const {
+    std::string s;
+    for (const auto& e : entries_) s += (s.empty() ? "" : ", ") + e->info.name;
+    return s.empty() ? "(none)" : s;
+}
+
+ModelRegistry::Entry* ModelRegistry::entry(const ModelInfo& model) const {
+    for (const auto& e : entries_)
+        if (&e->info == &model) return e.get();
+    return nullptr;
+}
+
+Result<ModelRegistry::Loaded> ModelRegistry::get(const ModelInfo& model) {
+    Entry* e = entry(model);
+    if (!e) return err("model '{}' is not registered", model.name);
+    if (Engine* ready = e->ready.load(std::memory_order_acquire)) return Loaded{.engine = ready};
+    std::lock_guard lock(e->load_mu);
+    if (e->engine) return Loaded{.engine = e->engine.get()};
+    const auto t0 = std::chrono::steady_clock::now();
+    auto engine = Engine::load(e->info.path, options_);
+    if (!engine) return err("loading model '{}': {}", e->info.name, engine.error().message);
+    e->engine = std::move(*engine);
+    e->ready.store(e->engine.get(), std::memory_order_release);
+    fmt::print(stderr, "{}: {}\n", e->info.name, e->engine->load_summary());
+    return Loaded{.engine = e->engine.get(),
+                  .load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
+}
+
+Engine* ModelRegistry::loaded(const ModelInfo& model) const {
+    const Entry* e = entry(model);
+    return e ? e->ready.load(std::memory_order_acquire) : nullptr;
+}
+
+}  // namespace strata::app::server

@@ -1,0 +1,446 @@
+// `strata serve` over real HTTP on 127.0.0.1: the server runs in-process on an
+// ephemeral port with a synth model and the real stories260K, and tests speak
+// HTTP to it (httplib's client, raw sockets for disconnects, and the official
+// Node clients).
+
+#include "app/server/server.h"
+#include "engine/engine.h"
+#include "test_util.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <thread>
+
+namespace strata {
+namespace {
+
+using nlohmann::json;
+using test::data_path;
+
+std::string stories() { return data_path("real/stories260K.gguf"); }
+
+// One server on its own thread, stopped and joined on destruction.
+class TestServer {
+public:
+    explicit TestServer(app::server::ServerOptions o) {
+        o.host = "127.0.0.1";
+        o.port = 0;
+        o.log_requests = false;
+        o.prefetch = false;
+        auto s = app::server::HttpServer::create(o);
+        if (!s) throw std::runtime_error(s.error().message);
+        server_ = std::move(*s);
+        auto port = server_->bind();
+        if (!port) throw std::runtime_error(port.error().message);
+        port_ = *port;
+        thread_ = std::thread([this] { server_->run(); });
+        httplib::Client c("127.0.0.1", port_);
+        for (int i = 0; i < 200 && !c.Get("/health"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ~TestServer() {
+        server_->stop();
+        thread_.join();
+    }
+    int port() const { return port_; }
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+    httplib::Client client() const {
+        httplib::Client c("127.0.0.1", port_);
+        c.set_read_timeout(30, 0);
+        return c;
+    }
+
+private:
+    std::unique_ptr<app::server::HttpServer> server_;
+    std::thread thread_;
+    int port_ = 0;
+};
+
+class Server : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        std::signal(SIGPIPE, SIG_IGN);
+        dir_ = new test::TempDir();
+        auto r = test::run_strata("synth --arch qwen3moe --out " + dir_->file("syn.gguf"));
+        ASSERT_EQ(r.exit_code, 0) << r.out;
+        std::filesystem::copy_file(stories(), dir_->file("stories260K.gguf"));
+        server_ = new TestServer({.model_dirs = {dir_->path().string()}, .n_ctx = 256, .parallel = 2});
+    }
+    static void TearDownTestSuite() {
+        delete server_;
+        delete dir_;
+    }
+    static json post(const std::string& path, const json& body, int expect_status = 200) {
+        auto res = server_->client().Post(path, body.dump(), "application/json");
+        EXPECT_TRUE(res);
+        if (!res) return json();
+        EXPECT_EQ(res->status, expect_status) << path << ": " << res->body;
+        return json::parse(res->body, nullptr, false);
+    }
+    static std::string post_raw(const std::string& path, const std::string& body, int expect_status = 200) {
+        auto res = server_->client().Post(path, body, "application/json");
+        EXPECT_TRUE(res);
+        if (!res) return "";
+        EXPECT_EQ(res->status, expect_status) << path << ": " << res->body;
+        return res->body;
+    }
+    static json get(const std::string& path) {
+        auto res = server_->client().Get(path);
+        EXPECT_TRUE(res && res->status == 200);
+        return res ? json::parse(res->body, nullptr, false) : json();
+    }
+    static inline test::TempDir* dir_ = nullptr;
+    static inline TestServer* server_ = nullptr;
+};
+
+// The events of an SSE body, checking the framing: each is "data: ...\n\n".
+std::vector<std::string> sse_events(const std::string& body) {
+    std::vector<std::string> out;
+    size_t pos = 0;
+    while (pos < body.size()) {
+        const size_t end = body.find("\n\n", pos);
+        EXPECT_NE(end, std::string::npos) << "unterminated event at " << pos;
+        if (end == std::string::npos) break;
+        const std::string ev = body.substr(pos, end - pos);
+        EXPECT_TRUE(ev.starts_with("data: ")) << ev;
+        EXPECT_EQ(ev.find('\n'), std::string::npos) << ev;
+        out.push_back(ev.substr(6));
+        pos = end + 2;
+    }
+    return out;
+}
+
+std::vector<int32_t> prompt_ids(const Engine& e, const std::string& text, bool templated) {
+    const auto& v = e.tokenizer().vocab();
+    std::vector<int32_t> ids;
+    if (v.add_bos() && v.valid(v.bos()) && !(templated && text.starts_with(v.text(v.bos())))) ids.push_back(v.bos());
+    auto rest = e.tokenizer().tokenize(text, {.add_special = false, .parse_special = templated});
+    ids.insert(ids.end(), rest.begin(), rest.end());
+    return ids;
+}
+
+TEST_F(Server, ListingEndpoints) {
+    EXPECT_EQ(get("/health")["status"], "ok");
+    auto models = get("/v1/models");
+    EXPECT_EQ(models["object"], "list");
+    ASSERT_EQ(models["data"].size(), 2u);
+    EXPECT_EQ(models["data"][0]["id"], "stories260K");
+    EXPECT_EQ(models["data"][1]["id"], "syn");
+    auto tags = get("/api/tags");
+    ASSERT_EQ(tags["models"].size(), 2u);
+    EXPECT_EQ(tags["models"][1]["details"]["family"], "qwen3moe");
+    EXPECT_GT(tags["models"][0]["size"].get<int64_t>(), 0);
+    EXPECT_TRUE(get("/api/version").contains("version"));
+    auto show = post("/api/show", {{"model", "syn"}});
+    EXPECT_NE(show["template"].get<std::string>().find("im_start"), std::string::npos);
+    EXPECT_EQ(show["model_info"]["general.architecture"], "qwen3moe");
+    post("/api/generate", {{"model", "syn"}, {"prompt", "x"}, {"stream", false}, {"options", {{"num_predict", 1}}}});
+    const json ps = get("/api/ps");
+    bool syn_loaded = false;
+    for (const auto& m : ps["models"]) syn_loaded = syn_loaded || m["name"] == "syn";
+    EXPECT_TRUE(syn_loaded) << ps.dump();
+}
+
+// Usage counts are the tokenizer's, and greedy text equals `strata run --temp 0`.
+TEST_F(Server, CompletionMatchesStrataRunAndCountsTokens) {
+    const std::string prompt = "Once upon a time";
+    auto r = post("/v1/completions", {{"model", "stories260K"}, {"prompt", prompt}, {"max_tokens", 24}, {"temperature", 0}});
+    ASSERT_EQ(r["object"], "text_completion");
+    const std::string text = r["choices"][0]["text"];
+    EXPECT_EQ(r["choices"][0]["finish_reason"], "length");
+    auto run = test::run_strata("run " + stories() + " --temp 0 -n 24 -p '" + prompt + "' --no-prefetch", true);
+    ASSERT_EQ(run.exit_code, 0);
+    EXPECT_EQ(prompt + text, run.out);
+
+    auto engine = Engine::load(stories(), {});
+    ASSERT_TRUE(engine) << engine.error().message;
+    EXPECT_EQ(r["usage"]["prompt_tokens"], prompt_ids(**engine, prompt, false).size());
+    EXPECT_EQ(r["usage"]["completion_tokens"], 24);
+    EXPECT_EQ(r["usage"]["total_tokens"], r["usage"]["prompt_tokens"].get<int>() + 24);
+
+    // Ollama's raw generate is the same plain completion.
+    auto o = post("/api/generate", {{"model", "stories260K"}, {"prompt", prompt}, {"raw", true}, {"stream", false},
+                                    {"options", {{"temperature", 0}, {"num_predict", 24}, {"repeat_penalty", 1.0}, {"top_p", 1.0}}}});
+    EXPECT_EQ(o["response"], text);
+    EXPECT_EQ(o["eval_count"], 24);
+    EXPECT_EQ(o["done_reason"], "length");
+}
+
+TEST_F(Server, ChatGreedyMatchesStrataRunChat) {
+    auto r = post("/v1/chat/completions", {{"model", "stories260K"},
+                                           {"messages", {{{"role", "user"}, {"content", {{{"type", "text"}, {"text", "Tom"}}}}}}},
+                                           {"max_tokens", 12},
+                                           {"temperature", 0}});
+    auto run = test::run_strata("run " + stories() + " --chat --temp 0 -n 12 -p 'Tom' --no-prefetch", true);
+    ASSERT_EQ(run.exit_code, 0);
+    EXPECT_EQ(r["choices"][0]["message"]["content"], run.out);
+    EXPECT_EQ(r["choices"][0]["message"]["role"], "assistant");
+
+    auto engine = Engine::load(stories(), {});
+    ASSERT_TRUE(engine);
+    text::ChatInputs in;
+    in.messages = nlohmann::ordered_json::array({{{"role", "user"}, {"content", "Tom"}}});
+    auto rendered = (*engine)->chat_template().render(in);
+    ASSERT_TRUE(rendered);
+    EXPECT_EQ(r["usage"]["prompt_tokens"], prompt_ids(**engine, *rendered, true).size());
+}
+
+TEST_F(Server, ChatStreamFraming) {
+    const json req = {{"model", "syn"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"max_tokens", 6},
+                      {"temperature", 0}, {"stream", true}, {"stream_options", {{"include_usage", true}}}};
+    auto res = server_->client().Post("/v1/chat/completions", req.dump(), "application/json");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+    EXPECT_EQ(res->get_header_value("Content-Type"), "text/event-stream");
+    auto ev = sse_events(res->body);
+    ASSERT_GE(ev.size(), 4u);
+    EXPECT_EQ(ev.back(), "[DONE]");
+    auto first = json::parse(ev[0]);
+    EXPECT_EQ(first["object"], "chat.completion.chunk");
+    EXPECT_EQ(first["choices"][0]["delta"]["role"], "assistant");
+    std::string text;
+    for (size_t i = 1; i + 3 < ev.size(); ++i) {
+        auto c = json::parse(ev[i]);
+        EXPECT_TRUE(c["choices"][0]["finish_reason"].is_null());
+        text += c["choices"][0]["delta"]["content"].get<std::string>();
+    }
+    auto fin = json::parse(ev[ev.size() - 3]);
+    EXPECT_EQ(fin["choices"][0]["finish_reason"], "length");
+    EXPECT_TRUE(fin["choices"][0]["delta"].empty());
+    auto usage = json::parse(ev[ev.size() - 2]);
+    EXPECT_TRUE(usage["choices"].empty());
+    EXPECT_EQ(usage["usage"]["completion_tokens"], 6);
+
+    json plain = req;
+    plain.erase("stream");
+    plain.erase("stream_options");
+    auto whole = post("/v1/chat/completions", plain);
+    EXPECT_EQ(whole["choices"][0]["message"]["content"], text);
+    EXPECT_EQ(whole["usage"], usage["usage"]);
+}
+
+TEST_F(Server, CompletionStreamEndsWithDone) {
+    auto ev = sse_events(post_raw("/v1/completions", R"({"model":"stories260K","prompt":"Once","max_tokens":3,"stream":true})"));
+    ASSERT_GE(ev.size(), 2u);
+    EXPECT_EQ(ev.back(), "[DONE]");
+    auto fin = json::parse(ev[ev.size() - 2]);
+    EXPECT_EQ(fin["object"], "text_completion");
+    EXPECT_EQ(fin["choices"][0]["finish_reason"], "length");
+}
+
+TEST_F(Server, OllamaNdjsonFraming) {
+    for (const char* path : {"/api/chat", "/api/generate"}) {
+        json req = {{"model", "syn"}, {"options", {{"num_predict", 5}, {"temperature", 0}}}};
+        if (std::string(path) == "/api/chat") req["messages"] = {{{"role", "user"}, {"content", "hi"}}};
+        else req["prompt"] = "hi";
+        auto res = server_->client().Post(path, req.dump(), "application/json");
+        ASSERT_TRUE(res);
+        EXPECT_EQ(res->get_header_value("Content-Type"), "application/x-ndjson");
+        ASSERT_TRUE(res->body.ends_with("}\n")) << res->body;
+        std::vector<json> lines;
+        for (size_t pos = 0, end; (end = res->body.find('\n', pos)) != std::string::npos; pos = end + 1)
+            lines.push_back(json::parse(res->body.substr(pos, end - pos)));
+        ASSERT_GE(lines.size(), 2u);
+        for (size_t i = 0; i + 1 < lines.size(); ++i) EXPECT_EQ(lines[i]["done"], false);
+        const json& fin = lines.back();
+        EXPECT_EQ(fin["done"], true);
+        EXPECT_EQ(fin["done_reason"], "length");
+        EXPECT_EQ(fin["eval_count"], 5);
+        for (const char* k : {"total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration", "eval_duration"})
+            EXPECT_TRUE(fin[k].is_number_integer()) << k;
+        EXPECT_GT(fin["prompt_eval_count"].get<int>(), 0);
+    }
+}
+
+TEST_F(Server, BadRequestsGetTheRightStatus) {
+    auto e = json::parse(post_raw("/v1/chat/completions", "{not json", 400));
+    EXPECT_NE(e["error"]["message"].get<std::string>().find("not valid JSON"), std::string::npos);
+    EXPECT_EQ(e["error"]["type"], "invalid_request_error");
+    e = post("/v1/chat/completions", {{"model", "syn"}, {"messages", "hi"}}, 400);
+    EXPECT_EQ(e["error"]["param"], "messages");
+    e = post("/v1/chat/completions", {{"model", "syn"}, {"messages", json::array()}}, 400);
+    EXPECT_EQ(e["error"]["param"], "messages");
+    e = post("/v1/chat/completions", {{"model", "syn"}, {"messages", {{{"role", "user"}, {"content", "x"}}}}, {"temperature", "hot"}}, 400);
+    EXPECT_EQ(e["error"]["param"], "temperature");
+    e = post("/v1/chat/completions", {{"model", "syn"}, {"messages", {{{"role", "user"}, {"content", "x"}}}}, {"max_tokens", -5}}, 400);
+    EXPECT_EQ(e["error"]["param"], "max_tokens");
+    e = post("/v1/chat/completions", {{"model", "syn"}, {"messages", {{{"role", "user"}, {"content", "x"}}}}, {"n", 2}}, 400);
+    EXPECT_EQ(e["error"]["param"], "n");
+    e = post("/v1/chat/completions", {{"model", "syn"}, {"messages", {{{"role", 1}, {"content", "x"}}}}}, 400);
+    EXPECT_EQ(e["error"]["param"], "messages[0].role");
+    e = post("/v1/chat/completions", {{"model", "syn"}, {"messages", {{{"role", "user"}, {"content", "x"}}}}, {"logit_bias", {{"99999", 1}}}}, 400);
+    EXPECT_EQ(e["error"]["param"], "logit_bias");
+    e = post("/v1/chat/completions", {{"model", "nope"}, {"messages", {{{"role", "user"}, {"content", "x"}}}}}, 404);
+    EXPECT_EQ(e["error"]["code"], "model_not_found");
+    EXPECT_NE(e["error"]["message"].get<std::string>().find("stories260K, syn"), std::string::npos);
+    std::string long_prompt;
+    for (int i = 0; i < 300; ++i) long_prompt += "once upon a time ";
+    e = post("/v1/completions", {{"model", "stories260K"}, {"prompt", long_prompt}}, 400);
+    EXPECT_NE(e["error"]["message"].get<std::string>().find("longer than the context"), std::string::npos);
+    EXPECT_EQ(e["error"]["code"], "context_length_exceeded");
+
+    auto o = post("/api/chat", {{"model", "syn"}, {"messages", {{{"role", "user"}, {"content", "x"}}}}, {"options", {{"top_k", "x"}}}}, 400);
+    EXPECT_EQ(o["error"], "'options.top_k' must be an integer");
+    o = post("/api/generate", {{"model", "nope"}, {"prompt", "x"}}, 404);
+    EXPECT_TRUE(o["error"].is_string());
+    o = json::parse(post_raw("/api/generate", "[1,2]", 400));
+    EXPECT_TRUE(o["error"].is_string());
+
+    // A body over the limit (16 MiB) is refused with 413, and the server goes on.
+    auto res = server_->client().Post("/v1/completions", std::string(17u << 20, ' '), "application/json");
+    if (res) {
+        EXPECT_EQ(res->status, 413);
+    }
+    EXPECT_EQ(get("/health")["status"], "ok");
+}
+
+TEST_F(Server, TwoConcurrentStreamsCompleteWithIndependentOutputs) {
+    auto request = [](uint64_t seed) {
+        return json{{"model", "stories260K"}, {"prompt", "Once upon a time"}, {"max_tokens", 40},
+                    {"temperature", 1.0}, {"seed", seed}, {"stream", true}};
+    };
+    auto text_of = [](const std::string& body) {
+        std::string t;
+        auto ev = sse_events(body);
+        EXPECT_EQ(ev.back(), "[DONE]");
+        for (size_t i = 0; i + 1 < ev.size(); ++i) t += json::parse(ev[i])["choices"][0]["text"].get<std::string>();
+        return t;
+    };
+    const std::string alone_a = text_of(post_raw("/v1/completions", request(1).dump()));
+    const std::string alone_b = text_of(post_raw("/v1/completions", request(2).dump()));
+    std::string crowd_a, crowd_b;
+    std::thread ta([&] { crowd_a = text_of(post_raw("/v1/completions", request(1).dump())); });
+    std::thread tb([&] { crowd_b = text_of(post_raw("/v1/completions", request(2).dump())); });
+    ta.join();
+    tb.join();
+    EXPECT_EQ(crowd_a, alone_a);
+    EXPECT_EQ(crowd_b, alone_b);
+    EXPECT_NE(alone_a, alone_b);
+}
+
+TEST(ServerAuth, ApiKeyIsRequiredExceptForHealth) {
+    TestServer s({.models = {stories()}, .api_key = "sekret"});
+    auto c = s.client();
+    auto res = c.Get("/v1/models");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 401);
+    EXPECT_EQ(json::parse(res->body)["error"]["code"], "invalid_api_key");
+    res = c.Get("/api/tags");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 401);
+    EXPECT_TRUE(json::parse(res->body)["error"].is_string());
+    EXPECT_EQ(c.Get("/health")->status, 200);
+    res = c.Get("/v1/models", {{"Authorization", "Bearer sekret"}});
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+}
+
+// A client that hangs up mid-stream cancels its generation and frees its slot.
+TEST(ServerDisconnect, ClosingTheConnectionCancelsTheGeneration) {
+    test::TempDir dir;
+    ASSERT_EQ(test::run_strata("synth --arch qwen3moe --out " + dir.file("syn.gguf")).exit_code, 0);
+    TestServer s({.models = {dir.file("syn.gguf")}, .n_ctx = 16384, .parallel = 1});
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(s.port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    const std::string body = R"({"model":"syn","prompt":"hi","max_tokens":16000,"ignore_eos":true,"stream":true})";
+    const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                            std::to_string(body.size()) + "\r\n\r\n" + body;
+    ASSERT_EQ(::write(fd, req.data(), req.size()), static_cast<ssize_t>(req.size()));
+    char buf[4096];
+    std::string got;
+    while (got.find("data: ") == std::string::npos) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        ASSERT_GT(n, 0);
+        got.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    auto c = s.client();
+    json health;
+    for (int i = 0; i < 2000; ++i) {
+        health = json::parse(c.Get("/health")->body);
+        if (health["slots_busy"] == 0) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(health["slots_busy"], 0);
+    EXPECT_EQ(health["requests_cancelled"], 1);
+    // The slot serves the next request.
+    auto res = c.Post("/v1/completions", R"({"model":"syn","prompt":"hi","max_tokens":2})", "application/json");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+}
+
+// The official Node clients, as a user runs them.
+TEST_F(Server, OfficialNodeClients) {
+    const std::string js = std::filesystem::path(STRATA_TEST_DATA).parent_path() / "js";
+    if (!std::filesystem::exists(js + "/node_modules/openai") || !std::filesystem::exists(js + "/node_modules/ollama"))
+        GTEST_SKIP() << "tests/js/node_modules lacks openai/ollama; run scripts/setup";
+    for (const char* script : {"openai_client.mjs", "ollama_client.mjs"}) {
+        for (const char* model : {"syn", "stories260K"}) {
+            const std::string cmd = "node " + js + "/" + script + " " + server_->url() + " " + model + " 2>&1";
+            FILE* p = popen(cmd.c_str(), "r");
+            ASSERT_TRUE(p);
+            std::string out;
+            char buf[4096];
+            for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+            const int status = pclose(p);
+            EXPECT_EQ(status, 0) << script << " " << model << ":\n" << out;
+            EXPECT_EQ(out, "ok\n") << script;
+        }
+    }
+}
+
+// The command itself: `strata serve --port 0` prints where it listens, serves,
+// and exits cleanly on SIGTERM.
+TEST(ServeCommand, StartsAnswersHealthAndStopsOnSigterm) {
+    int out[2];
+    ASSERT_EQ(::pipe(out), 0);
+    const std::string model = stories();
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        ::dup2(out[1], STDOUT_FILENO);
+        ::close(out[0]);
+        ::close(out[1]);
+        std::freopen("/dev/null", "w", stderr);
+        ::execl(STRATA_BINARY, STRATA_BINARY, "serve", "--port", "0", "--no-prefetch", "--model", model.c_str(),
+                static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    ::close(out[1]);
+    FILE* f = ::fdopen(out[0], "r");
+    char line[256] = {};
+    const bool got = std::fgets(line, sizeof line, f) != nullptr;
+    std::string s(line);
+    int port = 0;
+    if (got && s.starts_with("strata: listening on http://127.0.0.1:")) port = std::stoi(s.substr(s.rfind(':') + 1));
+    EXPECT_GT(port, 0) << s;
+    if (port > 0) {
+        httplib::Client c("127.0.0.1", port);
+        auto res = c.Get("/health");
+        ASSERT_TRUE(res);
+        EXPECT_EQ(res->status, 200);
+    }
+    ::kill(pid, SIGTERM);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    std::fclose(f);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    EXPECT_EQ(test::run_strata("serve --port 0").exit_code, 1);  // no models
+}
+
+}  // namespace
+}  // namespace strata
