@@ -354,9 +354,16 @@ TEST(JinjaLimits, OutputAndValueSize) {
     e = error_of("{% set ns = namespace(l=[]) %}{% for i in range(100) %}{% do ns.l.append('x' * 100000) %}{% endfor %}",
                  budget);
     EXPECT_NE(e.find("strings built exceed the limit of 1000000 bytes in total"), std::string::npos) << e;
-    // A list that contains itself cannot be printed forever.
+    // A list or namespace cannot be made to contain itself (shared pointers
+    // would leak the cycle), directly or through a function that holds it.
     e = error_of("{% set l = [1] %}{% do l.append(l) %}{{ l }}");
-    EXPECT_NE(e.find("nested too deeply"), std::string::npos) << e;
+    EXPECT_NE(e.find("cannot contain itself"), std::string::npos) << e;
+    e = error_of("{% set ns = namespace(l=[]) %}{% do ns.l.append(ns) %}");
+    EXPECT_NE(e.find("cannot contain itself"), std::string::npos) << e;
+    e = error_of("{% set ns = namespace() %}{% set ns.me = ns %}");
+    EXPECT_NE(e.find("cannot contain itself"), std::string::npos) << e;
+    e = error_of("{% set l = [] %}{% do l.append(l.append) %}");
+    EXPECT_NE(e.find("functions cannot be stored"), std::string::npos) << e;
 }
 
 TEST(JinjaWhitespace, OptionsCanBeTurnedOff) {

@@ -81,3 +81,30 @@ TEST(Run, SynthQwen3ShapeStreams) {
 
 }  // namespace
 }  // namespace strata
+
+namespace strata {
+namespace {
+
+// --chat-template replaces the model's template: a template that writes a fixed
+// marker makes the prompt start with it, which the token count shows.
+TEST(Run, ChatTemplateFileOverridesTheModels) {
+    test::TempDir dir;
+    {
+        std::ofstream t(dir.file("t.jinja"));
+        t << "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}";
+    }
+    const std::string base = "run " + test::data_path("real/stories260K.gguf") + " --chat -n 1 --temp 0 -p 'Hello'";
+    auto plain = test::run_strata(base);
+    auto custom = test::run_strata(base + " --chat-template " + dir.file("t.jinja"));
+    ASSERT_EQ(plain.exit_code, 0) << plain.out;
+    ASSERT_EQ(custom.exit_code, 0) << custom.out;
+    // stories260K has no template of its own: the default run falls back to ChatML and says so.
+    EXPECT_NE(plain.out.find("using ChatML"), std::string::npos) << plain.out;
+    EXPECT_EQ(custom.out.find("using ChatML"), std::string::npos) << custom.out;
+    auto bad = test::run_strata(base + " --chat-template " + dir.file("missing.jinja"));
+    EXPECT_EQ(bad.exit_code, 1);
+    EXPECT_NE(bad.out.find("missing.jinja"), std::string::npos) << bad.out;
+}
+
+}  // namespace
+}  // namespace strata

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <iostream>
 #include <memory>
 
@@ -16,7 +18,7 @@ namespace strata::app {
 namespace {
 
 struct RunArgs {
-    std::string model, prompt, kv_type = "f16";
+    std::string model, prompt, kv_type = "f16", chat_template_file;
     int n_predict = -1;
     int threads = 0;
     int64_t n_ctx = 4096;
@@ -46,11 +48,17 @@ void add_common_options(CLI::App* cmd, RunArgs& a) {
     cmd->add_option("--kv-type", a.kv_type, "KV cache type: f16 or f32")->capture_default_str();
     cmd->add_option("-t,--threads", a.threads, "Threads (default: physical cores)");
     cmd->add_flag("--no-prefetch", a.no_prefetch, "Do not read all weights in at load");
+    cmd->add_option("--chat-template", a.chat_template_file, "Jinja chat template file replacing the model's own");
 }
 
 Result<std::unique_ptr<Engine>> load_engine(const RunArgs& a) {
     const bool tty = ::isatty(STDERR_FILENO);
     EngineOptions opt{.threads = a.threads, .prefetch = !a.no_prefetch};
+    if (!a.chat_template_file.empty()) {
+        std::ifstream in(a.chat_template_file, std::ios::binary);
+        if (!in) return err("--chat-template: cannot read '{}'", a.chat_template_file);
+        opt.chat_template.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
     if (tty) {
         opt.progress = [](uint64_t done, uint64_t total) {
             fmt::print(stderr, "\rloading {:5.1f}% ({} of {} MiB)", 100.0 * static_cast<double>(done) / static_cast<double>(total),

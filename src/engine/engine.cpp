@@ -50,7 +50,12 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Engi
     auto tokenizer = text::Tokenizer::load(*e->file_);
     if (!tokenizer) return tokenizer.error();
     e->tokenizer_ = std::move(*tokenizer);
-    if (const gguf::Value* v = e->file_->find("tokenizer.chat_template"); v && v->type == gguf::ValueType::STRING) {
+    if (!options.chat_template.empty()) {
+        auto tmpl = text::ChatTemplate::parse(options.chat_template);
+        if (!tmpl) return err("chat template: {}", tmpl.error().message);
+        e->chat_template_ = std::move(*tmpl);
+    } else if (const gguf::Value* v = e->file_->find("tokenizer.chat_template");
+               v && v->type == gguf::ValueType::STRING) {
         auto tmpl = text::ChatTemplate::parse(v->str);
         if (!tmpl) return err("{}: tokenizer.chat_template: {}", path, tmpl.error().message);
         e->chat_template_ = std::move(*tmpl);

@@ -30,6 +30,7 @@ struct EngineOptions {
     int threads = 0;         // 0: physical cores
     bool prefetch = false;   // read every weight page at load, so the first token does not wait on the disk
     LoadProgressFn progress;  // optional, with prefetch
+    std::string chat_template;  // Jinja source replacing the model's own; empty: the model's
 };
 
 class Engine {

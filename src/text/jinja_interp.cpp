@@ -170,6 +170,7 @@ Interp::Flow Interp::exec(const Stmt& s, const ScopePtr& scope, std::string& out
             if (!ns || !ns->is_namespace())
                 throw RenderError(fmt::format("cannot assign attribute '{}' on '{}': not a namespace", s.text,
                                               s.names[0]));
+            check_insert(*this, *ns, v);
             ns->dict->set(s.text, std::move(v));
             return Flow::Normal;
         }

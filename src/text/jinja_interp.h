@@ -102,6 +102,12 @@ Value binary_op(Interp& in, const std::string& op, const Value& a, const Value& 
 bool compare_values(const std::string& op, const Value& a, const Value& b);          // == != < <= > >= in notin
 Value slice_value(const Value& obj, const Value* start, const Value* stop, const Value* step);
 
+// Mutation (`append`, `update`, `set ns.x = ...`) is the only way to build a
+// reference cycle, which shared pointers would leak. Throws when `inserted`
+// reaches `container` or holds a function (a bound method can hold a container),
+// so every render frees all it made.
+void check_insert(Interp& in, const Value& container, const Value& inserted);
+
 // Helpers shared by the filter and method files.
 std::vector<Value> iterate(const Value& v);  // Python iteration: a dict gives its keys
 [[noreturn]] void throw_undefined(const Value& v);

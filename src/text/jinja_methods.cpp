@@ -376,6 +376,7 @@ Value list_method(Interp& in, const Value& obj, const std::string& m, CallArgs& 
     if (m == "append") {
         mutate();
         in.check_items(items.size() + 1);
+        check_insert(in, obj, need(a, 0, "object", "append"));
         items.push_back(need(a, 0, "object", "append"));
         return Value::none();
     }
@@ -383,6 +384,7 @@ Value list_method(Interp& in, const Value& obj, const std::string& m, CallArgs& 
         mutate();
         std::vector<Value> more = iterate(need(a, 0, "iterable", "extend"));
         in.check_items(items.size() + more.size());
+        for (const Value& x : more) check_insert(in, obj, x);
         items.insert(items.end(), more.begin(), more.end());
         return Value::none();
     }
@@ -390,6 +392,7 @@ Value list_method(Interp& in, const Value& obj, const std::string& m, CallArgs& 
         mutate();
         in.check_items(items.size() + 1);
         const int64_t i = list_index(need(a, 0, "index", "insert"), items.size(), true);
+        check_insert(in, obj, need(a, 1, "object", "insert"));
         items.insert(items.begin() + i, need(a, 1, "object", "insert"));
         return Value::none();
     }
@@ -445,7 +448,7 @@ Value list_method(Interp& in, const Value& obj, const std::string& m, CallArgs& 
     throw RenderError(fmt::format("'list' object has no attribute '{}'", m));
 }
 
-Value dict_method(Interp&, const Value& obj, const std::string& m, CallArgs& a) {
+Value dict_method(Interp& in, const Value& obj, const std::string& m, CallArgs& a) {
     auto& d = *obj.dict;
     if (m == "items" || m == "keys" || m == "values") {
         std::vector<Value> out;
@@ -476,15 +479,20 @@ Value dict_method(Interp&, const Value& obj, const std::string& m, CallArgs& a) 
         const Value& key = need(a, 0, "key", "setdefault");
         if (Value* v = d.find(key)) return *v;
         const Value* def = a.get(1, "default");
+        if (def) check_insert(in, obj, *def);
         d.set(key, def ? *def : Value::none());
         return def ? *def : Value::none();
     }
     if (m == "update") {
         if (!a.pos.empty()) {
             if (!a.pos[0].is_dict()) throw RenderError("dict.update() expects a dict");
+            check_insert(in, obj, a.pos[0]);
             for (const auto& [k, v] : a.pos[0].dict->items) d.set(k, v);
         }
-        for (const auto& [k, v] : a.kw) d.set(k, v);
+        for (const auto& [k, v] : a.kw) {
+            check_insert(in, obj, v);
+            d.set(k, v);
+        }
         return Value::none();
     }
     if (m == "copy") {

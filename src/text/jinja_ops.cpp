@@ -275,6 +275,29 @@ Value slice(const Value& obj, const Value* start, const Value* stop, const Value
 
 }  // namespace
 
+namespace {
+
+void check_reach(Interp& in, const void* target, const Value& v, int depth) {
+    if (depth > 512) throw RenderError("value nested too deeply");
+    in.count_iterations(1);
+    if (v.kind == Kind::Callable) throw RenderError("functions cannot be stored in lists, dicts or namespaces");
+    if (v.is_list()) {
+        if (v.list.get() == target) throw RenderError("a list or dict cannot contain itself");
+        for (const Value& x : v.list->items) check_reach(in, target, x, depth + 1);
+    } else if (v.is_dict()) {
+        if (v.dict.get() == target) throw RenderError("a list or dict cannot contain itself");
+        for (const auto& [k, x] : v.dict->items) check_reach(in, target, x, depth + 1);
+    }
+}
+
+}  // namespace
+
+void check_insert(Interp& in, const Value& container, const Value& inserted) {
+    const void* target = container.is_list() ? static_cast<const void*>(container.list.get())
+                                             : static_cast<const void*>(container.dict.get());
+    check_reach(in, target, inserted, 0);
+}
+
 void add_globals(Scope& g) {
     g.vars["range"] = Value::callable("range", make_range);
     g.vars["namespace"] = Value::callable("namespace", make_namespace);
