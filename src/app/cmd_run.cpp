@@ -4,6 +4,7 @@
 
 #include "app/commands.h"
 #include "engine/generate.h"
+#include "engine/prompt.h"
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -80,30 +81,6 @@ Result<KvType> parse_kv_type(const std::string& s) {
     return err("--kv-type '{}': expected f16 or f32", s);
 }
 
-// The prompt's tokens: a chat rendering may contain special tokens, which are
-// parsed; a plain prompt is user text, whose special-token texts are not.
-Result<std::vector<int32_t>> prompt_tokens(const Engine& e, const std::string& text, bool templated) {
-    const text::Vocab& v = e.tokenizer().vocab();
-    bool add_bos = v.add_bos();
-    // Templates that write the BOS text themselves must not get a second BOS.
-    if (templated && v.valid(v.bos()) && text.starts_with(v.text(v.bos()))) add_bos = false;
-    std::vector<int32_t> ids;
-    if (add_bos && v.valid(v.bos())) ids.push_back(v.bos());
-    const auto rest = e.tokenizer().tokenize(text, {.add_special = false, .parse_special = templated});
-    ids.insert(ids.end(), rest.begin(), rest.end());
-    if (ids.empty()) return err("the prompt is empty");
-    return ids;
-}
-
-Result<std::string> render_chat(const Engine& e, const nlohmann::ordered_json& messages) {
-    text::ChatInputs in;
-    in.messages = messages;
-    in.add_generation_prompt = true;
-    in.bos_token = e.token_text(e.tokenizer().vocab().bos());
-    in.eos_token = e.token_text(e.tokenizer().vocab().eos());
-    return e.chat_template().render(in);
-}
-
 void print_summary(const GenerateResult& r) {
     const double gen_tps = r.generate_seconds > 0 ? static_cast<double>(r.n_generated) / r.generate_seconds : 0;
     fmt::print(stderr,
@@ -133,13 +110,13 @@ int run_once(RunArgs a) {
         if (!rendered) return fail(rendered.error().message);
         text = *rendered;
     }
-    auto ids = prompt_tokens(e, text, a.chat);
-    if (!ids) return fail(ids.error().message);
+    const auto ids = prompt_tokens(e, text, a.chat);
+    if (ids.empty()) return fail("the prompt is empty");
     auto session = Session::create(e, a.n_ctx, *kv);
     if (!session) return fail(session.error().message);
     a.gen.n_predict = a.n_predict;
     if (!a.chat) std::fwrite(a.prompt.data(), 1, a.prompt.size(), stdout);
-    auto r = generate(**session, *ids, a.gen, print_piece());
+    auto r = generate(**session, ids, a.gen, print_piece());
     if (!r) return fail(r.error().message);
     print_summary(*r);
     return 0;
@@ -163,10 +140,9 @@ int run_chat(RunArgs a) {
         messages.push_back({{"role", "user"}, {"content", line}});
         auto rendered = render_chat(e, messages);
         if (!rendered) return fail(rendered.error().message);
-        auto ids = prompt_tokens(e, *rendered, true);
-        if (!ids) return fail(ids.error().message);
+        const auto ids = prompt_tokens(e, *rendered, true);
         // The session keeps the conversation so far; only the new turn is computed.
-        auto r = generate(**session, *ids, a.gen, print_piece());
+        auto r = generate(**session, ids, a.gen, print_piece());
         if (!r) return fail(r.error().message);
         print_summary(*r);
         messages.push_back({{"role", "assistant"}, {"content", r->text}});

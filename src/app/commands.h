@@ -12,6 +12,7 @@ void add_tokenize_command(CLI::App& app, int& exit_code);
 void add_logits_command(CLI::App& app, int& exit_code);
 void add_run_command(CLI::App& app, int& exit_code);
 void add_serve_command(CLI::App& app, int& exit_code);
+void add_list_command(CLI::App& app, int& exit_code);
 void add_template_command(CLI::App& app, int& exit_code);
 
 // Prints "error: <message>" to stderr and returns the exit code for failures.

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
     strata::app::add_synth_command(app, exit_code);
     strata::app::add_run_command(app, exit_code);
     strata::app::add_serve_command(app, exit_code);
+    strata::app::add_list_command(app, exit_code);
     strata::app::add_logits_command(app, exit_code);
     strata::app::add_tokenize_command(app, exit_code);
     strata::app::add_template_command(app, exit_code);

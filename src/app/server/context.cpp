@@ -1,5 +1,7 @@
 #include "app/server/context.h"
 
+#include "engine/prompt.h"
+
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
@@ -8,23 +10,6 @@
 #include <random>
 
 namespace strata::app::server {
-namespace {
-
-// The prompt's tokens, as `strata run` builds them: a BOS when the vocabulary
-// asks for one, unless a chat rendering already starts with the BOS text.
-std::vector<int32_t> prompt_tokens(const Engine& e, const std::string& text, bool parse_special) {
-    const text::Vocab& v = e.tokenizer().vocab();
-    bool add_bos = v.add_bos();
-    if (parse_special && v.valid(v.bos()) && text.starts_with(v.text(v.bos()))) add_bos = false;
-    std::vector<int32_t> ids;
-    if (add_bos && v.valid(v.bos())) ids.push_back(v.bos());
-    const auto rest = e.tokenizer().tokenize(text, {.add_special = false, .parse_special = parse_special});
-    ids.insert(ids.end(), rest.begin(), rest.end());
-    return ids;
-}
-
-}  // namespace
-
 ServerContext::ServerContext(ServerOptions options)
     : options_(std::move(options)),
       registry_(EngineOptions{.threads = options_.threads, .prefetch = options_.prefetch}),
@@ -78,12 +63,7 @@ std::optional<Job> ServerContext::admit(const CompletionRequest& req, ApiError& 
 
     std::string text = req.prompt;
     if (req.chat) {
-        text::ChatInputs in;
-        in.messages = req.messages;
-        in.add_generation_prompt = true;
-        in.bos_token = e.token_text(vocab.bos());
-        in.eos_token = e.token_text(vocab.eos());
-        auto rendered = e.chat_template().render(in);
+        auto rendered = render_chat(e, req.messages);
         if (!rendered) {
             error = {.message = fmt::format("the model's chat template rejected the messages: {}",
                                             rendered.error().message),
