@@ -16,7 +16,6 @@ namespace strata::app {
 namespace {
 
 int serve(const server::ServerOptions& options) {
-    if (options.models.empty() && options.model_dirs.empty()) return fail("no models: give --model FILE or --model-dir DIR");
     if (options.parallel < 1) return fail(fmt::format("--parallel {}: expected at least 1", options.parallel));
     if (options.max_queue < 0) return fail(fmt::format("--queue {}: expected 0 or more", options.max_queue));
     if (options.n_ctx < 0) return fail(fmt::format("--ctx {}: expected 0 or more", options.n_ctx));
@@ -60,7 +59,11 @@ void add_serve_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--host", o->host, "Address to listen on")->capture_default_str();
     cmd->add_option("--port", o->port, "Port to listen on (0: any free port)")->capture_default_str();
     cmd->add_option("-m,--model", o->models, "GGUF model to serve (repeatable); named by its file stem");
-    cmd->add_option("--model-dir", o->model_dirs, "Folder whose *.gguf files are served (repeatable)");
+    cmd->add_option("--model-dir", o->model_dirs, "Folder whose *.gguf files are served, 6 levels deep (repeatable)");
+    o->discover = true;
+    cmd->add_flag("!--no-discover", o->discover,
+                  "Serve only --model and --model-dir, not ./models, $STRATA_MODELS, or the Hugging Face, Ollama "
+                  "and LM Studio stores");
     cmd->add_option("-c,--ctx", o->n_ctx, "Context size per slot in tokens (0: the model's training context)")
         ->capture_default_str();
     cmd->add_option("--parallel", o->parallel, "Requests generating at once")->capture_default_str();

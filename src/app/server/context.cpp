@@ -1,11 +1,13 @@
 #include "app/server/context.h"
 
+#include "app/server/discovery.h"
 #include "engine/prompt.h"
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <ctime>
 #include <random>
 
@@ -16,10 +18,12 @@ ServerContext::ServerContext(ServerOptions options)
       slots_(options_.parallel, options_.max_queue) {}
 
 Status ServerContext::discover() {
-    for (const auto& f : options_.models)
-        if (Status s = registry_.add_file(f); !s) return err("--model '{}': {}", f, s.error().message);
-    for (const auto& d : options_.model_dirs) STRATA_TRY(registry_.add_dir(d));
-    return {};
+    const DiscoveryRoots roots = default_roots(options_.model_dirs, options_.discover, std::getenv);
+    STRATA_TRY(register_models(registry_, options_.models, roots));
+    if (!registry_.list().empty()) return {};
+    if (!options_.discover) return err("no models: give --model FILE or --model-dir DIR");
+    return err("no models found: give --model FILE or --model-dir DIR, or put GGUF files in ./models, "
+               "$STRATA_MODELS, or the Hugging Face, Ollama or LM Studio stores");
 }
 
 const ModelInfo* ServerContext::resolve(const std::string& name, ApiError& error) const {

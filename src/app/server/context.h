@@ -24,6 +24,10 @@ struct ServerOptions {
     int port = 11435;  // 0: any free port
     std::vector<std::string> models;      // --model FILE
     std::vector<std::string> model_dirs;  // --model-dir DIR
+    // Also look in ./models, $STRATA_MODELS and the HF, Ollama and LM Studio
+    // stores. Off by default so embedders and tests see only what they name;
+    // `strata serve` turns it on unless `--no-discover`.
+    bool discover = false;
     int64_t n_ctx = 4096;  // per slot; 0: the model's training context
     int parallel = 1;
     int max_queue = 16;

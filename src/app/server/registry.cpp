@@ -1,6 +1,7 @@
 #include "app/server/registry.h"
 
 #include "gguf/file.h"
+#include "model/info.h"
 
 #include <fmt/format.h>
 
@@ -22,14 +23,29 @@ const std::regex& split_re() {
     return re;
 }
 
-Result<ModelInfo> read_info(const std::string& path) {
+// llama.cpp's names for `general.file_type` (enum `llama_ftype`), which say how
+// a whole file was quantised; gaps are retired values.
+std::string file_type_name(int64_t ft) {
+    static const char* const names[] = {
+        "F32",     "F16",     "Q4_0",   "Q4_1",    nullptr,  nullptr,   nullptr,  "Q8_0",
+        "Q5_0",    "Q5_1",    "Q2_K",   "Q3_K_S",  "Q3_K_M", "Q3_K_L",  "Q4_K_S", "Q4_K_M",
+        "Q5_K_S",  "Q5_K_M",  "Q6_K",   "IQ2_XXS", "IQ2_XS", "Q2_K_S",  "IQ3_XS", "IQ3_XXS",
+        "IQ1_S",   "IQ4_NL",  "IQ3_S",  "IQ3_M",   "IQ2_S",  "IQ2_M",   "IQ4_XS", "IQ1_M",
+        "BF16",    nullptr,   nullptr,  nullptr,   "TQ1_0",  "TQ2_0",   "MXFP4_MOE"};
+    if (ft < 0 || ft >= static_cast<int64_t>(std::size(names)) || !names[ft]) return {};
+    return names[ft];
+}
+
+Result<ModelInfo> read_info(const std::string& path, const std::string& name) {
     auto f = gguf::File::open(path);
     if (!f) return f.error();
     ModelInfo m;
     m.path = path;
     const std::string file = fs::path(path).filename().string();
     std::smatch sm;
-    m.name = std::regex_match(file, sm, split_re()) ? sm[1].str() : fs::path(path).stem().string();
+    m.name = !name.empty()                              ? name
+             : std::regex_match(file, sm, split_re()) ? sm[1].str()
+                                                      : fs::path(path).stem().string();
     m.size = f->file_size();
     // `stat` rather than `fs::last_write_time`: libstdc++ 12 lacks `clock_cast` to
     // turn a file time into a calendar time.
@@ -37,6 +53,11 @@ Result<ModelInfo> read_info(const std::string& path) {
     if (::stat(path.c_str(), &st) == 0) m.modified = st.st_mtime;
     if (auto a = f->get_string("general.architecture")) m.arch = std::string(*a);
     for (const auto& ti : f->tensors()) m.n_params += ti.n_elements;
+    if (auto ft = f->find_int("general.file_type"); ft && *ft) m.quant = file_type_name(**ft);
+    if (m.quant.empty()) {
+        const auto described = describe_model(*f);
+        if (!described.by_type.empty()) m.quant = described.by_type.front().type;
+    }
     if (!m.arch.empty())
         if (auto n = f->find_int(m.arch + ".context_length"); n && *n) m.n_ctx_train = **n;
     return m;
@@ -44,8 +65,8 @@ Result<ModelInfo> read_info(const std::string& path) {
 
 }  // namespace
 
-Status ModelRegistry::add_file(const std::string& path) {
-    auto info = read_info(path);
+Status ModelRegistry::add_file(const std::string& path, const std::string& name) {
+    auto info = read_info(path, name);
     if (!info) return info.error();
     if (const ModelInfo* other = find(info->name))
         return err("model name '{}' of {} is taken by {}", info->name, path, other->path);
@@ -81,7 +102,10 @@ std::vector<const ModelInfo*> ModelRegistry::list() const {
 }
 
 const ModelInfo* ModelRegistry::find(std::string_view name) const {
-    if (name.ends_with(":latest")) name.remove_suffix(7);
+    for (const auto& e : entries_)
+        if (e->info.name == name) return &e->info;
+    if (!name.ends_with(":latest")) return nullptr;
+    name.remove_suffix(7);
     for (const auto& e : entries_)
         if (e->info.name == name) return &e->info;
     return nullptr;

@@ -24,6 +24,7 @@ struct ModelInfo {
     uint64_t size = 0;      // bytes, all parts together
     int64_t modified = 0;   // seconds since the epoch
     std::string arch;       // `general.architecture`
+    std::string quant;      // `general.file_type` by name ("Q4_K_M"), else the type with the most bytes
     uint64_t n_params = 0;  // elements of all tensors
     int64_t n_ctx_train = 0;
 };
@@ -32,14 +33,15 @@ class ModelRegistry {
 public:
     explicit ModelRegistry(EngineOptions options) : options_(std::move(options)) {}
 
-    // Adds one GGUF file; an error when it cannot be read or its name is taken.
-    Status add_file(const std::string& path);
+    // Adds one GGUF file, named `name` or else by its stem; an error when it
+    // cannot be read or its name is taken.
+    Status add_file(const std::string& path, const std::string& name = {});
     // Adds every *.gguf in `dir` (not recursive); unreadable files are skipped
     // with a warning on stderr, so one bad download does not stop the server.
     Status add_dir(const std::string& dir);
 
     std::vector<const ModelInfo*> list() const;
-    // Also accepts Ollama's tagged form `name:latest`.
+    // An exact match first, else Ollama's tagged form `name:latest` for `name`.
     const ModelInfo* find(std::string_view name) const;
     // "a, b, c", for errors that list what exists.
     std::string names() const;
