@@ -40,20 +40,7 @@ void spm_tokenize(const Vocab& vocab, std::string_view text, std::vector<TokenId
     };
     for (int i = 1; i < static_cast<int>(symbols.size()); ++i) try_add(i - 1, i);
 
-    while (!queue.empty()) {
-        const Bigram b = queue.top();
-        queue.pop();
-        Symbol& l = symbols[b.left];
-        Symbol& r = symbols[b.right];
-        // A pair is stale once either side took part in another merge.
-        if (l.n == 0 || r.n == 0 || l.n + r.n != b.size) continue;
-        l.n += r.n;
-        r.n = 0;
-        l.next = r.next;
-        if (r.next >= 0) symbols[r.next].prev = b.left;
-        try_add(l.prev, b.left);
-        try_add(b.left, l.next);
-    }
+    merge_pairs(symbols, queue, try_add);
 
     for (int i = 0; i != -1; i = symbols[i].next) {
         const Symbol& s = symbols[i];

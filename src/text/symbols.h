@@ -30,4 +30,25 @@ inline std::vector<Symbol> split_symbols(std::string_view text) {
     return symbols;
 }
 
+// Applies the best queued merge until none is left. Each queued pair carries the
+// indices of its two symbols (`left`, `right`) and their combined byte length
+// when queued (`size`): a pair is stale once either side took part in another
+// merge. `try_add(a, b)` queues the pair of symbols a and b if it may merge.
+template <typename Queue, typename TryAdd>
+void merge_pairs(std::vector<Symbol>& symbols, Queue& queue, TryAdd&& try_add) {
+    while (!queue.empty()) {
+        const auto b = queue.top();
+        queue.pop();
+        Symbol& l = symbols[b.left];
+        Symbol& r = symbols[b.right];
+        if (l.n == 0 || r.n == 0 || l.n + r.n != b.size) continue;
+        l.n += r.n;
+        r.n = 0;
+        l.next = r.next;
+        if (r.next >= 0) symbols[r.next].prev = b.left;
+        try_add(l.prev, b.left);
+        try_add(b.left, l.next);
+    }
+}
+
 }  // namespace strata::text
