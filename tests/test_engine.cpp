@@ -60,6 +60,28 @@ TEST(Session, ReusesTheCommonPrefixAndGetsTheSameLogits) {
     EXPECT_EQ(reused.n_reused(), 2);
 }
 
+TEST(Session, ExpertUsageCountsEveryRoutingChoice) {
+    auto engine = load("qwen3moe");
+    ASSERT_TRUE(engine);
+    const ExpertUsage& usage = engine->model().expert_usage();
+    const HParams& hp = engine->hparams();
+    ASSERT_EQ(usage.n_layer(), static_cast<int>(hp.n_layer));
+    ASSERT_EQ(usage.n_expert(), static_cast<int>(hp.n_expert));
+    auto s = session(*engine, 32, KvType::F32);
+    ASSERT_TRUE(s->set_prompt(std::vector<int32_t>{3, 4, 5, 6, 7}).ok());
+    ASSERT_TRUE(s->append(8).ok());
+    // Six tokens each pick n_expert_used distinct experts in every layer, so each
+    // layer's counts sum to 6 * k, and no expert is counted more than once per token.
+    for (int il = 0; il < usage.n_layer(); ++il) {
+        uint64_t sum = 0;
+        for (int e = 0; e < usage.n_expert(); ++e) {
+            sum += usage.count(il, e);
+            EXPECT_LE(usage.count(il, e), 6u);
+        }
+        EXPECT_EQ(sum, 6u * hp.n_expert_used) << "layer " << il;
+    }
+}
+
 TEST(Session, ContextLimitsAndBadTokensAreErrors) {
     auto engine = load("qwen3moe");
     ASSERT_TRUE(engine);

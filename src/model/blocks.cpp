@@ -206,7 +206,7 @@ void dense_ffn(const TensorView& gate, const TensorView& up, const TensorView& d
 }
 
 void moe_ffn(const LayerWeights& w, const MoeParams& p, const float* x, int64_t n_tok, int64_t n_embd, float* out,
-             ThreadPool& pool) {
+             ThreadPool& pool, ExpertUsage* usage, int il) {
     const int n_exp = p.n_expert, k = p.n_expert_used;
     std::vector<float> logits(static_cast<size_t>(n_tok * n_exp));
     linear(w.gate_inp, w.gate_inp_b, x, n_tok, logits.data(), pool);
@@ -255,6 +255,7 @@ void moe_ffn(const LayerWeights& w, const MoeParams& p, const float* x, int64_t 
             }
         }
         if (tokens.empty()) continue;
+        if (usage) usage->add(il, e, tokens.size());
         const auto m = static_cast<int64_t>(tokens.size());
         xs.resize(static_cast<size_t>(m * n_embd));
         ys.resize(xs.size());

@@ -4,6 +4,7 @@
 // row-major [n_tokens, width] float arrays; positions of a batch are contiguous.
 
 #include "model/arch.h"
+#include "model/expert_usage.h"
 #include "model/kv_cache.h"
 #include "model/weights.h"
 #include "util/thread_pool.h"
@@ -61,8 +62,8 @@ struct MoeParams {
 
 // Routed experts (and shared experts where the layer has them), tokens grouped by
 // expert so each expert's weights are read once per batch. Adds nothing to `out`:
-// it overwrites it.
+// it overwrites it. Each routing choice is counted in `usage` (layer `il`) when given.
 void moe_ffn(const LayerWeights& w, const MoeParams& p, const float* x, int64_t n_tok, int64_t n_embd, float* out,
-             ThreadPool& pool);
+             ThreadPool& pool, ExpertUsage* usage = nullptr, int il = 0);
 
 }  // namespace strata

@@ -39,6 +39,7 @@ Result<std::unique_ptr<Model>> Model::load(const gguf::File& file) {
     e.norm_weights = arch->norm_expert_weights;
     e.weights_scale = hp->expert_weights_scale;
     e.act = arch->activation;
+    if (hp->n_expert > 0) m->usage_ = ExpertUsage(static_cast<int>(hp->n_layer), static_cast<int>(hp->n_expert));
     return m;
 }
 
@@ -91,7 +92,7 @@ void Model::layer(int il, float* x, int64_t n_tok, int64_t pos0, KvCache& cache,
     norm_rows(arch_->norm, x, n_tok, n_embd, w.ffn_norm, w.ffn_norm_b, eps, cur.data());
     std::vector<float> ffn(cur.size());
     if (w.is_moe()) {
-        moe_ffn(w, moe_, cur.data(), n_tok, n_embd, ffn.data(), pool);
+        moe_ffn(w, moe_, cur.data(), n_tok, n_embd, ffn.data(), pool, &usage_, il);
     } else {
         dense_ffn(w.ffn_gate, w.ffn_up, w.ffn_down, arch_->activation, cur.data(), n_tok, ffn.data(), pool);
     }

@@ -28,6 +28,9 @@ public:
     const HParams& hparams() const { return hp_; }
     const ArchSpec& arch() const { return *arch_; }
     const ModelWeights& weights() const { return weights_; }
+    // Routing choices counted since load (or the last reset); empty for dense models.
+    const ExpertUsage& expert_usage() const { return usage_; }
+    ExpertUsage& expert_usage() { return usage_; }
 
     std::unique_ptr<KvCache> new_cache(int64_t n_ctx, KvType type) const;
 
@@ -47,6 +50,7 @@ private:
     ModelWeights weights_;
     RopeParams rope_;
     MoeParams moe_;
+    mutable ExpertUsage usage_;
 };
 
 }  // namespace strata
