@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include "model/info.h"
+#include "ops/cpu/dot.h"
 #include "util/format.h"
 
 #include <fmt/format.h>
@@ -80,9 +81,11 @@ std::string Engine::load_summary() const {
     for (const TypeUsage& u : info.by_type) {
         types += fmt::format("{}{} {}", types.empty() ? "" : ", ", u.type, format_bytes(u.n_bytes));
     }
-    return fmt::format("loaded {} ({}) in {:.2f} s: {} tensors, {} ({}); all weights in host memory (mapped file)",
-                       info.name.empty() ? info.architecture : info.name, info.architecture, load_seconds_,
-                       info.n_tensors, format_bytes(info.expert_bytes + info.other_bytes), types);
+    return fmt::format(
+        "loaded {} ({}) in {:.2f} s: {} tensors, {} ({}); all weights in host memory (mapped file); {} threads, {} "
+        "kernels",
+        info.name.empty() ? info.architecture : info.name, info.architecture, load_seconds_, info.n_tensors,
+        format_bytes(info.expert_bytes + info.other_bytes), types, threads(), ops::dot_kernels().isa);
 }
 
 Status Engine::forward(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits,
