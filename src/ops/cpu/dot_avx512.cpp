@@ -19,7 +19,11 @@
 // across targets, which cannot happen here.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
-#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
+// GCC 12 reports its own `_mm512_inserti64x4` and `_mm512_extractf32x8_ps` as
+// reading an uninitialised value (their unused merge source).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")
 #define STRATA_VNNI 1
 
 namespace strata::ops::avx512 {
@@ -37,7 +41,7 @@ DotKernels build(const DotKernels& base) { return make_table("avx512", base); }
 namespace strata::ops {
 
 const DotKernels* avx512_dot_kernels() {
-    static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+    static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
     if (!supported) return nullptr;
     static const DotKernels k = avx512::build(*avx2_dot_kernels());
     return &k;
