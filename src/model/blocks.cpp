@@ -100,8 +100,12 @@ void attention(const float* q, int64_t n_tok, int64_t pos0, const KvCache& cache
     const int group = p.n_head / p.n_head_kv;
     const int64_t q_stride = int64_t{p.n_head} * p.head_dim_k;
     const int64_t o_stride = int64_t{p.n_head} * p.head_dim_v;
+    const bool f16 = cache.type() == KvType::F16;
+    const size_t elem = f16 ? sizeof(uint16_t) : sizeof(float);
+    // q . k through the dot kernel of the cache's type, reading keys in place.
+    const ops::DotFn dot = ops::dot_kernels().dot[static_cast<size_t>(f16 ? TensorType::F16 : TensorType::F32)];
     pool.parallel_for(n_tok * p.n_head, [&](int64_t begin, int64_t end) {
-        std::vector<float> scores, k(static_cast<size_t>(p.head_dim_k)), v(static_cast<size_t>(p.head_dim_v));
+        std::vector<float> v(static_cast<size_t>(p.head_dim_v));
         for (int64_t job = begin; job < end; ++job) {
             const int64_t t = job / p.n_head;
             const int h = static_cast<int>(job % p.n_head);
@@ -109,29 +113,38 @@ void attention(const float* q, int64_t n_tok, int64_t pos0, const KvCache& cache
             const int64_t pos = pos0 + t;
             const int64_t first = p.window > 0 ? std::max<int64_t>(0, pos - p.window + 1) : 0;
             const float* qh = q + t * q_stride + int64_t{h} * p.head_dim_k;
-            scores.resize(static_cast<size_t>(pos - first + 1));
-            for (int64_t j = first; j <= pos; ++j) {
-                cache.load_k(layer, j, int64_t{kv_head} * p.head_dim_k, p.head_dim_k, k.data());
-                float dot = 0.0f;
-                for (int i = 0; i < p.head_dim_k; ++i) dot += qh[i] * k[i];
-                scores[j - first] = dot * p.scale;
-            }
-            // Softmax; a sink is one more logit in the max and the sum that has no value.
-            float max = *std::max_element(scores.begin(), scores.end());
-            if (p.sinks) max = std::max(max, p.sinks[h]);
-            double sum = p.sinks ? std::exp(double{p.sinks[h]} - max) : 0.0;
-            for (float& s : scores) {
-                s = std::exp(s - max);
-                sum += s;
-            }
-            const float inv = static_cast<float>(1.0 / sum);
             float* oh = out + t * o_stride + int64_t{h} * p.head_dim_v;
+            // Online softmax: one pass over the keys, rescaling the running sum and
+            // output whenever a larger score appears, so no score row is kept and
+            // long contexts cost no memory beyond the output.
+            float max = -std::numeric_limits<float>::infinity();
+            double sum = 0.0;
             std::fill(oh, oh + p.head_dim_v, 0.0f);
             for (int64_t j = first; j <= pos; ++j) {
+                const auto* k = static_cast<const uint8_t*>(cache.k_row(layer, j)) +
+                                static_cast<size_t>(kv_head) * p.head_dim_k * elem;
+                const float s = dot(p.head_dim_k, k, qh) * p.scale;
+                if (s > max) {
+                    const float correction = std::exp(max - s);
+                    for (int i = 0; i < p.head_dim_v; ++i) oh[i] *= correction;
+                    sum *= correction;
+                    max = s;
+                }
+                const float w = std::exp(s - max);
+                sum += w;
                 cache.load_v(layer, j, int64_t{kv_head} * p.head_dim_v, p.head_dim_v, v.data());
-                const float w = scores[j - first] * inv;
                 for (int i = 0; i < p.head_dim_v; ++i) oh[i] += w * v[i];
             }
+            // A sink is one more logit in the max and the sum that has no value.
+            if (p.sinks && p.sinks[h] > max) {
+                const float correction = std::exp(max - p.sinks[h]);
+                for (int i = 0; i < p.head_dim_v; ++i) oh[i] *= correction;
+                sum *= correction;
+                max = p.sinks[h];
+            }
+            if (p.sinks) sum += std::exp(double{p.sinks[h]} - max);
+            const float inv = static_cast<float>(1.0 / sum);
+            for (int i = 0; i < p.head_dim_v; ++i) oh[i] *= inv;
         }
     });
 }
