@@ -3,7 +3,9 @@
 // arithmetic) on a random matrix of every weight type the type table can
 // quantize, at the shapes of real MoE models; and each type's row dequantizer.
 // They go through the same `ops::matmul` the model calls, so they measure
-// whatever kernels that dispatches to. Figures, not tests: nothing here asserts.
+// whatever kernels that dispatches to. Rates are per wall-clock second (the
+// matmul runs on a thread pool, so the main thread's CPU time would flatter it).
+// Figures, not tests: nothing here asserts.
 //
 //   build/bench/strata_microbench [--threads=N] [--benchmark_filter=REGEX] ...
 
@@ -155,6 +157,7 @@ int main(int argc, char** argv) {
             }
             benchmark::RegisterBenchmark(fmt::format("dequantize/{}/{}", tr->name, s.name).c_str(), bench_dequantize,
                                          std::ref(mats), tr->type, s)
+                ->UseRealTime()
                 ->Unit(benchmark::kMillisecond);
         }
     }

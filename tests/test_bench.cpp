@@ -105,6 +105,19 @@ TEST(Bench, BytesPerTokenAndPrefillFlopsFollowTheRouting) {
     EXPECT_NEAR(r->flops_per_prompt, want_flops, want_flops * 1e-12);
 }
 
+TEST(Bench, DenseModelDecodeWithoutPromptTestReadsEveryWeightButTheEmbeddingTable) {
+    auto e = Engine::load(data_path("reference/llama.gguf"), {.threads = 2});
+    ASSERT_TRUE(e.ok()) << e.error().message;
+    auto r = run_bench(**e, {.n_prompt = 0, .n_gen = 2, .repetitions = 1});
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->reps.at(0).prompt_seconds, 0);  // no prefill test: its one token is not timed
+    EXPECT_GT(r->reps.at(0).gen_seconds, 0);
+    EXPECT_EQ(r->flops_per_prompt, 0);
+    const Expected x = expected_costs((*e)->file());
+    EXPECT_TRUE(x.expert_bytes.empty());
+    EXPECT_DOUBLE_EQ(r->bytes_per_token, x.dense_bytes + x.embd_row_bytes);
+}
+
 // Splits one CSV line whose fields are all quoted, as llama-bench writes them.
 std::vector<std::string> csv_fields(const std::string& line) {
     std::vector<std::string> out;
@@ -183,6 +196,8 @@ TEST(BenchCli, CsvHasLlamaBenchColumnsOneRowPerTestAndTheBytesPerToken) {
     // The CSV rounds to whole bytes.
     EXPECT_NEAR(std::stod(col(2, "bytes_per_token")), want, 0.5);
     EXPECT_NEAR(std::stod(col(2, "gbps")), want * std::stod(col(2, "avg_ts")) / 1e9, 1e-4);
+    // GFLOP/s = flops of one prefill / its tokens x tokens/s; printed to 4 decimals.
+    EXPECT_NEAR(std::stod(col(1, "gflops")), r->flops_per_prompt / kPrompt * std::stod(col(1, "avg_ts")) / 1e9, 1e-3);
 }
 
 TEST(BenchCli, MembwAloneAndErrors) {

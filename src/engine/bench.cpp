@@ -143,7 +143,9 @@ Result<BenchResult> run_bench(Engine& engine, const BenchParams& p) {
         r.reps.push_back(t);
     }
     const int64_t n_gen_total = int64_t{p.n_gen} * p.repetitions;
-    if (n_gen_total > 0) r.bytes_per_token = cost.decode_bytes(r.gen_usage, n_gen_total) / static_cast<double>(n_gen_total);
+    if (n_gen_total > 0) {
+        r.bytes_per_token = cost.decode_bytes(r.gen_usage, n_gen_total) / static_cast<double>(n_gen_total);
+    }
     if (p.n_prompt > 0) {
         const int64_t n_batches = (p.n_prompt + p.n_batch - 1) / p.n_batch;
         r.flops_per_prompt =
