@@ -232,7 +232,10 @@ void handle_show(ServerContext& ctx, const std::string& http_body, httplib::Resp
 
 }  // namespace
 
-void ollama_error(httplib::Response& res, const ApiError& e) { set_json(res, e.status, {{"error", e.message}}); }
+void ollama_error(httplib::Response& res, const ApiError& e) {
+    if (e.status == 503) res.set_header("Retry-After", "1");  // a queue moves in seconds
+    set_json(res, e.status, {{"error", e.message}});
+}
 
 void add_ollama_routes(httplib::Server& http, ServerContext& ctx) {
     auto route = [&](const char* pattern, std::function<void(const std::string&, httplib::Response&)> fn) {

@@ -221,6 +221,7 @@ void handle(ServerContext& ctx, const std::string& http_body, httplib::Response&
 }  // namespace
 
 void openai_error(httplib::Response& res, const ApiError& e) {
+    if (e.status == 503) res.set_header("Retry-After", "1");  // a queue moves in seconds
     const char* type = e.status == 401   ? "authentication_error"
                        : e.status >= 500 ? "server_error"
                                          : "invalid_request_error";
