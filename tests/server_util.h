@@ -3,6 +3,7 @@
 // its own thread, SSE parsing, and raw sockets for clients that misbehave.
 
 #include "app/server/server.h"
+#include "test_util.h"
 
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -71,6 +72,14 @@ inline std::vector<std::string> sse_events(const std::string& body) {
         pos = end + 2;
     }
     return out;
+}
+
+// `dir`/`name`.gguf written by `strata synth` (a small random qwen3moe), or "" on failure.
+inline std::string synth_model(const TempDir& dir, const std::string& name = "syn") {
+    const std::string path = dir.file(name + ".gguf");
+    const auto r = run_strata("synth --arch qwen3moe --out " + path);
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    return r.exit_code == 0 ? path : std::string();
 }
 
 // A raw connection to 127.0.0.1:`port` that has sent `request`; -1 on failure.

@@ -75,6 +75,9 @@ TEST(Scheduler, EightRequestsOnFourSlotsEachMatchTheirRunAlone) {
     EXPECT_EQ(st.active, 0);
     EXPECT_EQ(st.queued, 0);
     EXPECT_GT(st.kv_bytes, 0u);
+    // The requests really shared passes: all four slots ran in one.
+    EXPECT_EQ(st.max_batch, 4);
+    EXPECT_LT(st.steps, st.sequences);
 }
 
 // A request that runs until cancelled holds the only slot.

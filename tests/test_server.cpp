@@ -37,8 +37,7 @@ protected:
     static void SetUpTestSuite() {
         std::signal(SIGPIPE, SIG_IGN);
         dir_ = new test::TempDir();
-        auto r = test::run_strata("synth --arch qwen3moe --out " + dir_->file("syn.gguf"));
-        ASSERT_EQ(r.exit_code, 0) << r.out;
+        ASSERT_FALSE(test::synth_model(*dir_).empty());
         std::filesystem::copy_file(stories(), dir_->file("stories260K.gguf"));
         server_ = new TestServer({.model_dirs = {dir_->path().string()}, .n_ctx = 256, .parallel = 2});
     }
@@ -297,8 +296,7 @@ TEST(ServerAuth, ApiKeyIsRequiredExceptForHealth) {
 // A client that hangs up mid-stream cancels its generation and frees its slot.
 TEST(ServerDisconnect, ClosingTheConnectionCancelsTheGeneration) {
     test::TempDir dir;
-    ASSERT_EQ(test::run_strata("synth --arch qwen3moe --out " + dir.file("syn.gguf")).exit_code, 0);
-    TestServer s({.models = {dir.file("syn.gguf")}, .n_ctx = 16384, .parallel = 1});
+    TestServer s({.models = {test::synth_model(dir)}, .n_ctx = 16384, .parallel = 1});
     const int fd = test::send_raw(
         s.port(), test::http_post("/v1/completions",
                                   R"({"model":"syn","prompt":"hi","max_tokens":16000,"ignore_eos":true,"stream":true})"));

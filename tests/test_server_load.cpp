@@ -21,13 +21,6 @@ using test::TestServer;
 
 std::string stories() { return test::data_path("real/stories260K.gguf"); }
 
-std::string synth(const test::TempDir& dir, const std::string& name) {
-    const std::string path = dir.file(name + ".gguf");
-    const auto r = test::run_strata("synth --arch qwen3moe --out " + path);
-    EXPECT_EQ(r.exit_code, 0) << r.out;
-    return path;
-}
-
 // The text of a streamed completion, checking it ended with [DONE].
 std::string streamed_text(const std::string& body) {
     std::string t;
@@ -90,7 +83,7 @@ TEST(ServerLoad, EightStreamsOnFourSlotsEachMatchTheirRunAlone) {
 TEST(ServerLoad, FullQueueGets503AndAbandonedRequestsAreDropped) {
     std::signal(SIGPIPE, SIG_IGN);
     test::TempDir dir;
-    TestServer s({.models = {synth(dir, "syn")}, .n_ctx = 16384, .parallel = 1, .max_queue = 1});
+    TestServer s({.models = {test::synth_model(dir, "syn")}, .n_ctx = 16384, .parallel = 1, .max_queue = 1});
     const int running = test::send_raw(s.port(), test::http_post("/v1/completions", kEndless));
     ASSERT_GE(running, 0);
     ASSERT_TRUE(test::read_until(running, "data: "));
@@ -166,7 +159,7 @@ double sum_prefix(const std::map<std::string, double>& m, const std::string& pre
 TEST(ServerMetrics, ParseAndMoveWithRequests) {
     std::signal(SIGPIPE, SIG_IGN);
     test::TempDir dir;
-    TestServer s({.models = {synth(dir, "syn")}, .n_ctx = 256, .parallel = 2});
+    TestServer s({.models = {test::synth_model(dir, "syn")}, .n_ctx = 256, .parallel = 2});
     const auto before = scrape(s);
     const std::string key = R"(strata_requests_total{endpoint="/v1/completions",status="200"})";
     EXPECT_EQ(before.count(key), 0u);
@@ -218,9 +211,9 @@ std::vector<std::string> ps_names(const TestServer& s) {
 TEST(ServerModels, MaxLoadedUnloadsTheLeastRecentlyUsedIdleModel) {
     std::signal(SIGPIPE, SIG_IGN);
     test::TempDir dir;
-    synth(dir, "a");
-    synth(dir, "b");
-    synth(dir, "c");
+    test::synth_model(dir, "a");
+    test::synth_model(dir, "b");
+    test::synth_model(dir, "c");
     TestServer s({.model_dirs = {dir.path().string()}, .n_ctx = 16384, .parallel = 1, .max_loaded = 1});
     auto generate = [&](const std::string& model) {
         auto res = s.client().Post("/api/generate",

@@ -54,7 +54,10 @@ Scheduler::Stats Scheduler::stats() const {
             .active = active_,
             .queued = static_cast<int>(queue_.size()),
             .cancelled = cancelled_.load(),
-            .kv_bytes = kv_bytes_};
+            .kv_bytes = kv_bytes_,
+            .steps = steps_,
+            .sequences = sequences_,
+            .max_batch = max_batch_};
 }
 
 void Scheduler::end_cancelled(Item& item) {
@@ -180,6 +183,12 @@ void Scheduler::step() {
     if (batch.empty()) return;
 
     const Status st = engine_.forward_batch(batch);
+    {
+        std::lock_guard lock(mu_);
+        ++steps_;
+        sequences_ += batch.size();
+        max_batch_ = std::max(max_batch_, static_cast<int>(batch.size()));
+    }
     for (size_t i = 0; i < in_batch.size(); ++i) {
         Slot& s = *in_batch[i];
         if (!st) {

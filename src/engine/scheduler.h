@@ -79,6 +79,9 @@ public:
         int slots = 0, active = 0, queued = 0;
         uint64_t cancelled = 0;  // requests ended by cancellation, queued or running
         uint64_t kv_bytes = 0;   // KV caches allocated by the slots
+        uint64_t steps = 0;      // batched forward passes run
+        uint64_t sequences = 0;  // sequences in them, summed: sequences / steps is the mean batch
+        int max_batch = 0;       // most sequences in one pass
     };
     Stats stats() const;
     const SchedulerOptions& options() const { return options_; }
@@ -119,6 +122,8 @@ private:
     std::deque<std::unique_ptr<Item>> queue_;
     int active_ = 0;
     uint64_t kv_bytes_ = 0;
+    uint64_t steps_ = 0, sequences_ = 0;
+    int max_batch_ = 0;
     uint64_t uses_ = 0;
     bool stop_ = false;
     std::atomic<uint64_t> cancelled_{0};

@@ -95,6 +95,15 @@ std::string Metrics::render(const ModelRegistry& registry) const {
     header(out, "strata_slots", "gauge", "Generation slots (--parallel), per loaded model.");
     for (const auto& [info, m] : loaded)
         out += fmt::format("strata_slots{{model=\"{}\"}} {}\n", label_value(info->name), m->scheduler->stats().slots);
+    header(out, "strata_batch_steps_total", "counter", "Batched forward passes run, per loaded model.");
+    for (const auto& [info, m] : loaded)
+        out += fmt::format("strata_batch_steps_total{{model=\"{}\"}} {}\n", label_value(info->name),
+                           m->scheduler->stats().steps);
+    header(out, "strata_batch_sequences_total", "counter",
+           "Sequences in those passes, summed; divided by the steps, the mean batch.");
+    for (const auto& [info, m] : loaded)
+        out += fmt::format("strata_batch_sequences_total{{model=\"{}\"}} {}\n", label_value(info->name),
+                           m->scheduler->stats().sequences);
     // Every weight lives in host memory (the mapped file) until placement moves
     // some to other tiers; the gauge is per tier so dashboards need not change then.
     header(out, "strata_memory_bytes", "gauge", "Bytes per memory tier, model and kind (weights, kv_cache).");
