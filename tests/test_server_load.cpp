@@ -243,5 +243,21 @@ TEST(ServerModels, MaxLoadedUnloadsTheLeastRecentlyUsedIdleModel) {
     EXPECT_EQ(ps_names(s), std::vector<std::string>{"c"});
 }
 
+// Stopping the server ends an endless stream (as cancelled, without [DONE])
+// instead of waiting for it; a hang here would be the bug.
+TEST(ServerLoad, StoppingTheServerEndsOpenStreams) {
+    std::signal(SIGPIPE, SIG_IGN);
+    test::TempDir dir;
+    auto s = std::make_unique<TestServer>(
+        app::server::ServerOptions{.models = {test::synth_model(dir)}, .n_ctx = 16384, .parallel = 1});
+    const int fd = test::send_raw(s->port(), test::http_post("/v1/completions", kEndless));
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(test::read_until(fd, "data: "));
+    s.reset();
+    std::string rest;
+    EXPECT_FALSE(test::read_until(fd, "[DONE]", &rest));  // the stream ended without it
+    ::close(fd);
+}
+
 }  // namespace
 }  // namespace strata

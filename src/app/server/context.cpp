@@ -180,7 +180,7 @@ Result<GenerateResult> ServerContext::run(Job& job, const PieceFn& on_piece, con
             if (r) metrics_.finished(r->n_prompt, r->n_generated, r->finish == FinishReason::Cancelled);
             return r;
         }
-        if (ev.text.empty() && !cancelled && alive && !alive()) cancel();
+        if (!cancelled && (stopping_.load() || (ev.text.empty() && alive && !alive()))) cancel();
     }
 }
 

@@ -12,6 +12,7 @@
 #include "engine/generate.h"
 #include "engine/scheduler.h"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -120,6 +121,9 @@ public:
     // comes, e.g. while queued), cancels the generation.
     Result<GenerateResult> run(Job& job, const PieceFn& on_piece, const std::function<bool()>& alive = {});
 
+    // The server is stopping: every `run` cancels its generation, so streams end.
+    void shutdown() { stopping_.store(true); }
+
     const ServerOptions& options() const { return options_; }
     ModelRegistry& registry() { return registry_; }
     Metrics& metrics() { return metrics_; }
@@ -130,6 +134,7 @@ private:
     ServerOptions options_;
     Metrics metrics_;  // before `registry_`: the schedulers report to it until they stop
     ModelRegistry registry_;
+    std::atomic<bool> stopping_{false};
 };
 
 // A seed for requests that give none, so that two such requests differ.

@@ -43,9 +43,13 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(const ServerOptions& opti
 void HttpServer::setup() {
     const ServerOptions& o = ctx_.options();
     // Workers: one per slot and one per queued request (each waits on its
-    // request's text), and some for cheap requests (/health, listings), idle
-    // keep-alive connections and clients still sending their request.
-    const size_t n_workers = static_cast<size_t>(std::max(1, o.parallel) + std::max(0, o.max_queue) + 8);
+    // request's text) of each model that may be loaded at once — all that
+    // --max-loaded allows, else a few — and some for cheap requests (/health,
+    // listings), idle keep-alive connections and clients still sending.
+    const int n_models = static_cast<int>(ctx_.registry().list().size());
+    const int n_busy_models = std::max(1, std::min(n_models, o.max_loaded > 0 ? o.max_loaded : 4));
+    const size_t n_workers =
+        static_cast<size_t>(n_busy_models * (std::max(1, o.parallel) + std::max(0, o.max_queue)) + 8);
     http_.new_task_queue = [n_workers] { return new httplib::ThreadPool(n_workers); };
     http_.set_payload_max_length(o.max_body_bytes);
     http_.set_tcp_nodelay(true);
@@ -123,6 +127,10 @@ Result<int> HttpServer::bind() {
 
 void HttpServer::run() { http_.listen_after_bind(); }
 
-void HttpServer::stop() { http_.stop(); }
+void HttpServer::stop() {
+    // Streams end first (as cancelled), so their workers are free to be joined.
+    ctx_.shutdown();
+    http_.stop();
+}
 
 }  // namespace strata::app::server
