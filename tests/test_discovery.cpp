@@ -133,7 +133,7 @@ TEST_F(Discovery, FindsEveryStoreOnceWithReadableNames) {
 }
 
 TEST_F(Discovery, RegistrySkipsUnreadableFilesAndAcceptsLatestTag) {
-    app::server::ModelRegistry registry(EngineOptions{});
+    app::server::ModelRegistry registry(app::server::RegistryOptions{});
     ASSERT_TRUE(app::server::register_models(registry, {(dir_.path() / "dir/alpha.gguf").string()},
                                              build_tree()));
     EXPECT_EQ(registry.list().size(), 5u);  // broken.gguf skipped, alpha once

@@ -3,8 +3,8 @@
 // HTTP to it (httplib's client, raw sockets for disconnects, and the official
 // Node clients).
 
-#include "app/server/server.h"
 #include "engine/engine.h"
+#include "server_util.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>
@@ -27,52 +27,17 @@ namespace {
 
 using nlohmann::json;
 using test::data_path;
+using test::sse_events;
+using test::TestServer;
 
 std::string stories() { return data_path("real/stories260K.gguf"); }
-
-// One server on its own thread, stopped and joined on destruction.
-class TestServer {
-public:
-    explicit TestServer(app::server::ServerOptions o) {
-        o.host = "127.0.0.1";
-        o.port = 0;
-        o.log_requests = false;
-        o.prefetch = false;
-        auto s = app::server::HttpServer::create(o);
-        if (!s) throw std::runtime_error(s.error().message);
-        server_ = std::move(*s);
-        auto port = server_->bind();
-        if (!port) throw std::runtime_error(port.error().message);
-        port_ = *port;
-        thread_ = std::thread([this] { server_->run(); });
-        httplib::Client c("127.0.0.1", port_);
-        for (int i = 0; i < 200 && !c.Get("/health"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    ~TestServer() {
-        server_->stop();
-        thread_.join();
-    }
-    int port() const { return port_; }
-    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-    httplib::Client client() const {
-        httplib::Client c("127.0.0.1", port_);
-        c.set_read_timeout(30, 0);
-        return c;
-    }
-
-private:
-    std::unique_ptr<app::server::HttpServer> server_;
-    std::thread thread_;
-    int port_ = 0;
-};
 
 class Server : public ::testing::Test {
 protected:
     static void SetUpTestSuite() {
         std::signal(SIGPIPE, SIG_IGN);
         dir_ = new test::TempDir();
-        auto r = test::run_strata("synth --arch qwen3moe --out " + dir_->file("syn.gguf"));
-        ASSERT_EQ(r.exit_code, 0) << r.out;
+        ASSERT_FALSE(test::synth_model(*dir_).empty());
         std::filesystem::copy_file(stories(), dir_->file("stories260K.gguf"));
         server_ = new TestServer({.model_dirs = {dir_->path().string()}, .n_ctx = 256, .parallel = 2});
     }
@@ -102,23 +67,6 @@ protected:
     static inline test::TempDir* dir_ = nullptr;
     static inline TestServer* server_ = nullptr;
 };
-
-// The events of an SSE body, checking the framing: each is "data: ...\n\n".
-std::vector<std::string> sse_events(const std::string& body) {
-    std::vector<std::string> out;
-    size_t pos = 0;
-    while (pos < body.size()) {
-        const size_t end = body.find("\n\n", pos);
-        EXPECT_NE(end, std::string::npos) << "unterminated event at " << pos;
-        if (end == std::string::npos) break;
-        const std::string ev = body.substr(pos, end - pos);
-        EXPECT_TRUE(ev.starts_with("data: ")) << ev;
-        EXPECT_EQ(ev.find('\n'), std::string::npos) << ev;
-        out.push_back(ev.substr(6));
-        pos = end + 2;
-    }
-    return out;
-}
 
 std::vector<int32_t> prompt_ids(const Engine& e, const std::string& text, bool templated) {
     const auto& v = e.tokenizer().vocab();
@@ -348,25 +296,12 @@ TEST(ServerAuth, ApiKeyIsRequiredExceptForHealth) {
 // A client that hangs up mid-stream cancels its generation and frees its slot.
 TEST(ServerDisconnect, ClosingTheConnectionCancelsTheGeneration) {
     test::TempDir dir;
-    ASSERT_EQ(test::run_strata("synth --arch qwen3moe --out " + dir.file("syn.gguf")).exit_code, 0);
-    TestServer s({.models = {dir.file("syn.gguf")}, .n_ctx = 16384, .parallel = 1});
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(s.port()));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    const std::string body = R"({"model":"syn","prompt":"hi","max_tokens":16000,"ignore_eos":true,"stream":true})";
-    const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-                            std::to_string(body.size()) + "\r\n\r\n" + body;
-    ASSERT_EQ(::write(fd, req.data(), req.size()), static_cast<ssize_t>(req.size()));
-    char buf[4096];
-    std::string got;
-    while (got.find("data: ") == std::string::npos) {
-        const ssize_t n = ::read(fd, buf, sizeof buf);
-        ASSERT_GT(n, 0);
-        got.append(buf, static_cast<size_t>(n));
-    }
+    TestServer s({.models = {test::synth_model(dir)}, .n_ctx = 16384, .parallel = 1});
+    const int fd = test::send_raw(
+        s.port(), test::http_post("/v1/completions",
+                                  R"({"model":"syn","prompt":"hi","max_tokens":16000,"ignore_eos":true,"stream":true})"));
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(test::read_until(fd, "data: "));
     ::close(fd);
     auto c = s.client();
     json health;

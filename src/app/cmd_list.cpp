@@ -29,7 +29,7 @@ std::string or_dash(const std::string& s) {
 }
 
 int list(const ListOptions& o) {
-    server::ModelRegistry registry(EngineOptions{});
+    server::ModelRegistry registry(server::RegistryOptions{});
     const auto roots = server::default_roots(o.model_dirs, o.discover, std::getenv);
     if (Status s = server::register_models(registry, o.models, roots); !s)
         return fail(s.error().message);

@@ -19,6 +19,10 @@ int serve(const server::ServerOptions& options) {
     if (options.parallel < 1) return fail(fmt::format("--parallel {}: expected at least 1", options.parallel));
     if (options.max_queue < 0) return fail(fmt::format("--queue {}: expected 0 or more", options.max_queue));
     if (options.n_ctx < 0) return fail(fmt::format("--ctx {}: expected 0 or more", options.n_ctx));
+    if (options.max_loaded < 0) return fail(fmt::format("--max-loaded {}: expected 0 or more", options.max_loaded));
+    if (options.read_timeout < 1) return fail(fmt::format("--read-timeout {}: expected at least 1", options.read_timeout));
+    if (options.write_timeout < 1)
+        return fail(fmt::format("--write-timeout {}: expected at least 1", options.write_timeout));
 
     // Signals are taken by a thread of our own (sigwait) rather than a handler, so
     // stopping the server runs as ordinary code. Threads started after this
@@ -66,8 +70,20 @@ void add_serve_command(CLI::App& app, int& exit_code) {
                   "and LM Studio stores");
     cmd->add_option("-c,--ctx", o->n_ctx, "Context size per slot in tokens (0: the model's training context)")
         ->capture_default_str();
-    cmd->add_option("--parallel", o->parallel, "Requests generating at once")->capture_default_str();
-    cmd->add_option("--queue", o->max_queue, "Requests that may wait for a slot; more get 503")->capture_default_str();
+    cmd->add_option("--parallel", o->parallel,
+                    "Requests generating at once per model, batched into one forward pass per token")
+        ->capture_default_str();
+    cmd->add_option("--queue", o->max_queue, "Requests per model that may wait for a slot; more get 503")
+        ->capture_default_str();
+    cmd->add_option("--max-loaded", o->max_loaded,
+                    "Models loaded at once; loading another unloads the least recently used idle one (0: no limit)")
+        ->capture_default_str();
+    cmd->add_option("--read-timeout", o->read_timeout,
+                    "Seconds a client may take to send a request body, or stay silent; then 408")
+        ->capture_default_str();
+    cmd->add_option("--write-timeout", o->write_timeout,
+                    "Seconds a write to a client may wait before the client is dropped")
+        ->capture_default_str();
     cmd->add_option("--api-key", o->api_key, "Require 'Authorization: Bearer KEY' on every request but /health");
     cmd->add_option("-t,--threads", o->threads, "Threads per model (default: physical cores)");
     cmd->add_flag("!--no-prefetch", o->prefetch, "Do not read all weights in at load");

@@ -94,6 +94,11 @@ Status Engine::forward(std::span<const int32_t> tokens, int64_t pos0, KvCache& c
     return model_->forward(tokens, pos0, cache, all_logits, logits, *pool_);
 }
 
+Status Engine::forward_batch(std::span<const SeqBatch> seqs) {
+    std::lock_guard<std::mutex> lock(forward_mu_);
+    return model_->forward_batch(seqs, *pool_);
+}
+
 namespace {
 
 // MemAvailable from /proc/meminfo, in bytes; nullopt where it cannot be read.
@@ -137,14 +142,15 @@ Status Session::evaluate(std::span<const int32_t> tokens, int64_t n_batch) {
     for (size_t done = 0; done < tokens.size();) {
         const size_t n = std::min(tokens.size() - done, static_cast<size_t>(std::max<int64_t>(1, n_batch)));
         const auto chunk = tokens.subspan(done, n);
-        STRATA_TRY(engine_.forward(chunk, static_cast<int64_t>(tokens_.size()), *cache_, false, logits_.data()));
-        tokens_.insert(tokens_.end(), chunk.begin(), chunk.end());
+        const SeqBatch b = batch(chunk, true);
+        STRATA_TRY(engine_.forward_batch({&b, 1}));
+        advance(chunk);
         done += n;
     }
     return {};
 }
 
-Status Session::set_prompt(std::span<const int32_t> prompt, int64_t n_batch) {
+Result<int64_t> Session::keep_prefix(std::span<const int32_t> prompt) {
     if (prompt.empty()) return err("the prompt is empty");
     if (static_cast<int64_t>(prompt.size()) > n_ctx()) {
         return err("the prompt is {} tokens, longer than the context of {}", prompt.size(), n_ctx());
@@ -155,7 +161,22 @@ Status Session::set_prompt(std::span<const int32_t> prompt, int64_t n_batch) {
     common = std::min(common, prompt.size() - 1);
     tokens_.resize(common);
     n_reused_ = static_cast<int64_t>(common);
-    return evaluate(prompt.subspan(common), n_batch);
+    return n_reused_;
+}
+
+SeqBatch Session::batch(std::span<const int32_t> tokens, bool want_logits) {
+    return {.tokens = tokens,
+            .pos0 = static_cast<int64_t>(tokens_.size()),
+            .cache = cache_.get(),
+            .logits = want_logits ? logits_.data() : nullptr};
+}
+
+void Session::advance(std::span<const int32_t> tokens) { tokens_.insert(tokens_.end(), tokens.begin(), tokens.end()); }
+
+Status Session::set_prompt(std::span<const int32_t> prompt, int64_t n_batch) {
+    auto common = keep_prefix(prompt);
+    if (!common) return common.error();
+    return evaluate(prompt.subspan(static_cast<size_t>(*common)), n_batch);
 }
 
 Status Session::append(int32_t token) {

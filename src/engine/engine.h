@@ -54,6 +54,8 @@ public:
 
     // Runs a forward pass; serialised across sessions.
     Status forward(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits, float* logits);
+    // Runs several sessions' tokens in one pass (see `Model::forward_batch`).
+    Status forward_batch(std::span<const SeqBatch> seqs);
 
 private:
     Engine() = default;
@@ -87,6 +89,17 @@ public:
     Status set_prompt(std::span<const int32_t> prompt, int64_t n_batch = 512);
     // Appends one token and computes its logits.
     Status append(int32_t token);
+
+    // The pieces of `set_prompt` and `append` for the scheduler, which evaluates
+    // many sessions in one batched pass. `keep_prefix` trims the timeline to its
+    // longest common prefix with `prompt` (all of it but the last token at most,
+    // whose logits are wanted) and returns that length; `batch` describes
+    // evaluating `tokens` next, into `logits()` when `want_logits`; `advance`
+    // records them once that pass has run.
+    Result<int64_t> keep_prefix(std::span<const int32_t> prompt);
+    SeqBatch batch(std::span<const int32_t> tokens, bool want_logits);
+    void advance(std::span<const int32_t> tokens);
+    uint64_t cache_bytes() const { return cache_->bytes(); }
 
 private:
     Session(Engine& engine, std::unique_ptr<KvCache> cache);

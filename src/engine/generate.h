@@ -5,9 +5,12 @@
 
 #include "engine/engine.h"
 #include "engine/sampler.h"
+#include "engine/stop.h"
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -38,6 +41,41 @@ struct GenerateResult {
 // Receives each piece of text as it becomes safe to show (valid UTF-8, not part
 // of a stop string); returns false to cancel.
 using PieceFn = std::function<bool(std::string_view piece)>;
+
+// One generation's token-by-token logic, apart from how its forward passes run:
+// `generate` drives it with one session, the `Scheduler` with many sessions in
+// one batched pass. Each call to `next` samples a token from the logits after
+// `history`, streams its text, and says whether generation goes on.
+class Generation {
+public:
+    Generation(const text::Tokenizer& tok, const GenerateParams& p, PieceFn on_piece);
+
+    // The sampled token while generation goes on (the caller evaluates it and
+    // calls again with the logits after it); nullopt once finished — end of
+    // generation, a stop string, `n_predict`, a full context of `n_ctx` tokens,
+    // or `on_piece` cancelling.
+    std::optional<int32_t> next(std::span<const float> logits, std::span<const int32_t> history, int64_t n_ctx);
+    // Ends the generation as cancelled (the client went away).
+    void cancel() { finish(FinishReason::Cancelled); }
+    bool finished() const { return finished_; }
+    // Everything so far; complete once `finished`.
+    const GenerateResult& result() const { return r_; }
+
+private:
+    bool emit(const std::string& text);
+    void finish(FinishReason reason);
+
+    const text::Tokenizer& tok_;
+    GenerateParams p_;
+    PieceFn on_piece_;
+    Sampler sampler_;
+    StopMatcher stops_;
+    text::StreamDecoder decoder_;
+    std::vector<float> logits_;
+    GenerateResult r_;
+    bool finished_ = false;
+    std::chrono::steady_clock::time_point start_, first_;
+};
 
 Result<GenerateResult> generate(Session& session, std::span<const int32_t> prompt, const GenerateParams& p,
                                 const PieceFn& on_piece);

@@ -2,7 +2,13 @@
 
 #include "ops/cpu/ops.h"
 
+#include "util/check.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 namespace strata {
@@ -48,7 +54,8 @@ std::unique_ptr<KvCache> Model::new_cache(int64_t n_ctx, KvType type) const {
                                      int64_t{hp_.n_head_kv} * hp_.n_embd_head_v, type);
 }
 
-void Model::layer(int il, float* x, int64_t n_tok, int64_t pos0, KvCache& cache, ThreadPool& pool) const {
+void Model::layer(int il, float* x, int64_t n_tok, std::span<const SeqBatch> seqs, std::span<const int64_t> rows,
+                  ThreadPool& pool) const {
     const LayerWeights& w = weights_.layers[static_cast<size_t>(il)];
     const int64_t n_embd = hp_.n_embd;
     const int hk = static_cast<int>(hp_.n_embd_head_k), hv = static_cast<int>(hp_.n_embd_head_v);
@@ -71,9 +78,15 @@ void Model::layer(int il, float* x, int64_t n_tok, int64_t pos0, KvCache& cache,
         norm_rows(NormKind::Rms, q.data(), n_tok * hp_.n_head, hk, w.q_norm, {}, hp_.norm_rms_eps, q.data());
         norm_rows(NormKind::Rms, k.data(), n_tok * hp_.n_head_kv, hk, w.k_norm, {}, hp_.norm_rms_eps, k.data());
     }
-    rope(q.data(), n_tok, q_width, static_cast<int>(hp_.n_head), hk, pos0, rope_);
-    rope(k.data(), n_tok, k_width, static_cast<int>(hp_.n_head_kv), hk, pos0, rope_);
-    for (int64_t t = 0; t < n_tok; ++t) cache.store(il, pos0 + t, k.data() + t * k_width, v.data() + t * v_width);
+    // Positions, the KV cache and attention belong to each sequence.
+    for (size_t s = 0; s < seqs.size(); ++s) {
+        const int64_t r = rows[s], n = static_cast<int64_t>(seqs[s].tokens.size()), pos0 = seqs[s].pos0;
+        rope(q.data() + r * q_width, n, q_width, static_cast<int>(hp_.n_head), hk, pos0, rope_);
+        rope(k.data() + r * k_width, n, k_width, static_cast<int>(hp_.n_head_kv), hk, pos0, rope_);
+        for (int64_t t = 0; t < n; ++t) {
+            seqs[s].cache->store(il, pos0 + t, k.data() + (r + t) * k_width, v.data() + (r + t) * v_width);
+        }
+    }
 
     AttentionParams ap;
     ap.n_head = static_cast<int>(hp_.n_head);
@@ -85,7 +98,10 @@ void Model::layer(int il, float* x, int64_t n_tok, int64_t pos0, KvCache& cache,
     ap.window = arch_->swa_even_layers && hp_.n_swa > 0 && il % 2 == 0 ? hp_.n_swa : 0;
     ap.sinks = w.sinks.valid() ? w.sinks.f32() : nullptr;
     std::vector<float> attn(static_cast<size_t>(n_tok * o_width));
-    attention(q.data(), n_tok, pos0, cache, il, ap, attn.data(), pool);
+    for (size_t s = 0; s < seqs.size(); ++s) {
+        attention(q.data() + rows[s] * q_width, static_cast<int64_t>(seqs[s].tokens.size()), seqs[s].pos0,
+                  *seqs[s].cache, il, ap, attn.data() + rows[s] * o_width, pool);
+    }
     linear(w.wo, w.bo, attn.data(), n_tok, cur.data(), pool);
     for (size_t i = 0; i < cur.size(); ++i) x[i] += cur[i];
 
@@ -101,30 +117,71 @@ void Model::layer(int il, float* x, int64_t n_tok, int64_t pos0, KvCache& cache,
 
 Status Model::forward(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits, float* logits,
                       ThreadPool& pool) const {
-    const auto n_tok = static_cast<int64_t>(tokens.size());
-    if (n_tok == 0) return err("no tokens to evaluate");
-    if (pos0 < 0 || pos0 + n_tok > cache.n_ctx()) {
-        return err("{} tokens at position {} do not fit the context of {} tokens", n_tok, pos0, cache.n_ctx());
-    }
-    for (int32_t id : tokens) {
-        if (id < 0 || static_cast<uint32_t>(id) >= hp_.n_vocab) {
-            return err("token id {} is outside the vocabulary (0 to {})", id, hp_.n_vocab - 1);
+    const SeqBatch one{.tokens = tokens, .pos0 = pos0, .cache = &cache, .logits = logits, .all_logits = all_logits};
+    return forward_batch({&one, 1}, pool);
+}
+
+Status Model::forward_batch(std::span<const SeqBatch> seqs, ThreadPool& pool) const {
+    if (seqs.empty()) return err("no sequences to evaluate");
+    // Where each sequence's rows start in the stacked activations, and which rows
+    // go through the output head (each sequence's last, or all of its rows).
+    std::vector<int64_t> rows(seqs.size()), out_rows;
+    int64_t n_tok = 0;
+    for (size_t s = 0; s < seqs.size(); ++s) {
+        const SeqBatch& b = seqs[s];
+        const auto n = static_cast<int64_t>(b.tokens.size());
+        const std::string which = seqs.size() > 1 ? fmt::format("sequence {}: ", s) : std::string();
+        CHECK(b.cache != nullptr, "every sequence has a KV cache");
+        if (n == 0) return err("{}no tokens to evaluate", which);
+        if (b.pos0 < 0 || b.pos0 + n > b.cache->n_ctx()) {
+            return err("{}{} tokens at position {} do not fit the context of {} tokens", which, n, b.pos0,
+                       b.cache->n_ctx());
         }
+        for (int32_t id : b.tokens) {
+            if (id < 0 || static_cast<uint32_t>(id) >= hp_.n_vocab) {
+                return err("{}token id {} is outside the vocabulary (0 to {})", which, id, hp_.n_vocab - 1);
+            }
+        }
+        for (size_t o = 0; o < s; ++o) {
+            if (seqs[o].cache == b.cache) return err("sequences {} and {} share one KV cache", o, s);
+        }
+        rows[s] = n_tok;
+        if (b.logits) {
+            for (int64_t t = b.all_logits ? 0 : n - 1; t < n; ++t) out_rows.push_back(n_tok + t);
+        }
+        n_tok += n;
     }
+
     const int64_t n_embd = hp_.n_embd;
     std::vector<float> x(static_cast<size_t>(n_tok * n_embd));
-    for (int64_t t = 0; t < n_tok; ++t) weights_.tok_embd.dequantize_row(tokens[t], x.data() + t * n_embd);
+    for (size_t s = 0; s < seqs.size(); ++s) {
+        for (size_t t = 0; t < seqs[s].tokens.size(); ++t) {
+            weights_.tok_embd.dequantize_row(seqs[s].tokens[t], x.data() + (rows[s] + static_cast<int64_t>(t)) * n_embd);
+        }
+    }
 
-    for (uint32_t il = 0; il < hp_.n_layer; ++il) layer(static_cast<int>(il), x.data(), n_tok, pos0, cache, pool);
+    for (uint32_t il = 0; il < hp_.n_layer; ++il) layer(static_cast<int>(il), x.data(), n_tok, seqs, rows, pool);
+    if (out_rows.empty()) return {};
 
-    // Only the rows whose logits are wanted go through the output norm and head.
-    const int64_t first = all_logits ? 0 : n_tok - 1;
-    const int64_t n_out = n_tok - first;
+    // Only the rows whose logits are wanted go through the output norm and head,
+    // all of them in one matrix multiply.
+    const auto n_out = static_cast<int64_t>(out_rows.size());
+    const int64_t n_vocab = hp_.n_vocab;
     const float eps = arch_->norm == NormKind::Layer ? hp_.norm_eps : hp_.norm_rms_eps;
     std::vector<float> normed(static_cast<size_t>(n_out * n_embd));
-    norm_rows(arch_->norm, x.data() + first * n_embd, n_out, n_embd, weights_.output_norm, weights_.output_norm_b, eps,
-              normed.data());
-    linear(weights_.output, weights_.output_b, normed.data(), n_out, logits, pool);
+    for (int64_t i = 0; i < n_out; ++i) {
+        norm_rows(arch_->norm, x.data() + out_rows[i] * n_embd, 1, n_embd, weights_.output_norm,
+                  weights_.output_norm_b, eps, normed.data() + i * n_embd);
+    }
+    std::vector<float> out(static_cast<size_t>(n_out * n_vocab));
+    linear(weights_.output, weights_.output_b, normed.data(), n_out, out.data(), pool);
+    const float* src = out.data();
+    for (const SeqBatch& b : seqs) {
+        if (!b.logits) continue;
+        const size_t n = static_cast<size_t>(b.all_logits ? b.tokens.size() : 1) * static_cast<size_t>(n_vocab);
+        std::copy_n(src, n, b.logits);
+        src += n;
+    }
     return {};
 }
 

@@ -18,6 +18,18 @@
 
 namespace strata {
 
+// One sequence's part of a batched forward pass: `tokens` at positions pos0,
+// pos0 + 1, ... of `cache`'s timeline. `logits` receives the last token's n_vocab
+// logits (all n_tokens x n_vocab with `all_logits`); null when none are wanted (a
+// prompt chunk that is not the prompt's last).
+struct SeqBatch {
+    std::span<const int32_t> tokens;
+    int64_t pos0 = 0;
+    KvCache* cache = nullptr;
+    float* logits = nullptr;
+    bool all_logits = false;
+};
+
 class Model {
 public:
     // Binds the weights of `file`, which must outlive the model (views point into
@@ -41,9 +53,18 @@ public:
     Status forward(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits, float* logits,
                    ThreadPool& pool) const;
 
+    // Runs several sequences in one pass (continuous batching): their tokens are
+    // stacked into one activation matrix, so every weight matrix — attention
+    // projections, experts, the output head — is read once for the whole batch;
+    // only RoPE positions, the KV store and attention run per sequence. Each
+    // sequence's result equals running it alone. Errors name the sequence.
+    Status forward_batch(std::span<const SeqBatch> seqs, ThreadPool& pool) const;
+
 private:
     Model() = default;
-    void layer(int il, float* x, int64_t n_tok, int64_t pos0, KvCache& cache, ThreadPool& pool) const;
+    // `rows[i]` is the first row of `seqs[i]` in the stacked activations `x`.
+    void layer(int il, float* x, int64_t n_tok, std::span<const SeqBatch> seqs, std::span<const int64_t> rows,
+               ThreadPool& pool) const;
 
     HParams hp_;
     const ArchSpec* arch_ = nullptr;

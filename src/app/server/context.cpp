@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <string_view>
 #include <cstdlib>
 #include <ctime>
 #include <random>
@@ -14,8 +15,58 @@
 namespace strata::app::server {
 ServerContext::ServerContext(ServerOptions options)
     : options_(std::move(options)),
-      registry_(EngineOptions{.threads = options_.threads, .prefetch = options_.prefetch}),
-      slots_(options_.parallel, options_.max_queue) {}
+      registry_(RegistryOptions{
+          .engine = {.threads = options_.threads, .prefetch = options_.prefetch},
+          .scheduler = {.n_slots = options_.parallel,
+                        .max_queue = options_.max_queue,
+                        .n_ctx = options_.n_ctx,
+                        .on_first_token = [this](double s) { metrics_.time_to_first_token().observe(s); },
+                        .on_inter_token = [this](double s) { metrics_.inter_token().observe(s); }},
+          .max_loaded = options_.max_loaded}) {}
+
+bool Channel::push(std::string_view piece) {
+    std::lock_guard lock(mu_);
+    if (closed_) return false;
+    text_ += piece;
+    cv_.notify_all();
+    return true;
+}
+
+void Channel::finish(Result<GenerateResult> result) {
+    std::lock_guard lock(mu_);
+    done_ = std::move(result);
+    cv_.notify_all();
+}
+
+Channel::Event Channel::wait(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, timeout, [&] { return !text_.empty() || done_.has_value(); });
+    Event e{.text = std::move(text_)};
+    text_.clear();
+    if (done_) {
+        e.done = std::move(done_);
+        done_.reset();
+    }
+    return e;
+}
+
+void Channel::close() {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+}
+
+Scheduler::Stats ServerContext::scheduler_stats() const {
+    Scheduler::Stats total;
+    for (const auto& [info, m] : registry_.loaded_models()) {
+        const auto s = m->scheduler->stats();
+        total.slots += s.slots;
+        total.active += s.active;
+        total.queued += s.queued;
+        total.kv_bytes += s.kv_bytes;
+    }
+    total.cancelled = metrics_.cancelled();
+    return total;
+}
 
 Status ServerContext::discover() {
     const DiscoveryRoots roots = default_roots(options_.model_dirs, options_.discover, std::getenv);
@@ -52,9 +103,9 @@ std::optional<Job> ServerContext::admit(const CompletionRequest& req, ApiError& 
         error = {.status = 500, .message = loaded.error().message};
         return std::nullopt;
     }
-    job.engine = loaded->engine;
+    job.loaded = loaded->model;
     job.load_seconds = loaded->load_seconds;
-    Engine& e = *job.engine;
+    Engine& e = *job.loaded->engine;
     const text::Vocab& vocab = e.tokenizer().vocab();
     for (const auto& [id, bias] : req.gen.sampling.logit_bias) {
         if (!vocab.valid(id)) {
@@ -81,8 +132,7 @@ std::optional<Job> ServerContext::admit(const CompletionRequest& req, ApiError& 
         error = {.message = fmt::format("'{}' is empty", req.prompt_field), .param = req.prompt_field};
         return std::nullopt;
     }
-    int64_t n_ctx = options_.n_ctx > 0 ? options_.n_ctx : job.model->n_ctx_train;
-    if (n_ctx <= 0) n_ctx = 4096;
+    int64_t n_ctx = job.loaded->scheduler->options().n_ctx;
     if (req.n_ctx > 0) n_ctx = std::min(n_ctx, req.n_ctx);
     // One position must stay free for the first generated token.
     if (static_cast<int64_t>(job.prompt_ids.size()) >= n_ctx) {
@@ -93,32 +143,45 @@ std::optional<Job> ServerContext::admit(const CompletionRequest& req, ApiError& 
         return std::nullopt;
     }
 
-    job.lease = slots_.acquire();
-    if (!job.lease) {
+    auto channel = std::make_shared<Channel>();
+    auto ticket = job.loaded->scheduler->submit(
+        {.prompt = job.prompt_ids,
+         .gen = req.gen,
+         .n_ctx = n_ctx,
+         .on_piece = [channel](std::string_view piece) { return channel->push(piece); },
+         .on_done = [channel](Result<GenerateResult> r) { channel->finish(std::move(r)); }});
+    if (!ticket) {
         error = {.status = 503,
-                 .message = fmt::format("the server is busy: {} requests are already waiting; try again later",
-                                        options_.max_queue)};
+                 .message = fmt::format("the server is busy: {} requests are already waiting for '{}'; try again later",
+                                        options_.max_queue, job.model->name)};
         return std::nullopt;
     }
-    Slot& slot = job.lease->slot();
-    if (!slot.session || slot.model != job.model->name || slot.session->n_ctx() != n_ctx) {
-        slot.session.reset();  // free the old KV cache before allocating the new one
-        auto s = Session::create(e, n_ctx, KvType::F16);
-        if (!s) {
-            error = {.status = 500, .message = s.error().message};
-            return std::nullopt;
-        }
-        slot.session = std::move(*s);
-        slot.model = job.model->name;
-    }
-    job.gen = req.gen;
+    job.channel = std::move(channel);
+    job.ticket = std::move(*ticket);
     return job;
 }
 
-Result<GenerateResult> ServerContext::run(Job& job, const PieceFn& on_piece) {
-    auto r = generate(*job.lease->slot().session, job.prompt_ids, job.gen, on_piece);
-    if (r && r->finish == FinishReason::Cancelled) cancelled_.fetch_add(1);
-    return r;
+Result<GenerateResult> ServerContext::run(Job& job, const PieceFn& on_piece, const std::function<bool()>& alive) {
+    // How often a worker with nothing to send checks that its client is still
+    // there, so a client that leaves while queued or during a long prompt is
+    // dropped promptly.
+    constexpr std::chrono::milliseconds kPoll{50};
+    bool cancelled = false;
+    auto cancel = [&] {
+        cancelled = true;
+        job.channel->close();
+        job.ticket->cancel();
+    };
+    while (true) {
+        Channel::Event ev = job.channel->wait(kPoll);
+        if (!ev.text.empty() && !cancelled && on_piece && !on_piece(ev.text)) cancel();
+        if (ev.done) {
+            Result<GenerateResult> r = std::move(*ev.done);
+            if (r) metrics_.finished(r->n_prompt, r->n_generated, r->finish == FinishReason::Cancelled);
+            return r;
+        }
+        if (!cancelled && (stopping_.load() || (ev.text.empty() && alive && !alive()))) cancel();
+    }
 }
 
 uint64_t random_seed() {

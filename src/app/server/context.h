@@ -1,16 +1,22 @@
 #pragma once
-// `ServerContext`: what every endpoint shares — options, the model registry, the
-// slot pool — and the one path from a parsed request to generated text that the
-// OpenAI and Ollama adapters both use: `admit` (resolve and load the model,
-// render and tokenize the prompt, check it fits, take a slot) then `run`.
+// `ServerContext`: what every endpoint shares — options, the model registry (each
+// loaded model with its continuous-batching scheduler), the metrics — and the one
+// path from a parsed request to generated text that the OpenAI and Ollama
+// adapters both use: `admit` (resolve and load the model, render and tokenize the
+// prompt, check it fits, queue it — or refuse with 503) then `run` (take its text
+// on the HTTP worker as the scheduler's step thread makes it).
 
 #include "app/server/fields.h"
+#include "app/server/metrics.h"
 #include "app/server/registry.h"
-#include "app/server/slots.h"
 #include "engine/generate.h"
+#include "engine/scheduler.h"
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -29,12 +35,17 @@ struct ServerOptions {
     // `strata serve` turns it on unless `--no-discover`.
     bool discover = false;
     int64_t n_ctx = 4096;  // per slot; 0: the model's training context
-    int parallel = 1;
-    int max_queue = 16;
+    int parallel = 1;      // slots per model: sequences batched together
+    int max_queue = 16;    // requests per model that may wait for a slot
+    int max_loaded = 0;    // models loaded at once (least recently used unloaded); 0: no limit
     std::string api_key;  // empty: no authentication
     int threads = 0;
     bool prefetch = true;
     size_t max_body_bytes = 16u << 20;
+    // Seconds a client may take to send a request's body, and that a socket read
+    // or write may wait; a client that trickles its body is answered 408.
+    int read_timeout = 30;
+    int write_timeout = 30;
     bool log_requests = true;
 };
 
@@ -52,13 +63,45 @@ struct CompletionRequest {
     const char* prompt_field = "prompt";  // for errors about the prompt's length
 };
 
-// A request that holds a slot and is ready to generate.
+// What a request's generation hands its HTTP worker: the text pieces, then the
+// result. The scheduler's step thread pushes and never waits on the client.
+class Channel {
+public:
+    // Step thread: false once the worker stopped listening (its client is gone).
+    bool push(std::string_view piece);
+    void finish(Result<GenerateResult> result);
+    // Worker: text arrived since the last call, and the result once finished;
+    // waits up to `timeout` for either.
+    struct Event {
+        std::string text;
+        std::optional<Result<GenerateResult>> done;
+    };
+    Event wait(std::chrono::milliseconds timeout);
+    void close();
+
+private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::string text_;
+    std::optional<Result<GenerateResult>> done_;
+    bool closed_ = false;
+};
+
+// A queued request. Dropping it cancels its generation (a streaming response
+// whose client left before it started).
 struct Job {
+    Job() = default;
+    Job(Job&&) = default;
+    Job& operator=(Job&&) = default;
+    ~Job() {
+        if (ticket) ticket->cancel();
+    }
+
     const ModelInfo* model = nullptr;
-    Engine* engine = nullptr;
-    std::shared_ptr<SlotPool::Lease> lease;
+    std::shared_ptr<LoadedModel> loaded;  // keeps the model loaded until the request is done
     std::vector<int32_t> prompt_ids;
-    GenerateParams gen;
+    std::shared_ptr<Channel> channel;
+    std::shared_ptr<Scheduler::Ticket> ticket;
     double load_seconds = 0;
 };
 
@@ -73,18 +116,25 @@ public:
     // 404 naming what exists when there is none.
     const ModelInfo* resolve(const std::string& name, ApiError& error) const;
     std::optional<Job> admit(const CompletionRequest& req, ApiError& error);
-    Result<GenerateResult> run(Job& job, const PieceFn& on_piece);
+    // Waits for the job's text on this (HTTP worker) thread and hands it to
+    // `on_piece`; false from `on_piece`, or from `alive` (asked while no text
+    // comes, e.g. while queued), cancels the generation.
+    Result<GenerateResult> run(Job& job, const PieceFn& on_piece, const std::function<bool()>& alive = {});
+
+    // The server is stopping: every `run` cancels its generation, so streams end.
+    void shutdown() { stopping_.store(true); }
 
     const ServerOptions& options() const { return options_; }
     ModelRegistry& registry() { return registry_; }
-    SlotPool& slots() { return slots_; }
-    uint64_t cancelled() const { return cancelled_.load(); }
+    Metrics& metrics() { return metrics_; }
+    // Over every loaded model.
+    Scheduler::Stats scheduler_stats() const;
 
 private:
     ServerOptions options_;
+    Metrics metrics_;  // before `registry_`: the schedulers report to it until they stop
     ModelRegistry registry_;
-    SlotPool slots_;
-    std::atomic<uint64_t> cancelled_{0};
+    std::atomic<bool> stopping_{false};
 };
 
 // A seed for requests that give none, so that two such requests differ.

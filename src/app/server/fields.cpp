@@ -70,7 +70,8 @@ std::optional<int64_t> Fields::integer(const std::string& key, int64_t lo, int64
     }
     if (v->is_number_unsigned()) {
         const uint64_t u = v->get<uint64_t>();
-        if (u > static_cast<uint64_t>(hi)) return fail(key, fmt::format("must be between {} and {}", lo, hi)), std::nullopt;
+        if (u > static_cast<uint64_t>(hi) || (lo > 0 && u < static_cast<uint64_t>(lo)))
+            return fail(key, fmt::format("must be between {} and {}", lo, hi)), std::nullopt;
         return static_cast<int64_t>(u);
     }
     if (!v->is_number_integer()) return fail(key, "must be an integer"), std::nullopt;

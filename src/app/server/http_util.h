@@ -17,6 +17,17 @@ namespace strata::app::server {
 std::string dump(const json& j);
 void set_json(httplib::Response& res, int status, const json& j);
 
+// Registers POST `pattern`. The body is read here rather than by httplib so that
+// a client sending it slower than `options.read_timeout` allows is cut off (408)
+// and one sending more than `options.max_body_bytes` is refused (413), each in
+// the API's error shape written by `on_error`; `handler` gets the whole body.
+void post(httplib::Server& http, const ServerOptions& options, const std::string& pattern,
+          void (*on_error)(httplib::Response&, const ApiError&),
+          std::function<void(const std::string& body, httplib::Response& res)> handler);
+
+// Whether a streaming response's client is still connected.
+bool writable(httplib::DataSink& sink);
+
 // Writes `data` to a streaming response; false once the client is gone, which
 // the caller turns into cancelling its generation.
 bool write(httplib::DataSink& sink, const std::string& data);

@@ -98,10 +98,10 @@ json final_stats(const Job& job, const GenerateResult& g, Clock::time_point star
             {"eval_duration", ns(g.generate_seconds)}};
 }
 
-void handle(ServerContext& ctx, const httplib::Request& http_req, httplib::Response& res, bool chat) {
+void handle(ServerContext& ctx, const std::string& http_body, httplib::Response& res, bool chat) {
     const auto start = Clock::now();
     ApiError error;
-    auto body = parse_body(http_req.body, error);
+    auto body = parse_body(http_body, error);
     if (!body) return ollama_error(res, error);
     Fields f(*body);
     CompletionRequest req;
@@ -186,7 +186,7 @@ void handle(ServerContext& ctx, const httplib::Request& http_req, httplib::Respo
             json o = object(std::string(piece));
             o["done"] = false;
             return write(sink, dump(o) + "\n");
-        });
+        }, [&sink] { return writable(sink); });
         if (!g) {
             write(sink, dump(json{{"error", g.error().message}}) + "\n");
             return;
@@ -198,9 +198,9 @@ void handle(ServerContext& ctx, const httplib::Request& http_req, httplib::Respo
     });
 }
 
-void handle_show(ServerContext& ctx, const httplib::Request& http_req, httplib::Response& res) {
+void handle_show(ServerContext& ctx, const std::string& http_body, httplib::Response& res) {
     ApiError error;
-    auto body = parse_body(http_req.body, error);
+    auto body = parse_body(http_body, error);
     if (!body) return ollama_error(res, error);
     Fields f(*body);
     std::string name = f.string("model").value_or("");
@@ -232,12 +232,18 @@ void handle_show(ServerContext& ctx, const httplib::Request& http_req, httplib::
 
 }  // namespace
 
-void ollama_error(httplib::Response& res, const ApiError& e) { set_json(res, e.status, {{"error", e.message}}); }
+void ollama_error(httplib::Response& res, const ApiError& e) {
+    if (e.status == 503) res.set_header("Retry-After", "1");  // a queue moves in seconds
+    set_json(res, e.status, {{"error", e.message}});
+}
 
 void add_ollama_routes(httplib::Server& http, ServerContext& ctx) {
-    http.Post("/api/generate", [&ctx](const httplib::Request& req, httplib::Response& res) { handle(ctx, req, res, false); });
-    http.Post("/api/chat", [&ctx](const httplib::Request& req, httplib::Response& res) { handle(ctx, req, res, true); });
-    http.Post("/api/show", [&ctx](const httplib::Request& req, httplib::Response& res) { handle_show(ctx, req, res); });
+    auto route = [&](const char* pattern, std::function<void(const std::string&, httplib::Response&)> fn) {
+        post(http, ctx.options(), pattern, ollama_error, std::move(fn));
+    };
+    route("/api/generate", [&ctx](const std::string& body, httplib::Response& res) { handle(ctx, body, res, false); });
+    route("/api/chat", [&ctx](const std::string& body, httplib::Response& res) { handle(ctx, body, res, true); });
+    route("/api/show", [&ctx](const std::string& body, httplib::Response& res) { handle_show(ctx, body, res); });
     http.Get("/api/tags", [&ctx](const httplib::Request&, httplib::Response& res) {
         json models = json::array();
         for (const ModelInfo* m : ctx.registry().list()) models.push_back(model_entry(*m));
@@ -245,12 +251,17 @@ void add_ollama_routes(httplib::Server& http, ServerContext& ctx) {
     });
     http.Get("/api/ps", [&ctx](const httplib::Request&, httplib::Response& res) {
         json models = json::array();
-        for (const ModelInfo* m : ctx.registry().list()) {
-            if (!ctx.registry().loaded(*m)) continue;
+        // Most recently used first. Loaded models stay until --max-loaded makes
+        // room for another, so none has a time of expiry.
+        for (const auto& [m, loaded] : ctx.registry().loaded_models()) {
             json e = model_entry(*m);
             e.erase("modified_at");
-            e["expires_at"] = "2318-01-01T00:00:00Z";  // loaded models stay loaded
+            e["expires_at"] = "2318-01-01T00:00:00Z";
             e["size_vram"] = 0;
+            const auto st = loaded->scheduler->stats();
+            e["context_length"] = loaded->scheduler->options().n_ctx;
+            e["active"] = st.active;
+            e["queued"] = st.queued;
             models.push_back(std::move(e));
         }
         set_json(res, 200, {{"models", models}});

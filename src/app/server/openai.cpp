@@ -125,9 +125,9 @@ json usage_json(const Job& job, const GenerateResult& g) {
 
 const char* finish_name(const GenerateResult& g) { return g.finish == FinishReason::Length ? "length" : "stop"; }
 
-void handle(ServerContext& ctx, const httplib::Request& http_req, httplib::Response& res, bool chat) {
+void handle(ServerContext& ctx, const std::string& http_body, httplib::Response& res, bool chat) {
     ApiError error;
-    auto body = parse_body(http_req.body, error);
+    auto body = parse_body(http_body, error);
     if (!body) return openai_error(res, error);
     Fields f(*body);
     CompletionRequest req;
@@ -196,7 +196,7 @@ void handle(ServerContext& ctx, const httplib::Request& http_req, httplib::Respo
         auto g = ctx.run(*shared, [&](std::string_view piece) {
             const std::string text(piece);
             return write(sink, chunk(chat ? json{{"content", text}} : json(text), nullptr));
-        });
+        }, [&sink] { return writable(sink); });
         if (!g) {
             json e = {{"error", {{"message", g.error().message}, {"type", "server_error"}, {"param", nullptr}, {"code", nullptr}}}};
             write(sink, "data: " + dump(e) + "\n\n");
@@ -221,6 +221,7 @@ void handle(ServerContext& ctx, const httplib::Request& http_req, httplib::Respo
 }  // namespace
 
 void openai_error(httplib::Response& res, const ApiError& e) {
+    if (e.status == 503) res.set_header("Retry-After", "1");  // a queue moves in seconds
     const char* type = e.status == 401   ? "authentication_error"
                        : e.status >= 500 ? "server_error"
                                          : "invalid_request_error";
@@ -247,10 +248,10 @@ void add_openai_routes(httplib::Server& http, ServerContext& ctx) {
         if (!m) return openai_error(res, error);
         set_json(res, 200, model_json(*m));
     });
-    http.Post("/v1/chat/completions",
-              [&ctx](const httplib::Request& req, httplib::Response& res) { handle(ctx, req, res, true); });
-    http.Post("/v1/completions",
-              [&ctx](const httplib::Request& req, httplib::Response& res) { handle(ctx, req, res, false); });
+    post(http, ctx.options(), "/v1/chat/completions", openai_error,
+         [&ctx](const std::string& body, httplib::Response& res) { handle(ctx, body, res, true); });
+    post(http, ctx.options(), "/v1/completions", openai_error,
+         [&ctx](const std::string& body, httplib::Response& res) { handle(ctx, body, res, false); });
 }
 
 }  // namespace strata::app::server

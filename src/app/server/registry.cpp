@@ -126,22 +126,89 @@ ModelRegistry::Entry* ModelRegistry::entry(const ModelInfo& model) const {
 Result<ModelRegistry::Loaded> ModelRegistry::get(const ModelInfo& model) {
     Entry* e = entry(model);
     if (!e) return err("model '{}' is not registered", model.name);
-    if (Engine* ready = e->ready.load(std::memory_order_acquire)) return Loaded{.engine = ready};
-    std::lock_guard lock(e->load_mu);
-    if (e->engine) return Loaded{.engine = e->engine.get()};
+    {
+        std::lock_guard lock(mu_);
+        if (e->model) {
+            e->last_used = ++uses_;
+            return Loaded{.model = e->model};
+        }
+    }
+    std::lock_guard load_lock(e->load_mu);
+    {
+        std::lock_guard lock(mu_);
+        if (e->model) {  // loaded by another request while this one waited
+            e->last_used = ++uses_;
+            return Loaded{.model = e->model};
+        }
+    }
+    // Make room first, so the memory of what is unloaded is free for this load.
+    if (options_.max_loaded > 0) {
+        std::vector<std::shared_ptr<LoadedModel>> unloaded;
+        {
+            std::lock_guard lock(mu_);
+            unloaded = evict_to(options_.max_loaded);
+        }
+        unloaded.clear();  // joins their schedulers and unmaps their files, outside `mu_`
+    }
     const auto t0 = std::chrono::steady_clock::now();
-    auto engine = Engine::load(e->info.path, options_);
+    auto engine = Engine::load(e->info.path, options_.engine);
     if (!engine) return err("loading model '{}': {}", e->info.name, engine.error().message);
-    e->engine = std::move(*engine);
-    e->ready.store(e->engine.get(), std::memory_order_release);
-    fmt::print(stderr, "{}: {}\n", e->info.name, e->engine->load_summary());
-    return Loaded{.engine = e->engine.get(),
+    auto loaded = std::make_shared<LoadedModel>();
+    loaded->engine = std::move(*engine);
+    SchedulerOptions so = options_.scheduler;
+    if (so.n_ctx <= 0) so.n_ctx = e->info.n_ctx_train > 0 ? e->info.n_ctx_train : 4096;
+    loaded->scheduler = std::make_unique<Scheduler>(*loaded->engine, so);
+    fmt::print(stderr, "{}: {}\n", e->info.name, loaded->engine->load_summary());
+    std::lock_guard lock(mu_);
+    e->model = loaded;
+    e->last_used = ++uses_;
+    return Loaded{.model = std::move(loaded),
                   .load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
 }
 
-Engine* ModelRegistry::loaded(const ModelInfo& model) const {
+std::vector<std::shared_ptr<LoadedModel>> ModelRegistry::evict_to(int limit) {
+    std::vector<std::shared_ptr<LoadedModel>> out;
+    while (true) {
+        int n_loaded = 0;
+        Entry* lru = nullptr;
+        for (const auto& e : entries_) {
+            if (!e->model) continue;
+            ++n_loaded;
+            // Held by a request (its `Loaded`) when anyone but the registry has it.
+            if (e->model.use_count() == 1 && (!lru || e->last_used < lru->last_used)) lru = e.get();
+        }
+        if (n_loaded < limit || !lru) return out;
+        fmt::print(stderr, "{}: unloaded (least recently used of {} loaded, --max-loaded {})\n", lru->info.name,
+                   n_loaded, limit);
+        out.push_back(std::move(lru->model));
+        lru->model.reset();
+    }
+}
+
+std::shared_ptr<LoadedModel> ModelRegistry::loaded(const ModelInfo& model) const {
     const Entry* e = entry(model);
-    return e ? e->ready.load(std::memory_order_acquire) : nullptr;
+    if (!e) return nullptr;
+    std::lock_guard lock(mu_);
+    return e->model;
+}
+
+std::vector<std::pair<const ModelInfo*, std::shared_ptr<LoadedModel>>> ModelRegistry::loaded_models() const {
+    std::vector<std::pair<const ModelInfo*, std::shared_ptr<LoadedModel>>> out;
+    std::vector<uint64_t> used;
+    {
+        std::lock_guard lock(mu_);
+        for (const auto& e : entries_) {
+            if (!e->model) continue;
+            out.emplace_back(&e->info, e->model);
+            used.push_back(e->last_used);
+        }
+    }
+    std::vector<size_t> order(out.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return used[a] > used[b]; });
+    std::vector<std::pair<const ModelInfo*, std::shared_ptr<LoadedModel>>> sorted;
+    for (size_t i : order) sorted.push_back(std::move(out[i]));
+    return sorted;
 }
 
 }  // namespace strata::app::server

@@ -1,19 +1,23 @@
 #pragma once
-// `ModelRegistry`: the models a server offers, by name, and the engines of those
-// loaded so far. Names are file stems (`stories260K` for `stories260K.gguf`; a
-// split set `X-00001-of-00003.gguf` is the one model `X`). The list is fixed when
-// the server starts, so lookups need no lock; each model loads on first use under
-// its own mutex (other models stay usable meanwhile) and stays loaded.
+// `ModelRegistry`: the models a server offers, by name, and the engines (with
+// their schedulers) of those loaded. Names are file stems (`stories260K` for
+// `stories260K.gguf`; a split set `X-00001-of-00003.gguf` is the one model `X`).
+// The list is fixed when the server starts, so lookups need no lock; each model
+// loads on first use under its own mutex (other models stay usable meanwhile).
+// With `max_loaded`, loading one more model first unloads the least recently used
+// one that no request holds; a request holds its model through the
+// `shared_ptr<LoadedModel>` it got, so a model in use is never freed under it.
 
 #include "engine/engine.h"
+#include "engine/scheduler.h"
 #include "util/result.h"
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace strata::app::server {
@@ -29,9 +33,22 @@ struct ModelInfo {
     int64_t n_ctx_train = 0;
 };
 
+// One loaded model: its weights and the scheduler that runs its requests
+// (declared after the engine, so it stops before the engine goes).
+struct LoadedModel {
+    std::unique_ptr<Engine> engine;
+    std::unique_ptr<Scheduler> scheduler;
+};
+
+struct RegistryOptions {
+    EngineOptions engine;
+    SchedulerOptions scheduler;  // `n_ctx` 0: each model's training context (4096 when unknown)
+    int max_loaded = 0;          // models kept loaded at once; 0: no limit
+};
+
 class ModelRegistry {
 public:
-    explicit ModelRegistry(EngineOptions options) : options_(std::move(options)) {}
+    explicit ModelRegistry(RegistryOptions options) : options_(std::move(options)) {}
 
     // Adds one GGUF file, named `name` or else by its stem; an error when it
     // cannot be read or its name is taken.
@@ -47,25 +64,33 @@ public:
     std::string names() const;
 
     struct Loaded {
-        Engine* engine = nullptr;
+        std::shared_ptr<LoadedModel> model;  // held: the model stays loaded while this lives
         double load_seconds = 0;  // time this call spent loading; 0 when it was loaded already
     };
-    // The model's engine, loading it on first use.
+    // The model, loading it (and unloading the least recently used idle one past
+    // `max_loaded`) when it is not loaded.
     Result<Loaded> get(const ModelInfo& model);
-    // The engine when loaded, else null.
-    Engine* loaded(const ModelInfo& model) const;
+    // The model when loaded, else null; does not count as a use.
+    std::shared_ptr<LoadedModel> loaded(const ModelInfo& model) const;
+    // Loaded models, most recently used first.
+    std::vector<std::pair<const ModelInfo*, std::shared_ptr<LoadedModel>>> loaded_models() const;
 
 private:
     struct Entry {
         ModelInfo info;
-        std::mutex load_mu;
-        std::unique_ptr<Engine> engine;  // written once, under `load_mu`
-        std::atomic<Engine*> ready{nullptr};
+        std::mutex load_mu;  // one load at a time per model
+        std::shared_ptr<LoadedModel> model;  // under the registry's `mu_`
+        uint64_t last_used = 0;
     };
     Entry* entry(const ModelInfo& model) const;
+    // Takes out the least recently used models no request holds until fewer than
+    // `limit` stay loaded; the caller frees them outside `mu_`.
+    std::vector<std::shared_ptr<LoadedModel>> evict_to(int limit);
 
-    EngineOptions options_;
+    RegistryOptions options_;
     std::vector<std::unique_ptr<Entry>> entries_;
+    mutable std::mutex mu_;
+    uint64_t uses_ = 0;
 };
 
 }  // namespace strata::app::server

@@ -19,6 +19,18 @@ void api_error(const httplib::Request& req, httplib::Response& res, const ApiErr
     else ollama_error(res, e);
 }
 
+// The route a path belongs to, as the `endpoint` label of the request counter:
+// a fixed set, so clients cannot grow the metrics with made-up paths.
+std::string endpoint_of(const std::string& path) {
+    static const char* const routes[] = {"/health",      "/metrics",     "/v1/models",   "/v1/chat/completions",
+                                         "/v1/completions", "/api/generate", "/api/chat",  "/api/tags",
+                                         "/api/show",    "/api/ps",      "/api/version"};
+    for (const char* r : routes)
+        if (path == r) return r;
+    if (path.starts_with("/v1/models/")) return "/v1/models/{model}";
+    return "other";
+}
+
 }  // namespace
 
 Result<std::unique_ptr<HttpServer>> HttpServer::create(const ServerOptions& options) {
@@ -30,12 +42,21 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(const ServerOptions& opti
 
 void HttpServer::setup() {
     const ServerOptions& o = ctx_.options();
-    // Workers: one per slot, one per queued request (they wait in `admit`), and
-    // some for cheap requests (/health, listings) and idle keep-alive connections.
-    const size_t n_workers = static_cast<size_t>(std::max(1, o.parallel) + std::max(0, o.max_queue) + 8);
+    // Workers: one per slot and one per queued request (each waits on its
+    // request's text) of each model that may be loaded at once — all that
+    // --max-loaded allows, else a few — and some for cheap requests (/health,
+    // listings), idle keep-alive connections and clients still sending.
+    const int n_models = static_cast<int>(ctx_.registry().list().size());
+    const int n_busy_models = std::max(1, std::min(n_models, o.max_loaded > 0 ? o.max_loaded : 4));
+    const size_t n_workers =
+        static_cast<size_t>(n_busy_models * (std::max(1, o.parallel) + std::max(0, o.max_queue)) + 8);
     http_.new_task_queue = [n_workers] { return new httplib::ThreadPool(n_workers); };
     http_.set_payload_max_length(o.max_body_bytes);
     http_.set_tcp_nodelay(true);
+    // Per socket read and write: a client silent this long is dropped. A body
+    // trickled byte by byte is cut off by `post` (http_util) after the same time.
+    http_.set_read_timeout(std::max(1, o.read_timeout), 0);
+    http_.set_write_timeout(std::max(1, o.write_timeout), 0);
 
     http_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
         const std::string& key = ctx_.options().api_key;
@@ -71,20 +92,23 @@ void HttpServer::setup() {
         }
         api_error(req, res, {.status = 500, .message = fmt::format("internal error: {}", what)});
     });
-    if (o.log_requests) {
-        http_.set_logger([](const httplib::Request& req, const httplib::Response& res) {
-            fmt::print(stderr, "{} {} {}\n", req.method, req.path, res.status);
-        });
-    }
+    // Called once each response is written (a stream: when it ends).
+    http_.set_logger([this, log = o.log_requests](const httplib::Request& req, const httplib::Response& res) {
+        ctx_.metrics().request(endpoint_of(req.path), res.status);
+        if (log) fmt::print(stderr, "{} {} {}\n", req.method, req.path, res.status);
+    });
 
     http_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-        const auto s = ctx_.slots().stats();
+        const auto s = ctx_.scheduler_stats();
         set_json(res, 200,
                  {{"status", "ok"},
-                  {"slots_total", s.total},
-                  {"slots_busy", s.busy},
+                  {"slots_total", s.slots},
+                  {"slots_busy", s.active},
                   {"queued", s.queued},
-                  {"requests_cancelled", ctx_.cancelled()}});
+                  {"requests_cancelled", s.cancelled}});
+    });
+    http_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+        res.set_content(ctx_.metrics().render(ctx_.registry()), "text/plain; version=0.0.4; charset=utf-8");
     });
     add_openai_routes(http_, ctx_);
     add_ollama_routes(http_, ctx_);
@@ -103,6 +127,10 @@ Result<int> HttpServer::bind() {
 
 void HttpServer::run() { http_.listen_after_bind(); }
 
-void HttpServer::stop() { http_.stop(); }
+void HttpServer::stop() {
+    // Streams end first (as cancelled), so their workers are free to be joined.
+    ctx_.shutdown();
+    http_.stop();
+}
 
 }  // namespace strata::app::server
