@@ -3,6 +3,7 @@
 // `strata chat MODEL`: an interactive conversation in the terminal.
 
 #include "app/commands.h"
+#include "app/placement_flags.h"
 #include "engine/generate.h"
 #include "engine/prompt.h"
 
@@ -26,6 +27,7 @@ struct RunArgs {
     bool chat = false;
     bool no_prefetch = false;
     GenerateParams gen;
+    PlacementFlags placement;
 };
 
 void add_common_options(CLI::App* cmd, RunArgs& a) {
@@ -50,11 +52,18 @@ void add_common_options(CLI::App* cmd, RunArgs& a) {
     cmd->add_option("-t,--threads", a.threads, "Threads (default: physical cores)");
     cmd->add_flag("--no-prefetch", a.no_prefetch, "Do not read all weights in at load");
     cmd->add_option("--chat-template", a.chat_template_file, "Jinja chat template file replacing the model's own");
+    add_placement_flags(cmd, a.placement);
 }
 
-Result<std::unique_ptr<Engine>> load_engine(const RunArgs& a) {
+Result<std::unique_ptr<Engine>> load_engine(const RunArgs& a, KvType kv_type) {
     const bool tty = ::isatty(STDERR_FILENO);
-    EngineOptions opt{.threads = a.threads, .prefetch = !a.no_prefetch};
+    auto placement = placement_options(a.placement);
+    if (!placement) return placement.error();
+    EngineOptions opt{.threads = a.threads,
+                      .prefetch = !a.no_prefetch,
+                      .placement = std::move(*placement),
+                      .memory = {.n_ctx = a.n_ctx, .n_parallel = 1, .kv_type = kv_type},
+                      .log = [](const std::string& line) { fmt::print(stderr, "{}\n", line); }};
     if (!a.chat_template_file.empty()) {
         std::ifstream in(a.chat_template_file, std::ios::binary);
         if (!in) return err("--chat-template: cannot read '{}'", a.chat_template_file);
@@ -81,6 +90,17 @@ Result<KvType> parse_kv_type(const std::string& s) {
     return err("--kv-type '{}': expected f16 or f32", s);
 }
 
+// The disk tier's cache, when the run read experts through it.
+void print_cache_stats(const Engine& e) {
+    const ExpertCacheStats s = e.expert_cache_stats();
+    if (s.hits + s.misses == 0) return;
+    fmt::print(stderr, "[expert cache: {} hits, {} misses ({:.1f}% hits), {:.1f} MiB read from disk, {} evictions, "
+               "peak {:.1f} of {:.1f} MiB]\n",
+               s.hits, s.misses, 100.0 * static_cast<double>(s.hits) / static_cast<double>(s.hits + s.misses),
+               static_cast<double>(s.bytes_read) / 0x1p20, s.evictions, static_cast<double>(s.peak_bytes) / 0x1p20,
+               static_cast<double>(s.capacity) / 0x1p20);
+}
+
 void print_summary(const GenerateResult& r) {
     const double gen_tps = r.generate_seconds > 0 ? static_cast<double>(r.n_generated) / r.generate_seconds : 0;
     fmt::print(stderr,
@@ -101,7 +121,7 @@ PieceFn print_piece() {
 int run_once(RunArgs a) {
     auto kv = parse_kv_type(a.kv_type);
     if (!kv) return fail(kv.error().message);
-    auto engine = load_engine(a);
+    auto engine = load_engine(a, *kv);
     if (!engine) return fail(engine.error().message);
     Engine& e = **engine;
     std::string text = a.prompt;
@@ -119,6 +139,7 @@ int run_once(RunArgs a) {
     auto r = generate(**session, ids, a.gen, print_piece());
     if (!r) return fail(r.error().message);
     print_summary(*r);
+    print_cache_stats(e);
     return 0;
 }
 
@@ -126,7 +147,7 @@ int run_chat(RunArgs a) {
     auto kv = parse_kv_type(a.kv_type);
     if (!kv) return fail(kv.error().message);
     a.chat = true;
-    auto engine = load_engine(a);
+    auto engine = load_engine(a, *kv);
     if (!engine) return fail(engine.error().message);
     Engine& e = **engine;
     auto session = Session::create(e, a.n_ctx, *kv);

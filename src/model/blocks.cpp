@@ -260,8 +260,11 @@ void moe_ffn(const LayerWeights& w, const MoeParams& p, const float* x, int64_t 
         xs.resize(static_cast<size_t>(m * n_embd));
         ys.resize(xs.size());
         for (int64_t i = 0; i < m; ++i) std::copy_n(x + tokens[i] * n_embd, n_embd, xs.data() + i * n_embd);
-        expert_ffn(w.gate_exps, w.up_exps, w.down_exps, bias_of(w.gate_exps_b, e), bias_of(w.up_exps_b, e),
-                   bias_of(w.down_exps_b, e), e, p.act, xs.data(), m, ys.data(), pool);
+        // Expert e's matrices, wherever their tier put them (the disk tier's cache).
+        const ExpertRows gate = expert_rows(w.gate_exps, e), up = expert_rows(w.up_exps, e),
+                         down = expert_rows(w.down_exps, e);
+        expert_ffn(gate.view, up.view, down.view, bias_of(w.gate_exps_b, e), bias_of(w.up_exps_b, e),
+                   bias_of(w.down_exps_b, e), 0, p.act, xs.data(), m, ys.data(), pool);
         for (int64_t i = 0; i < m; ++i) {
             float* o = out + tokens[i] * n_embd;
             const float* y = ys.data() + i * n_embd;

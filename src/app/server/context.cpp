@@ -14,7 +14,11 @@
 namespace strata::app::server {
 ServerContext::ServerContext(ServerOptions options)
     : options_(std::move(options)),
-      registry_(EngineOptions{.threads = options_.threads, .prefetch = options_.prefetch}),
+      registry_(EngineOptions{.threads = options_.threads,
+                              .prefetch = options_.prefetch,
+                              .placement = options_.placement,
+                              .memory = {.n_ctx = options_.n_ctx, .n_parallel = options_.parallel},
+                              .log = [](const std::string& line) { fmt::print(stderr, "{}\n", line); }}),
       slots_(options_.parallel, options_.max_queue) {}
 
 Status ServerContext::discover() {

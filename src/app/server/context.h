@@ -34,6 +34,7 @@ struct ServerOptions {
     std::string api_key;  // empty: no authentication
     int threads = 0;
     bool prefetch = true;
+    PlacementOptions placement;  // --cpu-moe, --override-tensor, --fit ... (app/placement_flags.h)
     size_t max_body_bytes = 16u << 20;
     bool log_requests = true;
 };

@@ -1,0 +1,127 @@
+// The disk tier end to end: a model whose routed experts are read on demand
+// through a cache smaller than they are computes exactly the logits of the same
+// model with everything in RAM, the cache stays within its capacity, and its
+// counters add up. Also `strata probe`'s plan and its flag errors.
+
+#include "engine/engine.h"
+#include "model/memory.h"
+#include "test_util.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cstring>
+
+namespace strata {
+namespace {
+
+using test::data_path;
+
+std::unique_ptr<Engine> load(const std::string& path, const EngineOptions& opt) {
+    auto e = Engine::load(path, opt);
+    EXPECT_TRUE(e.ok()) << e.error().message;
+    return e.ok() ? std::move(*e) : nullptr;
+}
+
+TEST(DiskTier, ExpertsReadThroughASmallCacheGiveTheSameLogits) {
+    const std::string path = data_path("reference/qwen3moe.gguf");
+    auto file = gguf::File::open(path);
+    ASSERT_TRUE(file.ok());
+    const PlacementOptions disk{.overrides = {"_exps\\.weight=disk"}, .margin = 0};
+    const MemoryRequest req{.n_ctx = 64};
+    auto plan0 = plan_memory(*file, disk, req);
+    ASSERT_TRUE(plan0.ok()) << plan0.error().message;
+    // One expert's gate, up and down slices; the budget leaves the cache room for two.
+    uint64_t unit = 0, slice = 0, n_stacked = 0;
+    for (const TensorPlacement& tp : plan0->tensors) {
+        if (!tp.stacked()) continue;
+        EXPECT_EQ(tp.tier, Tier::Disk) << tp.name;
+        if (tp.layer == 0) unit += tp.expert_bytes();
+        if (slice) {
+            EXPECT_EQ(tp.expert_bytes(), slice) << "the fixture's expert slices all have one size";
+        }
+        slice = tp.expert_bytes();
+        n_stacked += 1;
+    }
+    ASSERT_GT(unit, 0u);
+    const uint64_t host = plan0->total_bytes(Tier::Host) - plan0->cache_bytes;
+    PlacementOptions budgeted = disk;
+    budgeted.ram_budget = host + 2 * unit;
+
+    auto ram = load(path, {.threads = 2, .memory = req});
+    auto streamed = load(path, {.threads = 2, .placement = budgeted, .memory = req});
+    ASSERT_TRUE(ram && streamed);
+    ASSERT_EQ(streamed->plan().cache_bytes, 2 * unit);
+    ASSERT_LT(streamed->plan().cache_bytes, streamed->plan().weight_bytes(Tier::Disk));
+
+    auto a = Session::create(*ram, 64, KvType::F32);
+    auto b = Session::create(*streamed, 64, KvType::F32);
+    ASSERT_TRUE(a.ok() && b.ok());
+    const std::vector<int32_t> prompt = {5, 17, 33, 101, 7, 9, 250, 11};
+    for (int32_t t : prompt) {
+        ASSERT_TRUE((*a)->append(t).ok());
+        ASSERT_TRUE((*b)->append(t).ok());
+        // Same bytes, same kernels, same order: equal to the bit.
+        ASSERT_EQ(std::memcmp((*a)->logits().data(), (*b)->logits().data(), (*a)->logits().size_bytes()), 0)
+            << "after token " << t;
+    }
+
+    const HParams& hp = streamed->hparams();
+    const ExpertCacheStats s = streamed->expert_cache_stats();
+    // Token by token, every layer runs n_expert_used experts, each reading its three slices once.
+    const uint64_t n_moe_layers = n_stacked / 3;
+    EXPECT_EQ(s.hits + s.misses, 3 * n_moe_layers * hp.n_expert_used * prompt.size());
+    EXPECT_EQ(s.bytes_read, s.misses * slice);
+    EXPECT_GT(s.evictions, 0u);
+    EXPECT_EQ(s.capacity, 2 * unit);
+    EXPECT_LE(s.peak_bytes, s.capacity);
+    EXPECT_LE(s.resident_bytes, s.capacity);
+    EXPECT_EQ(ram->expert_cache_stats().misses, 0u);
+}
+
+TEST(DiskTier, AnImpossiblePlanFailsBeforeLoading) {
+    auto e = Engine::load(data_path("reference/qwen3moe.gguf"),
+                          {.placement = {.fit = true, .ram_budget = 1024}, .memory = {.n_ctx = 64}});
+    ASSERT_FALSE(e.ok());
+    EXPECT_NE(e.error().message.find("--ram-budget"), std::string::npos) << e.error().message;
+}
+
+TEST(Probe, PrintsThePlanPerTier) {
+    const std::string model = data_path("reference/qwen3moe.gguf");
+    auto r = test::run_strata("probe " + model + " --gpu-mem 1GiB --cpu-moe --ctx 256 --json", true);
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    const auto j = nlohmann::json::parse(r.out);
+    const auto& p = j["placement"];
+    EXPECT_EQ(p["default_tier"], "gpu");
+    // qwen3moe has no expert biases: --cpu-moe moves exactly the routed-expert tensors.
+    EXPECT_EQ(p["tiers"]["host"]["weight_bytes"], j["routed_expert_bytes"]);
+    EXPECT_EQ(p["tiers"]["gpu"]["weight_bytes"], j["other_bytes"]);
+    const auto& hp = j["hparams"];
+    const uint64_t kv = hp["n_layer"].get<uint64_t>() * hp["n_head_kv"].get<uint64_t>() *
+                        (hp["n_embd_head_k"].get<uint64_t>() + hp["n_embd_head_v"].get<uint64_t>()) * 2 * 256;
+    EXPECT_EQ(p["kv_cache_bytes"], kv);
+    EXPECT_EQ(p["tiers"]["gpu"]["total_bytes"].get<uint64_t>(),
+              j["other_bytes"].get<uint64_t>() + kv + p["scratch_bytes"].get<uint64_t>());
+    EXPECT_TRUE(p["fits"].get<bool>());
+
+    auto text = test::run_strata("probe " + model + " --n-cpu-moe 1 --gpu-mem 1GiB");
+    EXPECT_EQ(text.exit_code, 0) << text.out;
+    EXPECT_NE(text.out.find("experts gpu/host/disk"), std::string::npos) << text.out;
+}
+
+TEST(Probe, BadPlacementFlagsAreErrorsNamingTheFlag) {
+    const std::string model = data_path("reference/qwen3moe.gguf");
+    for (const auto& [args, flag] : std::vector<std::pair<std::string, std::string>>{
+             {"--ram-budget 12XB", "--ram-budget"},
+             {"--gpu-mem lots", "--gpu-mem"},
+             {"--override-tensor 'exps=ssd'", "--override-tensor"},
+             {"--override-tensor 'blk[=host'", "--override-tensor"},
+         }) {
+        auto r = test::run_strata("probe " + model + " " + args);
+        EXPECT_EQ(r.exit_code, 1) << args;
+        EXPECT_NE(r.out.find(flag), std::string::npos) << r.out;
+    }
+}
+
+}  // namespace
+}  // namespace strata
