@@ -93,15 +93,21 @@ TEST(Probe, PrintsThePlanPerTier) {
     const auto j = nlohmann::json::parse(r.out);
     const auto& p = j["placement"];
     EXPECT_EQ(p["default_tier"], "gpu");
-    // qwen3moe has no expert biases: --cpu-moe moves exactly the routed-expert tensors.
-    EXPECT_EQ(p["tiers"]["host"]["weight_bytes"], j["routed_expert_bytes"]);
-    EXPECT_EQ(p["tiers"]["gpu"]["weight_bytes"], j["other_bytes"]);
+    // qwen3moe has no expert biases: --cpu-moe moves exactly the routed-expert
+    // tensors to host, where the input embedding is too.
+    uint64_t embd = 0;
+    for (const auto& t : p["tensors"]) {
+        if (t["name"] == "token_embd.weight") embd = t["bytes"].get<uint64_t>();
+    }
+    ASSERT_GT(embd, 0u);
+    EXPECT_EQ(p["tiers"]["host"]["weight_bytes"].get<uint64_t>(), j["routed_expert_bytes"].get<uint64_t>() + embd);
+    const uint64_t gpu = j["other_bytes"].get<uint64_t>() - embd;
+    EXPECT_EQ(p["tiers"]["gpu"]["weight_bytes"].get<uint64_t>(), gpu);
     const auto& hp = j["hparams"];
     const uint64_t kv = hp["n_layer"].get<uint64_t>() * hp["n_head_kv"].get<uint64_t>() *
                         (hp["n_embd_head_k"].get<uint64_t>() + hp["n_embd_head_v"].get<uint64_t>()) * 2 * 256;
     EXPECT_EQ(p["kv_cache_bytes"], kv);
-    EXPECT_EQ(p["tiers"]["gpu"]["total_bytes"].get<uint64_t>(),
-              j["other_bytes"].get<uint64_t>() + kv + p["scratch_bytes"].get<uint64_t>());
+    EXPECT_EQ(p["tiers"]["gpu"]["total_bytes"].get<uint64_t>(), gpu + kv + p["scratch_bytes"].get<uint64_t>());
     EXPECT_TRUE(p["fits"].get<bool>());
 
     auto text = test::run_strata("probe " + model + " --n-cpu-moe 1 --gpu-mem 1GiB");

@@ -75,19 +75,22 @@ TEST(MemoryPlan, WithoutAGpuEverythingIsInHost) {
     EXPECT_TRUE(p.fits());
 }
 
+// With a GPU the input embedding (500) stays in host: a pass reads only its rows.
 TEST(MemoryPlan, CpuMoeKeepsExpertsOffTheGpu) {
     const MemoryPlan all = plan({.gpu_mem = 1 << 20});
     EXPECT_EQ(all.default_tier, Tier::Gpu);
-    EXPECT_EQ(all.total_bytes(Tier::Gpu), 5500u);
+    EXPECT_EQ(all.total_bytes(Tier::Gpu), 5000u);  // 5200 - 500 + KV 200 + scratch 100
+    EXPECT_EQ(all.find("token_embd.weight")->tier, Tier::Host);
+    EXPECT_EQ(all.find("token_embd.weight")->rule, "input embedding");
 
     const MemoryPlan moe = plan({.cpu_moe = true, .gpu_mem = 1 << 20});
-    EXPECT_EQ(moe.total_bytes(Tier::Gpu), 3100u);  // 2800 + KV + scratch
-    EXPECT_EQ(moe.weight_bytes(Tier::Host), 2400u);
+    EXPECT_EQ(moe.total_bytes(Tier::Gpu), 2600u);  // 2300 + KV + scratch
+    EXPECT_EQ(moe.weight_bytes(Tier::Host), 2900u);
     EXPECT_EQ(moe.find("blk.1.ffn_up_exps.weight")->rule, "--cpu-moe");
 
     const MemoryPlan first = plan({.n_cpu_moe = 1, .gpu_mem = 1 << 20});
-    EXPECT_EQ(first.weight_bytes(Tier::Gpu), 4000u);  // 2800 + layer 1's 1200
-    EXPECT_EQ(first.weight_bytes(Tier::Host), 1200u);
+    EXPECT_EQ(first.weight_bytes(Tier::Gpu), 3500u);  // 2300 + layer 1's 1200
+    EXPECT_EQ(first.weight_bytes(Tier::Host), 1700u);
     EXPECT_EQ(first.find("blk.0.ffn_down_exps.weight")->tier, Tier::Host);
     EXPECT_EQ(first.find("blk.1.ffn_down_exps.weight")->tier, Tier::Gpu);
 }
@@ -114,10 +117,11 @@ TEST(MemoryPlan, BadOverridesNameTheFlag) {
 }
 
 TEST(MemoryPlan, FitFillsTheGpuExpertByExpertInLayerOrder) {
-    // 3100 for what every token needs, KV and scratch; 350 more holds one 300-byte unit.
-    const MemoryPlan p = plan({.fit = true, .gpu_mem = 3450, .margin = 0});
-    EXPECT_EQ(p.weight_bytes(Tier::Gpu), 2800u + 300u);
-    EXPECT_EQ(p.weight_bytes(Tier::Host), 2100u);
+    // 2600 for what every token needs but the embedding, KV and scratch; 350 more
+    // holds one 300-byte unit.
+    const MemoryPlan p = plan({.fit = true, .gpu_mem = 2950, .margin = 0});
+    EXPECT_EQ(p.weight_bytes(Tier::Gpu), 2300u + 300u);
+    EXPECT_EQ(p.weight_bytes(Tier::Host), 500u + 2100u);
     for (const char* n : {"blk.0.ffn_gate_exps.weight", "blk.0.ffn_up_exps.weight", "blk.0.ffn_down_exps.weight"}) {
         const TensorPlacement* t = p.find(n);
         EXPECT_EQ(t->experts, (std::vector<Tier>{Tier::Gpu, Tier::Host, Tier::Host, Tier::Host})) << n;
@@ -127,7 +131,7 @@ TEST(MemoryPlan, FitFillsTheGpuExpertByExpertInLayerOrder) {
 }
 
 TEST(MemoryPlan, FitPrefersTheMostUsedExperts) {
-    PlacementOptions opt{.fit = true, .gpu_mem = 3700, .margin = 0};  // room for two units
+    PlacementOptions opt{.fit = true, .gpu_mem = 3200, .margin = 0};  // room for two units
     opt.usage = {{1, 0, 0, 5}, {0, 0, 9, 0}};
     const MemoryPlan p = plan(opt);
     EXPECT_EQ(p.find("blk.1.ffn_up_exps.weight")->experts,
@@ -137,14 +141,15 @@ TEST(MemoryPlan, FitPrefersTheMostUsedExperts) {
 }
 
 TEST(MemoryPlan, FitSpillsToDiskAndGivesTheCacheWhatIsLeft) {
-    // Host: 3100 every token needs + 1000. The 2400 of experts do not fit, so 300
-    // (one unit) is kept for the cache first: 700 holds two units (600), and the
-    // cache gets the reserved 300 plus the 100 left: 400. Six units go to disk.
-    const MemoryPlan p = plan({.fit = true, .ram_budget = 4100, .margin = 0});
+    // Host: 3100 every token needs + 1850. The 2400 of experts do not fit, so the
+    // cache is given a token's working set first: 2 experts used x 300 x 2 layers
+    // = 1200. The 650 left holds two units (600); the cache gets the 1200 plus
+    // the 50 left over: 1250. Six units go to disk.
+    const MemoryPlan p = plan({.fit = true, .ram_budget = 4950, .margin = 0});
     EXPECT_EQ(p.weight_bytes(Tier::Host), 2800u + 600u);
     EXPECT_EQ(p.weight_bytes(Tier::Disk), 1800u);
-    EXPECT_EQ(p.cache_bytes, 400u);
-    EXPECT_EQ(p.total_bytes(Tier::Host), 4100u);
+    EXPECT_EQ(p.cache_bytes, 1250u);
+    EXPECT_EQ(p.total_bytes(Tier::Host), 4950u);
     EXPECT_EQ(p.find("blk.0.ffn_gate_exps.weight")->experts,
               (std::vector<Tier>{Tier::Host, Tier::Host, Tier::Disk, Tier::Disk}));
     EXPECT_TRUE(p.fits());
@@ -155,12 +160,14 @@ TEST(MemoryPlan, TheMarginIsKeptFree) {
     const MemoryPlan p = plan({.fit = true, .ram_budget = 10000});
     EXPECT_EQ(p.margin[static_cast<size_t>(Tier::Host)], 500u);
     EXPECT_EQ(p.weight_bytes(Tier::Disk), 0u);
-    // 4000: 3800 usable, 700 after what every token needs: one unit in RAM (300
-    // kept for the cache), the cache 400.
+    EXPECT_EQ(p.cache_bytes, 0u);
+    // 4000: 3800 usable, 700 after what every token needs, less than the working
+    // set (1200): all of it goes to the cache and every expert to disk.
     const MemoryPlan tight = plan({.fit = true, .ram_budget = 4000});
-    EXPECT_EQ(tight.weight_bytes(Tier::Host), 2800u + 300u);
-    EXPECT_EQ(tight.cache_bytes, 400u);
-    EXPECT_LE(tight.total_bytes(Tier::Host), 3800u);
+    EXPECT_EQ(tight.weight_bytes(Tier::Host), 2800u);
+    EXPECT_EQ(tight.weight_bytes(Tier::Disk), 2400u);
+    EXPECT_EQ(tight.cache_bytes, 700u);
+    EXPECT_EQ(tight.total_bytes(Tier::Host), 3800u);
 }
 
 TEST(MemoryPlan, AnImpossibleFitFailsWithTheNumbers) {

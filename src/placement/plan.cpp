@@ -184,7 +184,7 @@ uint64_t largest_disk_unit(const MemoryPlan& p, const PlanInput& in, uint64_t* w
 std::string budget_name(Tier t) { return t == Tier::Gpu ? "--gpu-mem" : "--ram-budget"; }
 
 // The `--fit` pass over the tensors no rule pinned.
-Status fit(MemoryPlan& p, const PlacementOptions& opt, const std::vector<bool>& pinned) {
+Status fit(MemoryPlan& p, const PlacementOptions& opt, const std::vector<bool>& pinned, uint32_t n_expert_used) {
     std::array<uint64_t, kTierCount> usable{}, used{};
     for (Tier t : kTiers) {
         const auto i = static_cast<size_t>(t);
@@ -227,14 +227,23 @@ Status fit(MemoryPlan& p, const PlacementOptions& opt, const std::vector<bool>& 
             left.push_back(&u);
         }
     }
-    // Then RAM; when not everything fits, room for the disk tier's cache (one
-    // expert of the largest layer at least) is kept back first.
+    // Then RAM; when not everything fits, room for the disk tier's cache is kept
+    // back first: the experts one token reads in every layer (n_expert_used per
+    // layer) when the budget allows, and never less than one expert, which is in
+    // use as a whole while it runs. A cache that holds a token's working set
+    // serves the experts consecutive tokens share, whichever they are; pinning
+    // arbitrary experts in RAM instead would only pay off with usage counts.
     const auto h = static_cast<size_t>(Tier::Host);
     uint64_t need = 0, largest = 0;
+    std::map<int, uint64_t> layer_unit;
     for (const Unit* u : left) {
         if (u->min_tier <= Tier::Host) need += u->bytes;
         largest = std::max(largest, u->bytes);
+        layer_unit[u->layer] = std::max(layer_unit[u->layer], u->bytes);
     }
+    uint64_t working_set = 0;
+    for (const auto& [_, b] : layer_unit) working_set += b * std::max<uint32_t>(n_expert_used, 1);
+    uint64_t reserve = 0;
     const bool spill = used[h] + need > usable[h] || std::any_of(left.begin(), left.end(), [](const Unit* u) {
                            return u->min_tier == Tier::Disk;
                        });
@@ -246,7 +255,8 @@ Status fit(MemoryPlan& p, const PlacementOptions& opt, const std::vector<bool>& 
                        format_bytes(usable[h] > used[h] ? usable[h] - used[h] : 0), format_bytes(used[h]),
                        format_bytes(p.margin[h]), format_bytes(largest));
         }
-        used[h] += largest;
+        reserve = std::max(largest, std::min(working_set, usable[h] - used[h]));
+        used[h] += reserve;
     }
     for (const Unit* u : left) {
         const bool host = u->min_tier <= Tier::Host && used[h] + u->bytes <= usable[h];
@@ -256,8 +266,8 @@ Status fit(MemoryPlan& p, const PlacementOptions& opt, const std::vector<bool>& 
     if (spill) {
         // The cache gets whatever RAM the budget leaves, but no more than the disk tier holds.
         const uint64_t disk = p.weight_bytes(Tier::Disk);
-        const uint64_t room = usable[h] == kUnlimited ? largest : usable[h] - used[h] + largest;
-        p.cache_bytes = std::min(std::max(room, largest), std::max(disk, largest));
+        const uint64_t room = usable[h] == kUnlimited ? reserve : usable[h] - used[h] + reserve;
+        p.cache_bytes = std::min(room, std::max(disk, largest));
     }
     return {};
 }
@@ -295,6 +305,12 @@ Result<MemoryPlan> make_plan(const PlanInput& in, const PlacementOptions& opt) {
                 break;
             }
         }
+        // A pass reads only its tokens' rows of the input embedding, so like
+        // llama.cpp we keep it off the GPU: VRAM is better spent on experts.
+        if (!pin && classify_tensor(t.name) == TensorClass::Embedding && tp.tier == Tier::Gpu) {
+            tp.tier = Tier::Host;
+            tp.rule = "input embedding";
+        }
         if (!pin && tp.routed && (opt.cpu_moe || (tp.layer >= 0 && tp.layer < opt.n_cpu_moe))) {
             tp.tier = std::max(tp.tier, Tier::Host);
             tp.rule = opt.cpu_moe ? "--cpu-moe" : "--n-cpu-moe";
@@ -305,7 +321,7 @@ Result<MemoryPlan> make_plan(const PlanInput& in, const PlacementOptions& opt) {
     }
 
     if (opt.fit) {
-        STRATA_TRY(fit(p, opt, pinned));
+        STRATA_TRY(fit(p, opt, pinned, in.n_expert_used));
     } else if (uint64_t working_set = 0, largest = largest_disk_unit(p, in, &working_set); largest > 0) {
         // Without --fit, the cache gets what the RAM budget leaves, or without one,
         // room for the experts one token uses in every layer.

@@ -10,7 +10,8 @@
 //      name (searched, not anchored) pins it to TIER.
 //   2. `--cpu-moe` / `--n-cpu-moe N`: routed-expert tensors (of the first N
 //      layers) are kept off the GPU: host, or disk when `--fit` runs out of RAM.
-//   3. Everything else goes to the default tier (the GPU when there is one or
+//   3. The input embedding stays off the GPU (a pass reads only its tokens' rows).
+//   4. Everything else goes to the default tier (the GPU when there is one or
 //      `--gpu-mem` says to plan for one, else host); with `--fit`, the tensors
 //      every token reads, the KV cache and scratch go to the fastest tier, then
 //      the remaining fast memory is filled expert by expert — most-used first
