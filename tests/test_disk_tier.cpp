@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstring>
+#include <fstream>
 
 namespace strata {
 namespace {
@@ -113,6 +114,71 @@ TEST(Probe, PrintsThePlanPerTier) {
     auto text = test::run_strata("probe " + model + " --n-cpu-moe 1 --gpu-mem 1GiB");
     EXPECT_EQ(text.exit_code, 0) << text.out;
     EXPECT_NE(text.out.find("experts gpu/host/disk"), std::string::npos) << text.out;
+}
+
+TEST(DiskTier, RunStreamsExpertsAndSavesTheirUsage) {
+    test::TempDir dir;
+    const std::string usage = dir.file("usage.json");
+    auto r = test::run_strata("run " + data_path("reference/qwen3moe.gguf") +
+                              " -p 'hello world' -n 4 --temp 0 --ot '_exps=disk' --ram-budget 40MiB"
+                              " --save-expert-usage " + usage);
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    EXPECT_NE(r.out.find("placement: blk.1.ffn_down_exps.weight 64.00 KiB F32 -> disk (override '_exps')"),
+              std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("[expert cache: "), std::string::npos) << r.out;
+    std::ifstream in(usage);
+    const auto j = nlohmann::json::parse(in);
+    const auto& layers = j["expert_usage"];
+    ASSERT_EQ(layers.size(), 2u);  // the fixture's two MoE layers, four experts each
+    // Every evaluated token chooses n_expert_used (2) experts in every layer.
+    uint64_t first = 0;
+    for (size_t il = 0; il < layers.size(); ++il) {
+        ASSERT_EQ(layers[il].size(), 4u);
+        uint64_t sum = 0;
+        for (const auto& c : layers[il]) sum += c.get<uint64_t>();
+        EXPECT_EQ(sum % 2, 0u);
+        if (il == 0) first = sum;
+        EXPECT_EQ(sum, first);
+    }
+    EXPECT_GT(first, 0u);
+}
+
+TEST(Probe, FitPutsTheMostUsedExpertOnTheGpu) {
+    const std::string model = data_path("reference/qwen3moe.gguf");
+    auto base = test::run_strata("probe " + model + " --gpu-mem 1GiB --cpu-moe --ctx 256 --json", true);
+    ASSERT_EQ(base.exit_code, 0) << base.out;
+    const auto j = nlohmann::json::parse(base.out);
+    const auto& hp = j["hparams"];
+    const auto n_layer = hp["n_layer"].get<size_t>(), n_expert = hp["n_expert"].get<size_t>();
+    const uint64_t every = j["placement"]["tiers"]["gpu"]["total_bytes"].get<uint64_t>();
+    uint64_t unit = 0;
+    for (const auto& t : j["placement"]["tensors"]) {
+        if (t.contains("experts") && t["name"].get<std::string>().starts_with("blk.1."))
+            unit += t["bytes"].get<uint64_t>() / n_expert;
+    }
+    // Room for one and a half experts after what every token needs, with the 5% margin.
+    const auto budget = static_cast<uint64_t>(static_cast<double>(every + unit * 3 / 2) / 0.95);
+    std::vector<std::vector<uint64_t>> usage(n_layer, std::vector<uint64_t>(n_expert, 1));
+    usage[1][n_expert - 1] = 100;
+    test::TempDir dir;
+    const std::string file = dir.file("usage.json");
+    std::ofstream(file) << nlohmann::json{{"expert_usage", usage}}.dump();
+
+    auto r = test::run_strata("probe " + model + " --ctx 256 --fit --json --gpu-mem " + std::to_string(budget) +
+                                  " --expert-usage " + file,
+                              true);
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    const auto p = nlohmann::json::parse(r.out)["placement"];
+    for (const auto& t : p["tensors"]) {
+        if (!t.contains("experts")) continue;
+        const bool chosen = t["name"].get<std::string>().starts_with("blk.1.");
+        for (size_t e = 0; e < n_expert; ++e) {
+            EXPECT_EQ(t["experts"][e], chosen && e == n_expert - 1 ? "gpu" : "host") << t["name"] << " " << e;
+        }
+    }
+    auto bad = test::run_strata("probe " + model + " --fit --expert-usage " + dir.file("missing.json"));
+    EXPECT_EQ(bad.exit_code, 1);
+    EXPECT_NE(bad.out.find("--expert-usage"), std::string::npos) << bad.out;
 }
 
 TEST(Probe, BadPlacementFlagsAreErrorsNamingTheFlag) {

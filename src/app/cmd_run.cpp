@@ -28,6 +28,7 @@ struct RunArgs {
     bool no_prefetch = false;
     GenerateParams gen;
     PlacementFlags placement;
+    std::string save_usage;
 };
 
 void add_common_options(CLI::App* cmd, RunArgs& a) {
@@ -53,6 +54,8 @@ void add_common_options(CLI::App* cmd, RunArgs& a) {
     cmd->add_flag("--no-prefetch", a.no_prefetch, "Do not read all weights in at load");
     cmd->add_option("--chat-template", a.chat_template_file, "Jinja chat template file replacing the model's own");
     add_placement_flags(cmd, a.placement);
+    cmd->add_option("--save-expert-usage", a.save_usage,
+                    "Write the routing counts of this run, per layer and expert, for --expert-usage");
 }
 
 Result<std::unique_ptr<Engine>> load_engine(const RunArgs& a, KvType kv_type) {
@@ -140,6 +143,10 @@ int run_once(RunArgs a) {
     if (!r) return fail(r.error().message);
     print_summary(*r);
     print_cache_stats(e);
+    if (!a.save_usage.empty()) {
+        if (Status s = save_expert_usage(a.save_usage, e.model().expert_usage().snapshot()); !s)
+            return fail(s.error().message);
+    }
     return 0;
 }
 

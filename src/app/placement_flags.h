@@ -19,9 +19,14 @@ struct PlacementFlags {
     int n_cpu_moe = 0;
     bool fit = false;
     std::string gpu_mem, ram_budget;
+    std::string expert_usage;  // JSON file of routing counts that `--fit` ranks experts by
 };
 
 void add_placement_flags(CLI::App* cmd, PlacementFlags& flags);
 Result<PlacementOptions> placement_options(const PlacementFlags& flags);
+
+// Writes routing counts, [layer][expert], as the JSON `--expert-usage` reads:
+// {"expert_usage": [[...], ...]}.
+Status save_expert_usage(const std::string& path, const std::vector<std::vector<uint64_t>>& counts);
 
 }  // namespace strata::app
