@@ -7,6 +7,7 @@
 #include "model/info.h"
 #include "model/memory.h"
 #include "util/format.h"
+#include "util/meminfo.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -274,6 +275,8 @@ void add_probe_command(CLI::App& app, int& exit_code) {
         const ModelInfo info = describe_model(*f);
         std::optional<MemoryPlan> plan;
         if (info.hparams && !info.vocab_only) {
+            // As at load: --fit without --ram-budget fits what the machine has available.
+            if (placement->fit && !placement->ram_budget) placement->ram_budget = available_memory();
             auto p = plan_memory(*f, *placement, opt->memory);
             if (!p) {
                 exit_code = fail(p.error().message);

@@ -3,6 +3,7 @@
 #include "model/info.h"
 #include "util/check.h"
 #include "util/format.h"
+#include "util/meminfo.h"
 
 #include <fmt/format.h>
 #include <sys/mman.h>
@@ -63,20 +64,6 @@ void prefetch(const std::vector<Range>& ranges, const LoadProgressFn& progress) 
             reported = done;
         }
     }
-}
-
-// MemAvailable from /proc/meminfo, in bytes; nullopt where it cannot be read.
-std::optional<uint64_t> available_memory() {
-    std::FILE* f = std::fopen("/proc/meminfo", "r");
-    if (!f) return std::nullopt;
-    char line[256];
-    std::optional<uint64_t> bytes;
-    while (std::fgets(line, sizeof line, f)) {
-        unsigned long long kib = 0;
-        if (std::sscanf(line, "MemAvailable: %llu kB", &kib) == 1) bytes = uint64_t{kib} * 1024;
-    }
-    std::fclose(f);
-    return bytes;
 }
 
 // One line per tensor that leaves the default tier, then one per tier.
