@@ -4,6 +4,7 @@
 
 #include "app/commands.h"
 #include "app/placement_flags.h"
+#include "util/meminfo.h"
 #include "engine/generate.h"
 #include "engine/prompt.h"
 
@@ -93,8 +94,13 @@ Result<KvType> parse_kv_type(const std::string& s) {
     return err("--kv-type '{}': expected f16 or f32", s);
 }
 
-// The disk tier's cache, when the run read experts through it.
+// The disk tier's cache, when the run read experts through it, and the peak
+// resident memory against the RAM budget, when there is one.
 void print_cache_stats(const Engine& e) {
+    const uint64_t budget = e.plan().budget[static_cast<size_t>(Tier::Host)];
+    if (auto peak = peak_resident_memory(); peak && budget)
+        fmt::print(stderr, "[peak resident memory {:.1f} MiB, RAM budget {:.1f} MiB]\n",
+                   static_cast<double>(*peak) / 0x1p20, static_cast<double>(budget) / 0x1p20);
     const ExpertCacheStats s = e.expert_cache_stats();
     if (s.hits + s.misses == 0) return;
     fmt::print(stderr, "[expert cache: {} hits, {} misses ({:.1f}% hits), {:.1f} MiB read from disk, {} evictions, "

@@ -9,4 +9,8 @@ namespace strata {
 // MemAvailable from /proc/meminfo, in bytes; nullopt where it cannot be read.
 std::optional<uint64_t> available_memory();
 
+// The most memory this process has had resident (VmHWM from /proc/self/status),
+// in bytes; nullopt where it cannot be read.
+std::optional<uint64_t> peak_resident_memory();
+
 }  // namespace strata
