@@ -119,6 +119,17 @@ void print_summary(const GenerateResult& r) {
                finish_reason_name(r.finish));
 }
 
+// After the last generation: the cache and memory figures, and the routing
+// counts when asked for.
+int finish(const RunArgs& a, const Engine& e) {
+    print_cache_stats(e);
+    if (!a.save_usage.empty()) {
+        if (Status s = save_expert_usage(a.save_usage, e.model().expert_usage().snapshot()); !s)
+            return fail(s.error().message);
+    }
+    return 0;
+}
+
 PieceFn print_piece() {
     return [](std::string_view piece) {
         std::fwrite(piece.data(), 1, piece.size(), stdout);
@@ -148,12 +159,7 @@ int run_once(RunArgs a) {
     auto r = generate(**session, ids, a.gen, print_piece());
     if (!r) return fail(r.error().message);
     print_summary(*r);
-    print_cache_stats(e);
-    if (!a.save_usage.empty()) {
-        if (Status s = save_expert_usage(a.save_usage, e.model().expert_usage().snapshot()); !s)
-            return fail(s.error().message);
-    }
-    return 0;
+    return finish(a, e);
 }
 
 int run_chat(RunArgs a) {
@@ -181,7 +187,7 @@ int run_chat(RunArgs a) {
         print_summary(*r);
         messages.push_back({{"role", "assistant"}, {"content", r->text}});
     }
-    return 0;
+    return finish(a, e);
 }
 
 }  // namespace

@@ -1,3 +1,7 @@
+// The memory plan (plan.h): flag parsing for sizes, tiers and overrides, the
+// rules that pin tensors, and `--fit`, which places what no rule pinned expert
+// by expert against the budgets and sizes the disk tier's cache.
+
 #include "placement/plan.h"
 
 #include "placement/tensor_class.h"
