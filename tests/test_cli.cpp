@@ -140,6 +140,7 @@ TEST(Cli, UnknownCommandAndMissingArgumentsFail) {
     EXPECT_EQ(help.exit_code, 0);
     EXPECT_NE(help.out.find("probe"), std::string::npos);
     EXPECT_NE(help.out.find("synth"), std::string::npos);
+    EXPECT_NE(help.out.find("bench"), std::string::npos);
 }
 
 TEST(Synth, CliWritesAFileProbeReads) {

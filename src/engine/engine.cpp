@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include "model/info.h"
+#include "ops/cpu/dot.h"
 #include "util/check.h"
 #include "util/format.h"
 #include "util/meminfo.h"
@@ -178,9 +179,10 @@ std::string Engine::load_summary() const {
         if (const uint64_t n = plan_.weight_bytes(t))
             tiers += fmt::format("{}{} {}", tiers.empty() ? "" : ", ", tier_name(t), format_bytes(n));
     }
-    return fmt::format("loaded {} ({}) in {:.2f} s: {} tensors, {} ({}); weights by tier: {}",
+    return fmt::format("loaded {} ({}) in {:.2f} s: {} tensors, {} ({}); weights by tier: {}; {} threads, {} kernels",
                        info.name.empty() ? info.architecture : info.name, info.architecture, load_seconds_,
-                       info.n_tensors, format_bytes(info.expert_bytes + info.other_bytes), types, tiers);
+                       info.n_tensors, format_bytes(info.expert_bytes + info.other_bytes), types, tiers, threads(),
+                       ops::dot_kernels().isa);
 }
 
 Status Engine::forward(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits,

@@ -43,6 +43,16 @@ void KvCache::store(int layer, int64_t pos, const float* k, const float* v) {
     }
 }
 
+const void* KvCache::k_row(int layer, int64_t pos) const {
+    const size_t i = k_index(layer, pos);
+    return type_ == KvType::F32 ? static_cast<const void*>(k32_.data() + i) : static_cast<const void*>(k16_.data() + i);
+}
+
+const void* KvCache::v_row(int layer, int64_t pos) const {
+    const size_t i = v_index(layer, pos);
+    return type_ == KvType::F32 ? static_cast<const void*>(v32_.data() + i) : static_cast<const void*>(v16_.data() + i);
+}
+
 void KvCache::load_k(int layer, int64_t pos, int64_t offset, int64_t n, float* out) const {
     const size_t ki = k_index(layer, pos) + static_cast<size_t>(offset);
     if (type_ == KvType::F32) {

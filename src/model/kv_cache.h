@@ -24,6 +24,10 @@ public:
     // as floats (one head's slice: offset = head * head_dim).
     void load_k(int layer, int64_t pos, int64_t offset, int64_t n, float* out) const;
     void load_v(int layer, int64_t pos, int64_t offset, int64_t n, float* out) const;
+    // Row `pos` of layer `layer`'s keys or values in the cache's own type (F32 or
+    // F16 elements), for kernels that read it in place.
+    const void* k_row(int layer, int64_t pos) const;
+    const void* v_row(int layer, int64_t pos) const;
     int64_t k_width() const { return k_width_; }
     int64_t v_width() const { return v_width_; }
 

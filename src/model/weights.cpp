@@ -1,6 +1,7 @@
 #include "model/weights.h"
 
 #include "model/layout.h"
+#include "ops/cpu/dot.h"
 
 #include <fmt/format.h>
 
@@ -25,7 +26,9 @@ public:
                        d.name, shape_of(actual), shape_of(d.ne));
         }
         const TypeTraits& traits = type_traits(t->type);
-        if (!traits.dequantize) {
+        // Matrices are multiplied through a dot kernel; norms and biases only decoded.
+        const bool matrix = d.role != TensorRole::Scale && d.role != TensorRole::Bias;
+        if (!traits.dequantize || (matrix && !ops::scalar_dot_kernels().dot[static_cast<size_t>(t->type)])) {
             return err("{}: tensor '{}' has type {}, which strata cannot compute with yet", file_.path(), d.name,
                        traits.name);
         }

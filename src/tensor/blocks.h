@@ -206,4 +206,20 @@ inline ScaleMin scale_min_k4(int j, const uint8_t* scales) {
             static_cast<uint8_t>((scales[j + 4] >> 4) | ((scales[j] >> 6) << 4))};
 }
 
+// The 6-bit scale of sub-block `j` (0..15) of a Q3_K block, still offset by 32: the
+// low four bits are nibbles of bytes 0..7 (j < 8 low nibble, else high nibble of byte
+// j - 8), the top two bits are pair j / 4 of byte 8 + j % 4.
+inline int q3_k_scale(const uint8_t* scales, int j) {
+    const int low = j < 8 ? scales[j] & 0xF : scales[j - 8] >> 4;
+    const int high = (scales[8 + j % 4] >> (2 * (j / 4))) & 3;
+    return low | (high << 4);
+}
+
+// The 6-bit scale of sub-block `sb` (0..7) of an IQ4_XS block, still offset by 32.
+inline int iq4_xs_scale(const BlockIQ4_XS& b, int sb) {
+    const int low = (b.scales_l[sb / 2] >> (4 * (sb % 2))) & 0xF;
+    const int high = (b.scales_h >> (2 * sb)) & 3;
+    return low | (high << 4);
+}
+
 }  // namespace strata

@@ -241,6 +241,56 @@ void quantize_row_q8_0(const float* src, void* dst, int64_t n) {
     }
 }
 
+// Q8_0 plus `s = d * sum(codes)`, the activation format of the Q4_1 and Q5_1 dot
+// products (their minimum multiplies the sum of the activations).
+void quantize_row_q8_1(const float* src, void* dst, int64_t n) {
+    auto* y = static_cast<BlockQ8_1*>(dst);
+    const int64_t nb = block_count<BlockQ8_1>(n);
+    for (int64_t i = 0; i < nb; ++i, src += 32) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(src[j]));
+        const float d = amax / 127;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        int sum = 0;
+        for (int j = 0; j < 32; ++j) {
+            y[i].qs[j] = static_cast<int8_t>(std::round(src[j] * id));
+            sum += y[i].qs[j];
+        }
+        y[i].d = fp32_to_fp16(d);
+        y[i].s = fp32_to_fp16(static_cast<float>(sum) * d);
+    }
+}
+
+// The K-quants' activation format: an f32 scale per 256 elements, chosen so the
+// element of largest magnitude maps to -127 exactly (the reference divides by the
+// signed maximum), and the sums of each 16 codes, which the K-quant dot products
+// multiply by their per-sub-block minimums.
+void quantize_row_q8_k(const float* src, void* dst, int64_t n) {
+    auto* y = static_cast<BlockQ8_K*>(dst);
+    const int64_t nb = block_count<BlockQ8_K>(n);
+    for (int64_t i = 0; i < nb; ++i, src += qk_k) {
+        float max = 0.0f, amax = 0.0f;
+        for (int j = 0; j < qk_k; ++j) {
+            if (std::fabs(src[j]) > amax) {
+                amax = std::fabs(src[j]);
+                max = src[j];
+            }
+        }
+        if (amax == 0.0f) {
+            std::memset(&y[i], 0, sizeof(BlockQ8_K));
+            continue;
+        }
+        const float iscale = -127.0f / max;
+        for (int j = 0; j < qk_k; ++j) y[i].qs[j] = static_cast<int8_t>(std::min(127, nearest_int(iscale * src[j])));
+        for (int g = 0; g < 16; ++g) {
+            int sum = 0;
+            for (int j = 0; j < 16; ++j) sum += y[i].qs[16 * g + j];
+            y[i].bsums[g] = static_cast<int16_t>(sum);
+        }
+        y[i].d = 1.0f / iscale;
+    }
+}
+
 namespace {
 // The code whose value `kvalues_mxfp4[i] * d` is nearest `x`; on a tie the lower
 // index wins, so zero is always code 0, never the negative zero at code 8.
@@ -313,16 +363,6 @@ void dequantize_row_q2_k(const void* src, float* dst, int64_t n) {
     }
 }
 
-namespace {
-// The 6-bit scale of sub-block `j` (0..15) of a Q3_K block, still offset by 32: the
-// low four bits are nibbles of bytes 0..7 (j < 8 low nibble, else high nibble of byte
-// j - 8), the top two bits are pair j / 4 of byte 8 + j % 4.
-int q3_k_scale(const uint8_t* scales, int j) {
-    const int low = j < 8 ? scales[j] & 0xF : scales[j - 8] >> 4;
-    const int high = (scales[8 + j % 4] >> (2 * (j / 4))) & 3;
-    return low | (high << 4);
-}
-}  // namespace
 
 void dequantize_row_q3_k(const void* src, float* dst, int64_t n) {
     const auto* x = static_cast<const BlockQ3_K*>(src);
@@ -416,9 +456,7 @@ void dequantize_row_iq4_xs(const void* src, float* dst, int64_t n) {
     for (int64_t i = 0; i < nb; ++i, dst += qk_k) {
         const float d = fp16_to_fp32(x[i].d);
         for (int sb = 0; sb < 8; ++sb) {
-            const int low = (x[i].scales_l[sb / 2] >> (4 * (sb % 2))) & 0xF;
-            const int high = (x[i].scales_h >> (2 * sb)) & 3;
-            const float dl = d * static_cast<float>((low | (high << 4)) - 32);
+            const float dl = d * static_cast<float>(iq4_xs_scale(x[i], sb) - 32);
             const uint8_t* q = x[i].qs + 16 * sb;
             float* y = dst + 32 * sb;
             for (int j = 0; j < 16; ++j) {

@@ -35,5 +35,9 @@ void quantize_row_q8_0(const float* src, void* dst, int64_t n);
 void quantize_row_q4_k(const float* src, void* dst, int64_t n);
 void quantize_row_q6_k(const float* src, void* dst, int64_t n);
 void quantize_row_mxfp4(const float* src, void* dst, int64_t n);
+// Activation formats only (no tensor is stored in them): what the integer dot
+// products of ops/cpu multiply weights with.
+void quantize_row_q8_1(const float* src, void* dst, int64_t n);
+void quantize_row_q8_k(const float* src, void* dst, int64_t n);
 
 }  // namespace strata

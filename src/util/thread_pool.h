@@ -1,13 +1,17 @@
 #pragma once
-// A fixed set of worker threads owned by an engine. `parallel_for` splits a range
-// into contiguous chunks, runs them on the workers and the calling thread, and
-// returns when all are done. One caller at a time: an engine runs one forward
-// pass at a time and calls it from that pass.
+// A fixed set of worker threads owned by an engine. A decode step of a MoE model
+// issues hundreds of parallel regions of a few microseconds each, so waking the
+// workers must cost far less than that: between regions workers spin on an
+// atomic generation counter for a short while (`kSpinIterations`) and only then
+// sleep on it, and the caller waits for stragglers by spinning too. When the pool
+// has been idle longer than the spin, a region pays one futex wake-up instead.
+//
+// One caller at a time: an engine runs one forward pass at a time and calls the
+// pool from that pass.
 
-#include <condition_variable>
+#include <atomic>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -23,25 +27,29 @@ public:
 
     int size() const { return static_cast<int>(workers_.size()) + 1; }
 
-    // Calls fn(begin, end) on disjoint chunks covering [0, n). Chunks are at least
-    // `min_chunk` long so tiny ranges are not split across threads for nothing.
+    // Calls fn(begin, end) on disjoint contiguous chunks covering [0, n), one per
+    // thread. Chunks are at least `min_chunk` long so tiny ranges are not split
+    // across threads for nothing.
     using RangeFn = std::function<void(int64_t begin, int64_t end)>;
     void parallel_for(int64_t n, const RangeFn& fn, int64_t min_chunk = 1);
 
+    // Calls fn(i) once for every i in [0, n), threads taking the next unclaimed
+    // index as they finish the last: for items of uneven cost.
+    using ItemFn = std::function<void(int64_t i)>;
+    void for_each_dynamic(int64_t n, const ItemFn& fn);
+
+    // Calls fn(thread_index) on every thread of the pool (0 is the caller).
+    using ThreadFn = std::function<void(int thread_index)>;
+    void run_on_all(const ThreadFn& fn);
+
 private:
     void worker_loop(int index);
-    void run_chunk(int index);
 
     std::vector<std::thread> workers_;
-    std::mutex mu_;
-    std::condition_variable start_cv_, done_cv_;
-    uint64_t generation_ = 0;
-    int pending_ = 0;
-    bool stop_ = false;
-    // The job of the current generation.
-    const RangeFn* fn_ = nullptr;
-    int64_t n_ = 0;
-    int n_chunks_ = 0;
+    std::atomic<uint64_t> generation_{0};
+    std::atomic<int> pending_{0};
+    std::atomic<bool> stop_{false};
+    const ThreadFn* job_ = nullptr;  // the current region; written before `generation_` is bumped
 };
 
 // Physical cores, the default thread count: hyper-threads share the memory

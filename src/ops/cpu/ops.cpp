@@ -6,28 +6,6 @@
 
 namespace strata::ops {
 
-void matmul(const TensorView& w, int64_t row0, int64_t n_out, const float* x, int64_t x_stride, int64_t n_tok,
-            float* y, int64_t y_stride, ThreadPool& pool) {
-    const int64_t n_in = w.ne[0];
-    // Each output row is dequantized once and then dotted with every token, so a
-    // batch reads the weights once.
-    pool.parallel_for(
-        n_out,
-        [&](int64_t begin, int64_t end) {
-            std::vector<float> row(static_cast<size_t>(n_in));
-            for (int64_t r = begin; r < end; ++r) {
-                w.dequantize_row(row0 + r, row.data());
-                for (int64_t t = 0; t < n_tok; ++t) {
-                    const float* xt = x + t * x_stride;
-                    float sum = 0.0f;
-                    for (int64_t i = 0; i < n_in; ++i) sum += row[i] * xt[i];
-                    y[t * y_stride + r] = sum;
-                }
-            }
-        },
-        16);
-}
-
 void rms_norm(const float* x, int64_t n, const float* w, float eps, float* out) {
     double sum = 0.0;
     for (int64_t i = 0; i < n; ++i) sum += double{x[i]} * x[i];

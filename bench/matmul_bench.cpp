@@ -1,0 +1,170 @@
+// Kernel microbenchmarks (Google Benchmark): `ops::matmul` for one token
+// (decode: bound by reading the weights) and for a batch (prefill: bound by
+// arithmetic) on a random matrix of every weight type the type table can
+// quantize, at the shapes of real MoE models; and each type's row dequantizer.
+// They go through the same `ops::matmul` the model calls, so they measure
+// whatever kernels that dispatches to. Rates are per wall-clock second (the
+// matmul runs on a thread pool, so the main thread's CPU time would flatter it).
+// Figures, not tests: nothing here asserts.
+//
+//   build/bench/strata_microbench [--threads=N] [--benchmark_filter=REGEX] ...
+
+#include "ops/cpu/ops.h"
+#include "tensor/type.h"
+#include "tensor/view.h"
+#include "util/check.h"
+#include "util/thread_pool.h"
+
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace strata {
+namespace {
+
+struct Shape {
+    const char* name;
+    int64_t n_in, n_out;  // a matrix of n_out rows of n_in elements
+};
+
+// gpt-oss-20b's hidden width (attention projections, experts in and out);
+// Qwen3-30B-A3B's expert gate/up (2048 in, 768 out) and down (768 in, 2048 out).
+constexpr Shape kShapes[] = {
+    {"gpt-oss_2880x2880", 2880, 2880},
+    {"qwen3-expert-up_2048x768", 2048, 768},
+    {"qwen3-expert-down_768x2048", 768, 2048},
+};
+
+constexpr int64_t kTokenCounts[] = {1, 64};
+
+// A random matrix of one type, encoded once and shared by every benchmark of
+// that (type, shape): quantizing 8 M elements takes longer than timing them.
+struct Matrix {
+    std::vector<uint8_t> bytes;
+    TensorView view;
+};
+
+class Matrices {
+public:
+    const Matrix& get(TensorType t, const Shape& s) {
+        auto key = std::make_tuple(t, s.n_in, s.n_out);
+        auto it = cache_.find(key);
+        if (it != cache_.end()) return *it->second;
+        const TypeTraits& tr = type_traits(t);
+        auto m = std::make_unique<Matrix>();
+        const auto row_bytes = static_cast<size_t>(s.n_in / tr.block_size) * tr.type_size;
+        m->bytes.resize(row_bytes * static_cast<size_t>(s.n_out));
+        std::mt19937 rng(1234);
+        std::normal_distribution<float> dist(0.0f, 1.0f);
+        std::vector<float> row(static_cast<size_t>(s.n_in));
+        for (int64_t r = 0; r < s.n_out; ++r) {
+            for (float& v : row) v = dist(rng);
+            tr.quantize(row.data(), m->bytes.data() + static_cast<size_t>(r) * row_bytes, s.n_in);
+        }
+        m->view = TensorView{.name = s.name, .type = t, .ne = {s.n_in, s.n_out, 1, 1}, .row_bytes = row_bytes,
+                             .data = m->bytes.data()};
+        return *cache_.emplace(key, std::move(m)).first->second;
+    }
+
+private:
+    std::map<std::tuple<TensorType, int64_t, int64_t>, std::unique_ptr<Matrix>> cache_;
+};
+
+std::vector<float> random_floats(size_t n) {
+    std::mt19937 rng(99);
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    std::vector<float> v(n);
+    for (float& x : v) x = dist(rng);
+    return v;
+}
+
+void bench_matmul(benchmark::State& state, Matrices& mats, TensorType t, Shape s, int64_t n_tok, ThreadPool& pool) {
+    const Matrix& m = mats.get(t, s);
+    const std::vector<float> x = random_floats(static_cast<size_t>(n_tok * s.n_in));
+    std::vector<float> y(static_cast<size_t>(n_tok * s.n_out));
+    for (auto _ : state) {
+        ops::matmul(m.view, 0, s.n_out, x.data(), s.n_in, n_tok, y.data(), s.n_out, pool);
+        benchmark::DoNotOptimize(y.data());
+        benchmark::ClobberMemory();
+    }
+    // The weights are read once per call whatever the batch; every weight meets
+    // every token in one multiply-add (2 flops).
+    const double bytes = static_cast<double>(m.bytes.size());
+    const double flops = 2.0 * static_cast<double>(s.n_in) * static_cast<double>(s.n_out) * n_tok;
+    state.counters["bytes/s"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void bench_dequantize(benchmark::State& state, Matrices& mats, TensorType t, Shape s) {
+    const Matrix& m = mats.get(t, s);
+    std::vector<float> row(static_cast<size_t>(s.n_in));
+    for (auto _ : state) {
+        for (int64_t r = 0; r < s.n_out; ++r) {
+            m.view.dequantize_row(r, row.data());
+            benchmark::DoNotOptimize(row.data());
+        }
+        benchmark::ClobberMemory();
+    }
+    const double elements = static_cast<double>(s.n_in) * static_cast<double>(s.n_out);
+    state.counters["bytes/s"] =
+        benchmark::Counter(static_cast<double>(m.bytes.size()), benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["elements/s"] = benchmark::Counter(elements, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// Removes `--threads=N` from argv (Google Benchmark rejects flags it does not
+// know) and returns N, or 0 when absent.
+int take_threads_flag(int& argc, char** argv) {
+    int threads = 0;
+    int out = 1;
+    for (int i = 1; i < argc; ++i) {
+        if (std::strncmp(argv[i], "--threads=", 10) == 0) {
+            threads = std::atoi(argv[i] + 10);
+        } else {
+            argv[out++] = argv[i];
+        }
+    }
+    argc = out;
+    return threads;
+}
+
+}  // namespace
+}  // namespace strata
+
+int main(int argc, char** argv) {
+    using namespace strata;
+    const int threads = take_threads_flag(argc, argv);
+    ThreadPool pool(threads > 0 ? threads : physical_core_count());
+    Matrices mats;
+    for (uint32_t id = 0; id < 64; ++id) {
+        const TypeTraits* tr = type_traits(id);
+        if (!tr || !tr->quantize || !tr->dequantize) continue;
+        for (const Shape& s : kShapes) {
+            // K-quants' 256-element blocks do not divide gpt-oss's 2880.
+            if (s.n_in % tr->block_size != 0) continue;
+            for (int64_t n_tok : kTokenCounts) {
+                benchmark::RegisterBenchmark(fmt::format("matmul/{}/{}/tokens:{}", tr->name, s.name, n_tok).c_str(),
+                                             bench_matmul, std::ref(mats), tr->type, s, n_tok, std::ref(pool))
+                    ->UseRealTime()
+                    ->Unit(benchmark::kMillisecond);
+            }
+            benchmark::RegisterBenchmark(fmt::format("dequantize/{}/{}", tr->name, s.name).c_str(), bench_dequantize,
+                                         std::ref(mats), tr->type, s)
+                ->UseRealTime()
+                ->Unit(benchmark::kMillisecond);
+        }
+    }
+    benchmark::AddCustomContext("threads", std::to_string(pool.size()));
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

@@ -1,0 +1,214 @@
+// `strata bench MODEL`: prefill and decode speed the way llama-bench reports it
+// (tokens/s, mean ± stdev over repetitions), with the figures that matter for
+// MoE beside it: time to first token, weight bytes read per generated token,
+// the bandwidth that achieves and its share of the machine's measured read
+// bandwidth, and prefill GFLOP/s against the measured FMA peak.
+// `strata bench --membw`: the read bandwidth alone.
+
+#include "app/commands.h"
+#include "engine/bench.h"
+#include "model/info.h"
+#include "util/format.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <vector>
+
+namespace strata::app {
+namespace {
+
+struct BenchArgs {
+    std::string model;
+    BenchParams params;
+    int threads = 0;
+    uint64_t membw_mib = 1024;
+    bool csv = false;
+    bool membw = false;
+};
+
+// One test (a prefill or a decode run) summarised over its repetitions.
+struct Row {
+    std::string test;  // "pp512", "tg128"
+    int n_prompt = 0, n_gen = 0;
+    double avg_ts = 0, stddev_ts = 0;
+    std::optional<double> ttft_ms, bytes_per_token, gbps, gflops;
+};
+
+// What each row says about the model.
+struct ModelLabel {
+    std::string filename, name, arch, types;
+    uint64_t size = 0, n_params = 0;
+};
+
+ModelLabel label_model(const Engine& e) {
+    const ModelInfo info = describe_model(e.file());
+    ModelLabel m{.filename = std::filesystem::path(info.path).filename().string(),
+                 .name = info.name,
+                 .arch = info.architecture,
+                 .size = info.expert_bytes + info.other_bytes,
+                 .n_params = info.n_params};
+    // Types by bytes, largest first; those under 1% (norms, routers) would only
+    // make the label longer.
+    for (const TypeUsage& u : info.by_type) {
+        if (!m.types.empty() && u.n_bytes * 100 < m.size) continue;
+        m.types += (m.types.empty() ? "" : "+") + u.type;
+    }
+    return m;
+}
+
+// mean and sample standard deviation (n - 1), as llama-bench reports them.
+std::pair<double, double> mean_stddev(const std::vector<double>& v) {
+    double sum = 0;
+    for (double x : v) sum += x;
+    const double mean = sum / static_cast<double>(v.size());
+    if (v.size() < 2) return {mean, 0.0};
+    double sq = 0;
+    for (double x : v) sq += (x - mean) * (x - mean);
+    return {mean, std::sqrt(sq / static_cast<double>(v.size() - 1))};
+}
+
+std::vector<Row> summarise(const BenchParams& p, const BenchResult& r) {
+    std::vector<double> pp_ts, tg_ts, ttft;
+    for (const BenchRep& rep : r.reps) {
+        if (p.n_prompt > 0) pp_ts.push_back(p.n_prompt / rep.prompt_seconds);
+        if (p.n_gen > 0) tg_ts.push_back(p.n_gen / rep.gen_seconds);
+        ttft.push_back(1e3 * (rep.prompt_seconds + rep.first_decode_seconds));
+    }
+    std::optional<double> ttft_ms;
+    if (p.n_prompt > 0 && p.n_gen > 0) ttft_ms = mean_stddev(ttft).first;
+    std::vector<Row> rows;
+    if (p.n_prompt > 0) {
+        Row row{.test = fmt::format("pp{}", p.n_prompt), .n_prompt = p.n_prompt, .ttft_ms = ttft_ms};
+        std::tie(row.avg_ts, row.stddev_ts) = mean_stddev(pp_ts);
+        row.gflops = r.flops_per_prompt / p.n_prompt * row.avg_ts / 1e9;
+        rows.push_back(row);
+    }
+    if (p.n_gen > 0) {
+        Row row{.test = fmt::format("tg{}", p.n_gen), .n_gen = p.n_gen, .ttft_ms = ttft_ms};
+        std::tie(row.avg_ts, row.stddev_ts) = mean_stddev(tg_ts);
+        row.bytes_per_token = r.bytes_per_token;
+        row.gbps = r.bytes_per_token * row.avg_ts / 1e9;
+        rows.push_back(row);
+    }
+    return rows;
+}
+
+std::string limits_line(const MachineLimits& m) {
+    std::string s = fmt::format("read bandwidth {:.1f} GB/s ({} threads, {} loads, {} per pass)", m.read_gbps,
+                                m.threads, m.read_isa, format_bytes(m.read_bytes));
+    if (m.fma_gflops > 0) s += fmt::format("; FMA peak {:.1f} GFLOP/s ({}, f32)", m.fma_gflops, m.fma_isa);
+    return s;
+}
+
+// Every field quoted, quotes doubled, as llama-bench writes its CSV.
+std::string csv_field(const std::string& s) {
+    std::string out = "\"";
+    for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return out + "\"";
+}
+
+std::string opt(const std::optional<double>& v, const char* spec) {
+    return v ? fmt::format(fmt::runtime(spec), *v) : std::string();
+}
+
+void print_csv(const ModelLabel& m, const MachineLimits& lim, const std::vector<Row>& rows) {
+    fmt::print(
+        "model_filename,model_type,model_size,model_n_params,n_threads,n_prompt,n_gen,avg_ts,stddev_ts,"
+        "ttft_ms,bytes_per_token,gbps,membw_gbps,membw_pct,gflops,peak_gflops,peak_pct\n");
+    const std::string type = fmt::format("{} {} {}", m.arch, format_count(m.n_params), m.types);
+    for (const Row& r : rows) {
+        std::optional<double> membw_pct, peak_pct;
+        if (r.gbps) membw_pct = 100.0 * *r.gbps / lim.read_gbps;
+        if (r.gflops) peak_pct = 100.0 * *r.gflops / lim.fma_gflops;
+        const std::vector<std::string> fields = {
+            m.filename, type, std::to_string(m.size), std::to_string(m.n_params), std::to_string(lim.threads),
+            std::to_string(r.n_prompt), std::to_string(r.n_gen), fmt::format("{:.6f}", r.avg_ts),
+            fmt::format("{:.6f}", r.stddev_ts), opt(r.ttft_ms, "{:.3f}"), opt(r.bytes_per_token, "{:.0f}"),
+            opt(r.gbps, "{:.4f}"), fmt::format("{:.4f}", lim.read_gbps), opt(membw_pct, "{:.2f}"),
+            opt(r.gflops, "{:.4f}"), fmt::format("{:.4f}", lim.fma_gflops), opt(peak_pct, "{:.2f}")};
+        std::string line;
+        for (const std::string& f : fields) line += (line.empty() ? "" : ",") + csv_field(f);
+        fmt::print("{}\n", line);
+    }
+}
+
+void print_table(const ModelLabel& m, const MachineLimits& lim, const std::vector<Row>& rows) {
+    fmt::print("{}\n\n", limits_line(lim));
+    fmt::print("| model | arch | types | size | params | threads | test | t/s | ttft ms | bytes/token | GB/s | "
+               "% read bw | GFLOP/s | % FMA peak |\n");
+    fmt::print("|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    const std::string name = m.name.empty() ? m.filename : m.name;
+    for (const Row& r : rows) {
+        std::optional<double> membw_pct, peak_pct;
+        if (r.gbps) membw_pct = 100.0 * *r.gbps / lim.read_gbps;
+        if (r.gflops) peak_pct = 100.0 * *r.gflops / lim.fma_gflops;
+        std::optional<double> mib;
+        if (r.bytes_per_token) mib = *r.bytes_per_token / (1 << 20);
+        fmt::print("| {} | {} | {} | {} | {} | {} | {} | {:.2f} ± {:.2f} | {} | {} | {} | {} | {} | {} |\n", name,
+                   m.arch, m.types, format_bytes(m.size), format_count(m.n_params), lim.threads, r.test, r.avg_ts,
+                   r.stddev_ts, opt(r.ttft_ms, "{:.1f}"), mib ? fmt::format("{:.2f} MiB", *mib) : "",
+                   opt(r.gbps, "{:.2f}"), opt(membw_pct, "{:.1f}%"), opt(r.gflops, "{:.2f}"),
+                   opt(peak_pct, "{:.1f}%"));
+    }
+}
+
+int run_bench_command(const BenchArgs& a) {
+    if (a.membw) {
+        const MachineLimits lim = measure_machine_limits(a.threads, false, a.membw_mib << 20);
+        fmt::print("{}\n", limits_line(lim));
+        return 0;
+    }
+    if (a.model.empty()) return fail("bench needs a MODEL (or --membw)");
+    if (Status st = check_bench_params(a.params); !st.ok()) return fail(st.error().message);
+    auto engine = Engine::load(a.model, {.threads = a.threads, .prefetch = true});
+    if (!engine) return fail(engine.error().message);
+    Engine& e = **engine;
+    fmt::print(stderr, "{}\n", e.load_summary());
+    fmt::print(stderr, "measuring read bandwidth and FMA peak with {} threads\n", e.threads());
+    const MachineLimits lim = measure_machine_limits(e.threads(), true, a.membw_mib << 20);
+    fmt::print(stderr, "running {} repetitions of pp{} + tg{}\n", a.params.repetitions, a.params.n_prompt,
+               a.params.n_gen);
+    auto r = run_bench(e, a.params);
+    if (!r) return fail(r.error().message);
+    const std::vector<Row> rows = summarise(a.params, *r);
+    const ModelLabel m = label_model(e);
+    if (a.csv) {
+        print_csv(m, lim, rows);
+    } else {
+        print_table(m, lim, rows);
+    }
+    return 0;
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app, int& exit_code) {
+    auto args = std::make_shared<BenchArgs>();
+    CLI::App* cmd = app.add_subcommand(
+        "bench", "Measure prefill and decode speed, bytes read per token and the share of the machine's limits");
+    cmd->add_option("model", args->model, "GGUF model");
+    cmd->add_option("-p,--n-prompt", args->params.n_prompt, "Prompt tokens per prefill test (0: none)")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("-n,--n-gen", args->params.n_gen, "Tokens generated per decode test (0: none)")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("-r,--repetitions", args->params.repetitions, "Repetitions of each test")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("-t,--threads", args->threads, "Threads (default: physical cores)");
+    cmd->add_option("--seed", args->params.seed, "Seed of the random prompt")->capture_default_str();
+    cmd->add_flag("--csv", args->csv, "CSV with llama-bench's column names, then strata's own");
+    cmd->add_flag("--membw", args->membw, "Only measure and print the read bandwidth");
+    cmd->add_option("--membw-mib", args->membw_mib,
+                    "MiB streamed per bandwidth pass; must dwarf the last-level cache")
+        ->capture_default_str()
+        ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 20));
+    cmd->callback([args, &exit_code] { exit_code = run_bench_command(*args); });
+}
+
+}  // namespace strata::app

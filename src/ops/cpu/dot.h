@@ -1,0 +1,50 @@
+#pragma once
+// Dot products of one weight row with one activation row: the inner loop of every
+// matrix product. Each weight type pairs with an activation format: the integer
+// block types with an 8-bit block format that activations are quantised to on the
+// fly (Q8_0, Q8_1 where the weight has a minimum, Q8_K for the 256-element super-
+// blocks), so the inner loop is integer multiply-adds; the float types with plain
+// F32 activations. The pairing is the reference implementation's, so strata's
+// quantised models round the way the reference's do.
+//
+// A `DotKernels` table holds one function per weight type. The scalar table is the
+// reference; faster tables (AVX2, ...) are chosen once at start-up by CPU feature
+// detection (`dot_kernels()`), and every entry of every table is tested against
+// the scalar one.
+
+#include "tensor/type.h"
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+namespace strata::ops {
+
+// sum over n elements of w[i] * a[i]; `w` is one row of the weight type, `a` one
+// row of the activation format, both n elements long (n a multiple of the blocks).
+using DotFn = float (*)(int64_t n, const void* w, const void* a);
+
+struct DotKernels {
+    const char* isa = "scalar";
+    // Indexed by the weight's type id; null where the type has no kernel.
+    std::array<DotFn, 40> dot{};
+};
+
+// The activation format a weight type's dot product takes.
+TensorType dot_act_type(TensorType weight);
+
+// Quantises `n` floats into `act_type` (F32 copies them).
+void quantize_act(TensorType act_type, const float* x, void* out, int64_t n);
+
+const DotKernels& scalar_dot_kernels();
+// The AVX2 table (scalar entries where no AVX2 kernel exists), or null when the
+// CPU lacks AVX2/FMA/F16C.
+const DotKernels* avx2_dot_kernels();
+// The AVX-512 table (falling back to AVX2 entries), or null when the CPU lacks
+// AVX-512 F/BW/VL/VNNI.
+const DotKernels* avx512_dot_kernels();
+// The fastest table this CPU runs; chosen once. `STRATA_ISA=scalar|avx2|avx512`
+// in the environment caps it (for comparisons and for tests of the fallbacks).
+const DotKernels& dot_kernels();
+
+}  // namespace strata::ops

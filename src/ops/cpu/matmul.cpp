@@ -1,0 +1,81 @@
+#include "ops/cpu/matmul.h"
+
+#include "util/check.h"
+
+#include <algorithm>
+
+namespace strata::ops {
+
+namespace {
+
+// Rows per block and tokens per tile: a block of weight rows (a few KiB each)
+// and a tile of activation rows both stay in L2 while every pair is visited, so
+// each weight byte comes from memory once however many tokens the batch has.
+constexpr int64_t kRowBlock = 16;
+constexpr int64_t kTokenTile = 64;
+
+}  // namespace
+
+void resize_acts(TensorType weight, int64_t n, int64_t n_tok, PackedActs& out) {
+    out.type = dot_act_type(weight);
+    out.n = n;
+    out.n_tok = n_tok;
+    const TypeTraits& t = type_traits(out.type);
+    CHECK(n % t.block_size == 0, "activation rows are whole blocks");
+    out.row_bytes = static_cast<size_t>(n / t.block_size) * t.type_size;
+    out.data.resize(out.row_bytes * static_cast<size_t>(n_tok));
+}
+
+void pack_acts(TensorType weight, const float* x, int64_t x_stride, int64_t n, int64_t n_tok, PackedActs& out,
+               ThreadPool* pool) {
+    resize_acts(weight, n, n_tok, out);
+    auto pack = [&](int64_t begin, int64_t end) {
+        for (int64_t t = begin; t < end; ++t) quantize_act(out.type, x + t * x_stride, out.row(t), n);
+    };
+    if (pool && n_tok > 1) {
+        pool->parallel_for(n_tok, pack, 8);
+    } else {
+        pack(0, n_tok);
+    }
+}
+
+void matmul_rows(const RowsParams& p, const DotKernels& k) {
+    const TensorView& w = *p.w;
+    const int64_t n = w.ne[0];
+    const DotFn dot = k.dot[static_cast<size_t>(w.type)];
+    CHECK(dot != nullptr, "a dot kernel exists for the weight type");
+    CHECK(p.acts->type == dot_act_type(w.type) && p.acts->n == n, "activations packed for this weight");
+    for (int64_t r0 = p.row_begin; r0 < p.row_end; r0 += kRowBlock) {
+        const int64_t r1 = std::min(p.row_end, r0 + kRowBlock);
+        for (int64_t t0 = 0; t0 < p.n_tok; t0 += kTokenTile) {
+            const int64_t t1 = std::min(p.n_tok, t0 + kTokenTile);
+            for (int64_t r = r0; r < r1; ++r) {
+                const uint8_t* row = w.row(r);
+                float* y = p.y + (r - p.y_row0);
+                for (int64_t t = t0; t < t1; ++t) {
+                    const void* a = p.acts->row(p.tokens ? p.tokens[t] : t);
+                    y[t * p.y_stride] = dot(n, row, a);
+                }
+            }
+        }
+    }
+}
+
+void matmul(const TensorView& w, int64_t row0, int64_t n_out, const float* x, int64_t x_stride, int64_t n_tok,
+            float* y, int64_t y_stride, ThreadPool& pool) {
+    PackedActs acts;
+    pack_acts(w.type, x, x_stride, w.ne[0], n_tok, acts, &pool);
+    const int64_t n_blocks = (n_out + kRowBlock - 1) / kRowBlock;
+    pool.parallel_for(n_blocks, [&](int64_t begin, int64_t end) {
+        matmul_rows({.w = &w,
+                     .row_begin = row0 + begin * kRowBlock,
+                     .row_end = row0 + std::min(n_out, end * kRowBlock),
+                     .acts = &acts,
+                     .n_tok = n_tok,
+                     .y = y,
+                     .y_stride = y_stride,
+                     .y_row0 = row0});
+    });
+}
+
+}  // namespace strata::ops

@@ -1,0 +1,261 @@
+// The CPU kernels: every dot-product table (AVX2, AVX-512 where the CPU has them)
+// against the scalar reference, the scalar reference against the bit-exact
+// dequantizers, the activation formats, the matrix product and the thread pool.
+
+#include "ops/cpu/dot.h"
+#include "ops/cpu/matmul.h"
+#include "tensor/blocks.h"
+#include "tensor/fp16.h"
+#include "tensor/quants.h"
+#include "util/thread_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+#include <random>
+#include <vector>
+
+namespace strata {
+namespace {
+
+using ops::DotKernels;
+
+// Byte offsets of the half-float scale fields of each block type: random bytes
+// elsewhere are valid codes, but a random half may be a NaN or infinity, so the
+// scales are overwritten with halves of ordinary size.
+std::vector<size_t> half_fields(TensorType t) {
+    switch (t) {
+        case TensorType::Q4_0:
+        case TensorType::Q5_0:
+        case TensorType::Q8_0:
+        case TensorType::IQ4_NL:
+        case TensorType::IQ4_XS: return {0};
+        case TensorType::Q4_1:
+        case TensorType::Q5_1:
+        case TensorType::Q4_K:
+        case TensorType::Q5_K: return {0, 2};
+        case TensorType::Q2_K: return {offsetof(BlockQ2_K, d), offsetof(BlockQ2_K, dmin)};
+        case TensorType::Q3_K: return {offsetof(BlockQ3_K, d)};
+        case TensorType::Q6_K: return {offsetof(BlockQ6_K, d)};
+        default: return {};
+    }
+}
+
+// A random row of `n` elements of type `t`.
+std::vector<uint8_t> random_row(TensorType t, int64_t n, std::mt19937& rng) {
+    const TypeTraits& tt = type_traits(t);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<uint8_t> row(static_cast<size_t>(n / tt.block_size) * tt.type_size);
+    if (!tt.quantized) {
+        std::vector<float> f(static_cast<size_t>(n));
+        for (float& v : f) v = normal(rng);
+        tt.quantize(f.data(), row.data(), n);
+        return row;
+    }
+    for (uint8_t& b : row) b = static_cast<uint8_t>(rng());
+    std::uniform_real_distribution<float> scale(0.001f, 0.05f);
+    for (size_t blk = 0; blk < row.size() / tt.type_size; ++blk) {
+        uint8_t* p = row.data() + blk * tt.type_size;
+        for (size_t off : half_fields(t)) {
+            const uint16_t h = fp32_to_fp16(scale(rng) * (rng() % 2 ? 1.0f : -1.0f));
+            std::memcpy(p + off, &h, 2);
+        }
+        if (t == TensorType::MXFP4) p[0] = static_cast<uint8_t>(115 + rng() % 16);  // scales 2^-12 .. 2^3
+    }
+    return row;
+}
+
+std::vector<float> random_floats(int64_t n, std::mt19937& rng) {
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> x(static_cast<size_t>(n));
+    for (float& v : x) v = normal(rng);
+    return x;
+}
+
+std::vector<uint8_t> pack(TensorType weight, const std::vector<float>& x) {
+    ops::PackedActs a;
+    ops::pack_acts(weight, x.data(), 0, static_cast<int64_t>(x.size()), 1, a);
+    return a.data;
+}
+
+std::vector<float> dequantize(TensorType t, const void* data, int64_t n) {
+    std::vector<float> out(static_cast<size_t>(n));
+    if (t == TensorType::Q8_1) {  // an activation format only: no table entry
+        const auto* b = static_cast<const BlockQ8_1*>(data);
+        for (int64_t i = 0; i < n; ++i) out[i] = fp16_to_fp32(b[i / 32].d) * b[i / 32].qs[i % 32];
+        return out;
+    }
+    type_traits(t).dequantize(data, out.data(), n);
+    return out;
+}
+
+const TensorType kTypes[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16,   TensorType::Q4_0,
+                             TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1,   TensorType::Q8_0,
+                             TensorType::Q2_K, TensorType::Q3_K, TensorType::Q4_K,   TensorType::Q5_K,
+                             TensorType::Q6_K, TensorType::IQ4_NL, TensorType::IQ4_XS, TensorType::MXFP4};
+
+std::vector<const DotKernels*> fast_tables() {
+    std::vector<const DotKernels*> out;
+    if (auto* k = ops::avx2_dot_kernels()) out.push_back(k);
+    if (auto* k = ops::avx512_dot_kernels()) out.push_back(k);
+    return out;
+}
+
+// The scalar kernel computes, in exact integers per block, the product of the
+// weight and activation codes; in doubles, the same quantity is the dot of the
+// two dequantized rows. They differ only by float rounding of at most n / 32
+// block terms, so 1e-5 of the sum of |products| is a safe bound (the block sums
+// are rounded to 24 bits, ~6e-8 each; 1e-5 leaves room for 160 such roundings).
+TEST(DotKernels, ScalarReferenceEqualsDequantizedDot) {
+    std::mt19937 rng(1);
+    const int64_t n = 4096;
+    for (TensorType t : kTypes) {
+        const auto w = random_row(t, n, rng);
+        const auto x = random_floats(n, rng);
+        const auto a = pack(t, x);
+        const auto wf = dequantize(t, w.data(), n);
+        const TensorType at = ops::dot_act_type(t);
+        const auto af = at == TensorType::F32 ? x : dequantize(at, a.data(), n);
+        double exact = 0, magnitude = 0;
+        for (int64_t i = 0; i < n; ++i) {
+            exact += double{wf[i]} * af[i];
+            magnitude += std::fabs(double{wf[i]} * af[i]);
+        }
+        const float got = ops::scalar_dot_kernels().dot[static_cast<size_t>(t)](n, w.data(), a.data());
+        EXPECT_NEAR(got, exact, 1e-5 * magnitude) << type_name(t);
+    }
+}
+
+// Each SIMD kernel sums the same integer products as the scalar one; only the
+// order of the float block terms differs, hence the same bound.
+TEST(DotKernels, EverySimdTableMatchesTheScalarOne) {
+    const auto tables = fast_tables();
+    if (tables.empty()) GTEST_SKIP() << "this CPU has no SIMD table";
+    std::mt19937 rng(2);
+    for (const DotKernels* k : tables) {
+        for (TensorType t : kTypes) {
+            for (int64_t n : {256, 2880, 4096}) {
+                if (n % type_traits(t).block_size != 0) continue;
+                const auto w = random_row(t, n, rng);
+                const auto x = random_floats(n, rng);
+                const auto a = pack(t, x);
+                const auto wf = dequantize(t, w.data(), n);
+                double magnitude = 0;
+                for (int64_t i = 0; i < n; ++i) magnitude += std::fabs(double{wf[i]} * x[i]);
+                const size_t id = static_cast<size_t>(t);
+                ASSERT_NE(k->dot[id], nullptr) << k->isa << " " << type_name(t);
+                const float want = ops::scalar_dot_kernels().dot[id](n, w.data(), a.data());
+                const float got = k->dot[id](n, w.data(), a.data());
+                EXPECT_NEAR(got, want, 1e-5 * magnitude) << k->isa << " " << type_name(t) << " n=" << n;
+            }
+        }
+    }
+}
+
+// Extreme codes: every weight code at its most negative and every activation at
+// -127 or 127, where a 16-bit intermediate would saturate if the kernels let it.
+TEST(DotKernels, ExtremeCodesDoNotSaturate) {
+    std::mt19937 rng(3);
+    const int64_t n = 512;
+    std::vector<float> x(n);
+    for (int64_t i = 0; i < n; ++i) x[i] = i % 2 ? 1.0f : -1.0f;
+    for (TensorType t : {TensorType::Q8_0, TensorType::Q4_0, TensorType::MXFP4, TensorType::IQ4_NL}) {
+        auto w = random_row(t, n, rng);
+        const size_t bs = type_traits(t).type_size;
+        for (size_t b = 0; b < w.size() / bs; ++b) {
+            uint8_t* p = w.data() + b * bs;
+            // Q8_0: codes of -128; the 4-bit types: the code of the most negative value.
+            if (t == TensorType::Q8_0) std::memset(p + 2, 0x80, 32);
+            if (t == TensorType::Q4_0) std::memset(p + 2, 0x00, 16);
+            if (t == TensorType::MXFP4) std::memset(p + 1, 0xFF, 16);
+            if (t == TensorType::IQ4_NL) std::memset(p + 2, 0x00, 16);
+        }
+        const auto a = pack(t, x);
+        const float want = ops::scalar_dot_kernels().dot[static_cast<size_t>(t)](n, w.data(), a.data());
+        for (const DotKernels* k : fast_tables()) {
+            EXPECT_NEAR(k->dot[static_cast<size_t>(t)](n, w.data(), a.data()), want, 1e-5 * std::fabs(want))
+                << k->isa << " " << type_name(t);
+        }
+    }
+}
+
+TEST(ActivationFormats, Q8_1AndQ8_KCarryTheirSums) {
+    std::mt19937 rng(4);
+    const auto x = random_floats(512, rng);
+    std::vector<BlockQ8_1> q1(16);
+    quantize_row_q8_1(x.data(), q1.data(), 512);
+    for (const auto& b : q1) {
+        int sum = 0;
+        for (int8_t q : b.qs) sum += q;
+        EXPECT_NEAR(fp16_to_fp32(b.s), fp16_to_fp32(b.d) * sum, 1e-3 * std::fabs(fp16_to_fp32(b.d) * sum) + 1e-6);
+    }
+    std::vector<BlockQ8_K> qk(2);
+    quantize_row_q8_k(x.data(), qk.data(), 512);
+    std::vector<float> back(512);
+    dequantize_row_q8_k(qk.data(), back.data(), 512);
+    double err = 0, ref = 0;
+    for (int i = 0; i < 512; ++i) {
+        err += (back[i] - x[i]) * (back[i] - x[i]);
+        ref += x[i] * x[i];
+    }
+    // 8-bit codes over a range of about 4 sigma: NMSE near (4/127)^2/12 ~ 1e-4.
+    EXPECT_LT(err / ref, 3e-4);
+    for (const auto& b : qk) {
+        for (int g = 0; g < 16; ++g) {
+            int sum = 0;
+            for (int j = 0; j < 16; ++j) sum += b.qs[16 * g + j];
+            EXPECT_EQ(b.bsums[g], sum);
+        }
+    }
+}
+
+TEST(Matmul, RowsAndTokenIndicesMatchOneByOneDots) {
+    std::mt19937 rng(5);
+    const int64_t n = 512, rows = 40, n_tok = 5;
+    std::vector<uint8_t> data;
+    for (int64_t r = 0; r < rows; ++r) {
+        const auto row = random_row(TensorType::Q4_K, n, rng);
+        data.insert(data.end(), row.begin(), row.end());
+    }
+    TensorView w{.name = "w", .type = TensorType::Q4_K, .ne = {n, rows, 1, 1}, .row_bytes = data.size() / rows,
+                 .data = data.data()};
+    const auto x = random_floats(n * n_tok, rng);
+    ThreadPool pool(2);
+    std::vector<float> y(static_cast<size_t>(rows * n_tok));
+    ops::matmul(w, 0, rows, x.data(), n, n_tok, y.data(), rows, pool);
+    ops::PackedActs acts;
+    ops::pack_acts(w.type, x.data(), n, n, n_tok, acts);
+    const auto dot = ops::dot_kernels().dot[static_cast<size_t>(w.type)];
+    for (int64_t t = 0; t < n_tok; ++t) {
+        for (int64_t r = 0; r < rows; ++r) EXPECT_EQ(y[t * rows + r], dot(n, w.row(r), acts.row(t)));
+    }
+    // A subset of rows and a permuted subset of tokens, written at an offset.
+    const int32_t tokens[] = {4, 1};
+    std::vector<float> z(2 * 10);
+    ops::matmul_rows({.w = &w, .row_begin = 20, .row_end = 30, .acts = &acts, .tokens = tokens, .n_tok = 2,
+                      .y = z.data(), .y_stride = 10, .y_row0 = 20});
+    for (int i = 0; i < 2; ++i) {
+        for (int r = 0; r < 10; ++r) EXPECT_EQ(z[i * 10 + r], y[tokens[i] * rows + 20 + r]);
+    }
+}
+
+TEST(ThreadPool, EveryItemRunsOnceAndEveryThreadJoins) {
+    ThreadPool pool(3);
+    for (int round = 0; round < 500; ++round) {  // many short regions: the spin/sleep hand-over
+        std::vector<std::atomic<int>> hits(101);
+        pool.for_each_dynamic(101, [&](int64_t i) { hits[static_cast<size_t>(i)].fetch_add(1); });
+        for (auto& h : hits) ASSERT_EQ(h.load(), 1);
+        std::atomic<int> threads{0};
+        pool.run_on_all([&](int) { threads.fetch_add(1); });
+        ASSERT_EQ(threads.load(), 3);
+        std::atomic<int64_t> covered{0};
+        pool.parallel_for(1000, [&](int64_t b, int64_t e) { covered.fetch_add(e - b); }, 10);
+        ASSERT_EQ(covered.load(), 1000);
+    }
+}
+
+}  // namespace
+}  // namespace strata
