@@ -3,6 +3,8 @@
 // `strata chat MODEL`: an interactive conversation in the terminal.
 
 #include "app/commands.h"
+#include "app/placement_flags.h"
+#include "util/meminfo.h"
 #include "engine/generate.h"
 #include "engine/prompt.h"
 
@@ -26,6 +28,8 @@ struct RunArgs {
     bool chat = false;
     bool no_prefetch = false;
     GenerateParams gen;
+    PlacementFlags placement;
+    std::string save_usage;
 };
 
 void add_common_options(CLI::App* cmd, RunArgs& a) {
@@ -50,11 +54,20 @@ void add_common_options(CLI::App* cmd, RunArgs& a) {
     cmd->add_option("-t,--threads", a.threads, "Threads (default: physical cores)");
     cmd->add_flag("--no-prefetch", a.no_prefetch, "Do not read all weights in at load");
     cmd->add_option("--chat-template", a.chat_template_file, "Jinja chat template file replacing the model's own");
+    add_placement_flags(cmd, a.placement);
+    cmd->add_option("--save-expert-usage", a.save_usage,
+                    "Write the routing counts of this run, per layer and expert, for --expert-usage");
 }
 
-Result<std::unique_ptr<Engine>> load_engine(const RunArgs& a) {
+Result<std::unique_ptr<Engine>> load_engine(const RunArgs& a, KvType kv_type) {
     const bool tty = ::isatty(STDERR_FILENO);
-    EngineOptions opt{.threads = a.threads, .prefetch = !a.no_prefetch};
+    auto placement = placement_options(a.placement);
+    if (!placement) return placement.error();
+    EngineOptions opt{.threads = a.threads,
+                      .prefetch = !a.no_prefetch,
+                      .placement = std::move(*placement),
+                      .memory = {.n_ctx = a.n_ctx, .n_parallel = 1, .kv_type = kv_type},
+                      .log = [](const std::string& line) { fmt::print(stderr, "{}\n", line); }};
     if (!a.chat_template_file.empty()) {
         std::ifstream in(a.chat_template_file, std::ios::binary);
         if (!in) return err("--chat-template: cannot read '{}'", a.chat_template_file);
@@ -81,6 +94,22 @@ Result<KvType> parse_kv_type(const std::string& s) {
     return err("--kv-type '{}': expected f16 or f32", s);
 }
 
+// The disk tier's cache, when the run read experts through it, and the peak
+// resident memory against the RAM budget, when there is one.
+void print_cache_stats(const Engine& e) {
+    const uint64_t budget = e.plan().budget[static_cast<size_t>(Tier::Host)];
+    if (auto peak = peak_resident_memory(); peak && budget)
+        fmt::print(stderr, "[peak resident memory {:.1f} MiB, RAM budget {:.1f} MiB]\n",
+                   static_cast<double>(*peak) / 0x1p20, static_cast<double>(budget) / 0x1p20);
+    const ExpertCacheStats s = e.expert_cache_stats();
+    if (s.hits + s.misses == 0) return;
+    fmt::print(stderr, "[expert cache: {} hits, {} misses ({:.1f}% hits), {:.1f} MiB read from disk, {} evictions, "
+               "peak {:.1f} of {:.1f} MiB]\n",
+               s.hits, s.misses, 100.0 * static_cast<double>(s.hits) / static_cast<double>(s.hits + s.misses),
+               static_cast<double>(s.bytes_read) / 0x1p20, s.evictions, static_cast<double>(s.peak_bytes) / 0x1p20,
+               static_cast<double>(s.capacity) / 0x1p20);
+}
+
 void print_summary(const GenerateResult& r) {
     const double gen_tps = r.generate_seconds > 0 ? static_cast<double>(r.n_generated) / r.generate_seconds : 0;
     fmt::print(stderr,
@@ -88,6 +117,17 @@ void print_summary(const GenerateResult& r) {
                "{:.1f} tokens/s; finish: {}]\n",
                r.n_prompt, r.n_reused, r.prompt_seconds, r.prompt_seconds, r.n_generated, r.generate_seconds, gen_tps,
                finish_reason_name(r.finish));
+}
+
+// After the last generation: the cache and memory figures, and the routing
+// counts when asked for.
+int finish(const RunArgs& a, const Engine& e) {
+    print_cache_stats(e);
+    if (!a.save_usage.empty()) {
+        if (Status s = save_expert_usage(a.save_usage, e.model().expert_usage().snapshot()); !s)
+            return fail(s.error().message);
+    }
+    return 0;
 }
 
 PieceFn print_piece() {
@@ -101,7 +141,7 @@ PieceFn print_piece() {
 int run_once(RunArgs a) {
     auto kv = parse_kv_type(a.kv_type);
     if (!kv) return fail(kv.error().message);
-    auto engine = load_engine(a);
+    auto engine = load_engine(a, *kv);
     if (!engine) return fail(engine.error().message);
     Engine& e = **engine;
     std::string text = a.prompt;
@@ -119,14 +159,14 @@ int run_once(RunArgs a) {
     auto r = generate(**session, ids, a.gen, print_piece());
     if (!r) return fail(r.error().message);
     print_summary(*r);
-    return 0;
+    return finish(a, e);
 }
 
 int run_chat(RunArgs a) {
     auto kv = parse_kv_type(a.kv_type);
     if (!kv) return fail(kv.error().message);
     a.chat = true;
-    auto engine = load_engine(a);
+    auto engine = load_engine(a, *kv);
     if (!engine) return fail(engine.error().message);
     Engine& e = **engine;
     auto session = Session::create(e, a.n_ctx, *kv);
@@ -147,7 +187,7 @@ int run_chat(RunArgs a) {
         print_summary(*r);
         messages.push_back({{"role", "assistant"}, {"content", r->text}});
     }
-    return 0;
+    return finish(a, e);
 }
 
 }  // namespace

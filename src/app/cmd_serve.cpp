@@ -2,6 +2,7 @@
 // until SIGINT or SIGTERM.
 
 #include "app/commands.h"
+#include "app/placement_flags.h"
 #include "app/server/server.h"
 
 #include <fmt/format.h>
@@ -87,7 +88,17 @@ void add_serve_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--api-key", o->api_key, "Require 'Authorization: Bearer KEY' on every request but /health");
     cmd->add_option("-t,--threads", o->threads, "Threads per model (default: physical cores)");
     cmd->add_flag("!--no-prefetch", o->prefetch, "Do not read all weights in at load");
-    cmd->callback([o, &exit_code] { exit_code = serve(*o); });
+    auto placement = std::make_shared<PlacementFlags>();
+    add_placement_flags(cmd, *placement);
+    cmd->callback([o, placement, &exit_code] {
+        auto p = placement_options(*placement);
+        if (!p) {
+            exit_code = fail(p.error().message);
+            return;
+        }
+        o->placement = std::move(*p);
+        exit_code = serve(*o);
+    });
 }
 
 }  // namespace strata::app

@@ -2,7 +2,9 @@
 
 #include "model/info.h"
 #include "ops/cpu/dot.h"
+#include "util/check.h"
 #include "util/format.h"
+#include "util/meminfo.h"
 
 #include <fmt/format.h>
 #include <sys/mman.h>
@@ -16,25 +18,82 @@ namespace strata {
 
 namespace {
 
-// Touches every page of every tensor so the weights are resident before the
-// first token; with the kernel's read-ahead asked for first, this streams the
-// file at disk speed instead of faulting page by page during decode.
-void prefetch(const gguf::File& f, const LoadProgressFn& progress) {
+// Host-tier (and gpu-tier, with no GPU backend) tensors stay in the file's
+// mapping rather than being copied into owned memory: the pages are shared with
+// the page cache (no second copy while the kernel still holds the file's), with
+// other processes mapping the same model, and loading costs only the disk read.
+// The price is that the kernel may drop them under memory pressure; a budget
+// that cannot hold them is exactly what `--fit` and the disk tier are for.
+//
+// Prefetch touches every page of every range not on disk so the weights are
+// resident before the first token; with the kernel's read-ahead asked for first,
+// this streams the file at disk speed instead of faulting page by page during
+// decode. Disk-tier experts are never touched through the mapping.
+struct Range {
+    const uint8_t* data;
+    uint64_t n_bytes;
+};
+
+std::vector<Range> resident_ranges(const gguf::File& f, const MemoryPlan& plan) {
+    std::vector<Range> out;
+    for (const gguf::TensorInfo& t : f.tensors()) {
+        const TensorPlacement* tp = plan.find(t.name);
+        if (!tp || !tp->stacked()) {
+            if (!tp || tp->tier != Tier::Disk) out.push_back({t.data, t.n_bytes});
+            continue;
+        }
+        for (size_t e = 0; e < tp->experts.size(); ++e) {
+            if (tp->experts[e] != Tier::Disk) out.push_back({t.data + e * tp->expert_bytes(), tp->expert_bytes()});
+        }
+    }
+    return out;
+}
+
+void prefetch(const std::vector<Range>& ranges, const LoadProgressFn& progress) {
     uint64_t total = 0, done = 0, reported = 0;
-    for (const gguf::TensorInfo& t : f.tensors()) total += t.n_bytes;
+    for (const Range& r : ranges) total += r.n_bytes;
     constexpr uintptr_t kPage = 4096;
     volatile uint8_t sink = 0;
-    for (const gguf::TensorInfo& t : f.tensors()) {
-        const auto begin = reinterpret_cast<uintptr_t>(t.data) & ~(kPage - 1);
-        ::madvise(reinterpret_cast<void*>(begin), reinterpret_cast<uintptr_t>(t.data) + t.n_bytes - begin,
+    for (const Range& r : ranges) {
+        const auto begin = reinterpret_cast<uintptr_t>(r.data) & ~(kPage - 1);
+        ::madvise(reinterpret_cast<void*>(begin), reinterpret_cast<uintptr_t>(r.data) + r.n_bytes - begin,
                   MADV_WILLNEED);
-        for (uint64_t off = 0; off < t.n_bytes; off += kPage) sink = sink + t.data[off];
-        done += t.n_bytes;
+        for (uint64_t off = 0; off < r.n_bytes; off += kPage) sink = sink + r.data[off];
+        done += r.n_bytes;
         if (progress && (done - reported >= (64ull << 20) || done == total)) {
             progress(done, total);
             reported = done;
         }
     }
+}
+
+// One line per tensor that leaves the default tier, then one per tier.
+void log_plan(const MemoryPlan& plan, const LogFn& log) {
+    for (const TensorPlacement& tp : plan.tensors) {
+        if (tp.tier == plan.default_tier &&
+            (!tp.stacked() || tp.bytes_in(plan.default_tier) == tp.n_bytes))
+            continue;
+        std::string where = tier_name(tp.tier);
+        if (tp.stacked() && tp.bytes_in(tp.tier) != tp.n_bytes) {
+            where.clear();
+            for (Tier t : kTiers) {
+                const auto n = std::count(tp.experts.begin(), tp.experts.end(), t);
+                if (n) where += fmt::format("{}{} experts {}", where.empty() ? "" : ", ", n, tier_name(t));
+            }
+        }
+        log(fmt::format("placement: {} {} {} -> {} ({})", tp.name, format_bytes(tp.n_bytes), tp.type, where, tp.rule));
+    }
+    for (Tier t : kTiers) {
+        const uint64_t w = plan.weight_bytes(t);
+        std::string extra;
+        if (t == plan.default_tier) extra += fmt::format(" + KV cache {} + scratch {}", format_bytes(plan.kv_bytes),
+                                                         format_bytes(plan.scratch_bytes));
+        if (t == Tier::Host && plan.cache_bytes) extra += fmt::format(" + expert cache {}", format_bytes(plan.cache_bytes));
+        if (w || !extra.empty())
+            log(fmt::format("placement: {:<4} {} of weights{}", tier_name(t), format_bytes(w), extra));
+    }
+    if (plan.weight_bytes(Tier::Gpu) > 0)
+        log("placement: this build has no GPU backend; gpu-tier tensors run from host memory");
 }
 
 }  // namespace
@@ -65,9 +124,43 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Engi
         e->chat_template_fallback_ = true;
     }
     e->pool_ = std::make_unique<ThreadPool>(options.threads > 0 ? options.threads : physical_core_count());
-    if (options.prefetch) prefetch(*e->file_, options.progress);
+    STRATA_TRY(e->place(options));
+    if (options.prefetch) prefetch(resident_ranges(*e->file_, e->plan_), options.progress);
     e->load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return e;
+}
+
+Status Engine::place(const EngineOptions& options) {
+    PlacementOptions opt = options.placement;
+    if (opt.fit && !opt.ram_budget) opt.ram_budget = available_memory();
+    auto plan = plan_memory(*file_, opt, options.memory);
+    if (!plan) return err("{}: {}", file_->path(), plan.error().message);
+    if (!plan->fits()) return err("{}: the placement does not fit: {}", file_->path(), fmt::join(plan->problems, "; "));
+    plan_ = std::move(*plan);
+    if (options.log) log_plan(plan_, options.log);
+
+    // Stacked tensors with experts on disk read them through the cache.
+    if (plan_.cache_bytes > 0) cache_ = std::make_unique<ExpertCache>(plan_.cache_bytes);
+    for (size_t i = 0; i < plan_.tensors.size(); ++i) {
+        const TensorPlacement& tp = plan_.tensors[i];
+        if (!tp.stacked() || tp.bytes_in(Tier::Disk) == 0) continue;
+        const gguf::TensorInfo* t = file_->find_tensor(tp.name);
+        CHECK(t && cache_, "a planned disk tensor is in the file and has a cache");
+        tiered_.push_back(std::make_unique<TieredExperts>(TieredExperts::Params{
+            .cache = cache_.get(),
+            .key_base = uint64_t{i} << 32,
+            .name = tp.name,
+            .mapped = t->data,
+            .fd = file_->part_fd(t->file_index),
+            .file_offset = t->file_offset,
+            .expert_bytes = tp.expert_bytes(),
+            .tiers = tp.experts,
+        }));
+        if (!model_->attach_experts(tp.name, tiered_.back().get()))
+            return err("{}: tensor '{}' is placed on disk but the model does not read it as stacked experts",
+                       file_->path(), tp.name);
+    }
+    return {};
 }
 
 std::string Engine::token_text(int32_t id) const {
@@ -81,48 +174,41 @@ std::string Engine::load_summary() const {
     for (const TypeUsage& u : info.by_type) {
         types += fmt::format("{}{} {}", types.empty() ? "" : ", ", u.type, format_bytes(u.n_bytes));
     }
-    return fmt::format(
-        "loaded {} ({}) in {:.2f} s: {} tensors, {} ({}); all weights in host memory (mapped file); {} threads, {} "
-        "kernels",
-        info.name.empty() ? info.architecture : info.name, info.architecture, load_seconds_, info.n_tensors,
-        format_bytes(info.expert_bytes + info.other_bytes), types, threads(), ops::dot_kernels().isa);
+    std::string tiers;
+    for (Tier t : kTiers) {
+        if (const uint64_t n = plan_.weight_bytes(t))
+            tiers += fmt::format("{}{} {}", tiers.empty() ? "" : ", ", tier_name(t), format_bytes(n));
+    }
+    return fmt::format("loaded {} ({}) in {:.2f} s: {} tensors, {} ({}); weights by tier: {}; {} threads, {} kernels",
+                       info.name.empty() ? info.architecture : info.name, info.architecture, load_seconds_,
+                       info.n_tensors, format_bytes(info.expert_bytes + info.other_bytes), types, tiers, threads(),
+                       ops::dot_kernels().isa);
 }
 
 Status Engine::forward(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits,
                        float* logits) {
     std::lock_guard<std::mutex> lock(forward_mu_);
-    return model_->forward(tokens, pos0, cache, all_logits, logits, *pool_);
+    STRATA_TRY(model_->forward(tokens, pos0, cache, all_logits, logits, *pool_));
+    return cache_error();
 }
 
 Status Engine::forward_batch(std::span<const SeqBatch> seqs) {
     std::lock_guard<std::mutex> lock(forward_mu_);
-    return model_->forward_batch(seqs, *pool_);
+    STRATA_TRY(model_->forward_batch(seqs, *pool_));
+    return cache_error();
 }
 
-namespace {
-
-// MemAvailable from /proc/meminfo, in bytes; nullopt where it cannot be read.
-std::optional<uint64_t> available_memory() {
-    std::FILE* f = std::fopen("/proc/meminfo", "r");
-    if (!f) return std::nullopt;
-    char line[256];
-    std::optional<uint64_t> bytes;
-    while (std::fgets(line, sizeof line, f)) {
-        unsigned long long kib = 0;
-        if (std::sscanf(line, "MemAvailable: %llu kB", &kib) == 1) bytes = uint64_t{kib} * 1024;
+Status Engine::cache_error() {
+    if (cache_) {
+        if (std::string e = cache_->take_error(); !e.empty()) return err("{}", e);
     }
-    std::fclose(f);
-    return bytes;
+    return {};
 }
-
-}  // namespace
 
 Result<std::unique_ptr<Session>> Session::create(Engine& engine, int64_t n_ctx, KvType kv_type) {
     const HParams& hp = engine.hparams();
     const int64_t ctx = std::max<int64_t>(1, n_ctx > 0 ? n_ctx : static_cast<int64_t>(hp.n_ctx_train));
-    const uint64_t per_token = uint64_t{hp.n_layer} * hp.n_head_kv * (hp.n_embd_head_k + hp.n_embd_head_v) *
-                               (kv_type == KvType::F32 ? 4 : 2);
-    const uint64_t need = per_token * static_cast<uint64_t>(ctx);
+    const uint64_t need = kv_cache_bytes(hp, ctx, kv_type);
     if (auto avail = available_memory(); avail && need > *avail) {
         return err("a KV cache of {} tokens needs {} but only {} of memory is available; use a smaller context",
                    ctx, format_bytes(need), format_bytes(*avail));

@@ -6,7 +6,10 @@
 
 #include "engine/sampler.h"
 #include "gguf/file.h"
+#include "model/memory.h"
 #include "model/model.h"
+#include "placement/expert_cache.h"
+#include "placement/plan.h"
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
 #include "util/result.h"
@@ -25,12 +28,17 @@ namespace strata {
 
 // Called while weights are read in: bytes done and total.
 using LoadProgressFn = std::function<void(uint64_t done, uint64_t total)>;
+// Receives the load's log lines (placement decisions), without a newline.
+using LogFn = std::function<void(const std::string& line)>;
 
 struct EngineOptions {
     int threads = 0;         // 0: physical cores
     bool prefetch = false;   // read every weight page at load, so the first token does not wait on the disk
     LoadProgressFn progress;  // optional, with prefetch
     std::string chat_template;  // Jinja source replacing the model's own; empty: the model's
+    PlacementOptions placement;  // where tensors live (placement/plan.h)
+    MemoryRequest memory;        // the context and parallelism the plan sizes the KV cache for
+    LogFn log;                   // optional
 };
 
 class Engine {
@@ -51,6 +59,10 @@ public:
     double load_seconds() const { return load_seconds_; }
     // One line for logs: time, size, bytes per type and where they live.
     std::string load_summary() const;
+    // Where every tensor lives.
+    const MemoryPlan& plan() const { return plan_; }
+    // The disk tier's expert cache; all zero when nothing is on disk.
+    ExpertCacheStats expert_cache_stats() const { return cache_ ? cache_->stats() : ExpertCacheStats{}; }
 
     // Runs a forward pass; serialised across sessions.
     Status forward(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits, float* logits);
@@ -59,8 +71,15 @@ public:
 
 private:
     Engine() = default;
+    // An error the disk tier met while the last pass read experts, once.
+    Status cache_error();
+    // Plans placement, logs it, and backs disk-tier experts with the cache.
+    Status place(const EngineOptions& options);
     std::unique_ptr<gguf::File> file_;
     std::unique_ptr<Model> model_;
+    MemoryPlan plan_;
+    std::unique_ptr<ExpertCache> cache_;
+    std::vector<std::unique_ptr<TieredExperts>> tiered_;
     std::unique_ptr<ThreadPool> pool_;
     std::optional<text::Tokenizer> tokenizer_;
     std::optional<text::ChatTemplate> chat_template_;

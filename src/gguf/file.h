@@ -57,6 +57,8 @@ public:
     const std::string& path() const { return parts_.front().path(); }
     size_t n_parts() const { return parts_.size(); }
     const std::string& part_path(size_t i) const { return parts_[i].path(); }
+    // The open descriptor of part `i`, for `pread` of tensor data (TensorInfo::file_offset).
+    int part_fd(size_t i) const { return parts_[i].fd(); }
     uint64_t file_size() const;  // all parts together
 
     // Metadata in file order (of the first part).

@@ -19,7 +19,10 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <numeric>
+#include <span>
+#include <utility>
 
 namespace strata {
 
@@ -41,16 +44,6 @@ float activate(Activation act, float gate, float up) {
     return g / (1.0f + std::exp(-kOaiAlpha * g)) * (u + 1.0f);
 }
 
-// Expert `e`'s matrix of a stacked [n_in, n_out, n_expert] tensor, as a view of
-// its own. This is where an expert's bytes are located; a tier that keeps
-// experts elsewhere (a disk cache) hands out its copy here.
-TensorView expert_matrix(const TensorView& stacked, int64_t e) {
-    TensorView v = stacked;
-    v.ne[2] = 1;
-    v.data = stacked.data + static_cast<size_t>(e) * static_cast<size_t>(stacked.ne[1]) * stacked.row_bytes;
-    return v;
-}
-
 const float* bias_of(const TensorView& b, int64_t expert) {
     return b.valid() ? b.f32() + expert * b.ne[0] : nullptr;
 }
@@ -63,10 +56,30 @@ struct FfnJob {
     ops::PackedActs hidden_q;                     // the same, packed for `down`
     std::vector<float> y;                         // [tokens, n_embd]
 
+    int expert = -1;                              // routed jobs: the expert
+    // Disk-tier experts' bytes (see `bind_expert`), held while the job runs.
+    std::vector<std::shared_ptr<const void>> holds;
+
     int64_t n_ff() const { return gate.ne[1]; }
     int64_t n_out() const { return down.ne[1]; }
     int64_t m() const { return static_cast<int64_t>(tokens.size()); }
 };
+
+// Expert `e`'s matrices and biases for `job`. This is where an expert's bytes are
+// located: `expert_rows` reads them in place, or from the disk tier's cache,
+// whose copies the job holds until it is done with them.
+void bind_expert(FfnJob& job, const LayerWeights& w, int e) {
+    job.expert = e;
+    for (auto [view, stacked] : {std::pair{&job.gate, &w.gate_exps}, std::pair{&job.up, &w.up_exps},
+                                 std::pair{&job.down, &w.down_exps}}) {
+        ExpertRows r = expert_rows(*stacked, e);
+        *view = r.view;
+        if (r.hold) job.holds.push_back(std::move(r.hold));
+    }
+    job.gate_b = bias_of(w.gate_exps_b, e);
+    job.up_b = bias_of(w.up_exps_b, e);
+    job.down_b = bias_of(w.down_exps_b, e);
+}
 
 // A (job, first row) pair: one unit of work for the pool.
 struct Item {
@@ -74,7 +87,7 @@ struct Item {
     int64_t row0;
 };
 
-std::vector<Item> row_items(const std::vector<FfnJob>& jobs, int64_t (FfnJob::*rows)() const) {
+std::vector<Item> row_items(std::span<const FfnJob> jobs, int64_t (FfnJob::*rows)() const) {
     std::vector<Item> items;
     for (size_t j = 0; j < jobs.size(); ++j) {
         for (int64_t r = 0; r < (jobs[j].*rows)(); r += kItemRows) items.push_back({j, r});
@@ -84,7 +97,7 @@ std::vector<Item> row_items(const std::vector<FfnJob>& jobs, int64_t (FfnJob::*r
 
 // Runs every job: afterwards each job's `y` holds down(act(gate x) * up x) (+ biases)
 // for its tokens. `x` is the layer input [n_tok, n_embd].
-void run_jobs(std::vector<FfnJob>& jobs, Activation act, const float* x, int64_t n_tok, int64_t n_embd,
+void run_jobs(std::span<FfnJob> jobs, Activation act, const float* x, int64_t n_tok, int64_t n_embd,
               ThreadPool& pool) {
     // The input packed once per activation format the jobs' matrices need.
     std::map<TensorType, ops::PackedActs> packed;
@@ -198,6 +211,9 @@ void moe_ffn(const LayerWeights& w, const MoeParams& p, const float* x, int64_t 
         }
     }
 
+    // Experts some of which the disk tier holds: see the `run_jobs` calls below.
+    const bool streamed = w.gate_exps.experts || w.up_exps.experts || w.down_exps.experts;
+
     // One job per used expert, in expert order; `slot[e]` is expert e's job.
     std::vector<int> slot(static_cast<size_t>(n_exp), -1);
     std::vector<FfnJob> jobs;
@@ -208,12 +224,15 @@ void moe_ffn(const LayerWeights& w, const MoeParams& p, const float* x, int64_t 
         if (slot[e] < 0) continue;
         slot[e] = static_cast<int>(jobs.size());
         FfnJob& job = jobs.emplace_back();
-        job.gate = expert_matrix(w.gate_exps, e);
-        job.up = expert_matrix(w.up_exps, e);
-        job.down = expert_matrix(w.down_exps, e);
-        job.gate_b = bias_of(w.gate_exps_b, e);
-        job.up_b = bias_of(w.up_exps_b, e);
-        job.down_b = bias_of(w.down_exps_b, e);
+        if (!streamed) {
+            bind_expert(job, w, e);
+        } else {
+            // Shapes only, for now: the bytes are fetched when the job runs.
+            job.expert = e;
+            job.gate = w.gate_exps;
+            job.up = w.up_exps;
+            job.down = w.down_exps;
+        }
     }
     const size_t n_routed = jobs.size();
     // Where token t's j-th choice landed: (job, row in that job).
@@ -249,7 +268,20 @@ void moe_ffn(const LayerWeights& w, const MoeParams& p, const float* x, int64_t 
         }
     }
 
-    run_jobs(jobs, p.act, x, n_tok, n_embd, pool);
+    if (!streamed) {
+        run_jobs(jobs, p.act, x, n_tok, n_embd, pool);
+    } else {
+        // Disk-tier experts are fetched, run and released one job at a time, so
+        // the cache never needs more than one expert's slices in use at once (the
+        // plan sizes it for that). Each job's arithmetic is independent of the
+        // others, so the outputs are the same as running them all together.
+        for (size_t j = 0; j < n_routed; ++j) {
+            bind_expert(jobs[j], w, jobs[j].expert);
+            run_jobs(std::span(jobs).subspan(j, 1), p.act, x, n_tok, n_embd, pool);
+            jobs[j].holds.clear();
+        }
+        if (jobs.size() > n_routed) run_jobs(std::span(jobs).subspan(n_routed), p.act, x, n_tok, n_embd, pool);
+    }
 
     // Each token's output: its experts' outputs weighted, in expert order, then the
     // shared expert's.

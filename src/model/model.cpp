@@ -54,6 +54,18 @@ std::unique_ptr<KvCache> Model::new_cache(int64_t n_ctx, KvType type) const {
                                      int64_t{hp_.n_head_kv} * hp_.n_embd_head_v, type);
 }
 
+bool Model::attach_experts(std::string_view name, const ExpertSource* source) {
+    for (LayerWeights& l : weights_.layers) {
+        for (TensorView* v : {&l.gate_exps, &l.up_exps, &l.down_exps}) {
+            if (v->valid() && v->name == name) {
+                v->experts = source;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 void Model::layer(int il, float* x, int64_t n_tok, std::span<const SeqBatch> seqs, std::span<const int64_t> rows,
                   ThreadPool& pool) const {
     const LayerWeights& w = weights_.layers[static_cast<size_t>(il)];

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string_view>
 
 namespace strata {
 
@@ -45,6 +46,10 @@ public:
     ExpertUsage& expert_usage() { return usage_; }
 
     std::unique_ptr<KvCache> new_cache(int64_t n_ctx, KvType type) const;
+
+    // Makes the stacked expert tensor `name` read its experts through `source`
+    // (which must outlive the model); false when no such tensor is bound.
+    bool attach_experts(std::string_view name, const ExpertSource* source);
 
     // Runs `tokens` at positions pos0, pos0 + 1, ... of `cache`'s sequence. With
     // `all_logits`, writes n_tokens x n_vocab logits; otherwise only the last

@@ -9,9 +9,25 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace strata {
+
+// The bytes of one expert of a stacked tensor, valid while `hold` lives (a cache
+// entry may be evicted once nobody holds it).
+struct ExpertBytes {
+    const uint8_t* data = nullptr;
+    std::shared_ptr<const void> hold;
+};
+
+// Where the experts of a stacked tensor come from when they are not all readable
+// at `TensorView::data`: the disk tier's bounded cache (placement/expert_cache.h).
+class ExpertSource {
+public:
+    virtual ~ExpertSource() = default;
+    virtual ExpertBytes expert(int64_t e) const = 0;
+};
 
 struct TensorView {
     std::string name;
@@ -19,6 +35,9 @@ struct TensorView {
     std::array<int64_t, 4> ne{1, 1, 1, 1};
     size_t row_bytes = 0;
     const uint8_t* data = nullptr;
+    // Set on stacked expert tensors some of whose experts are not at `data`; read
+    // experts through `expert_rows`, never `data` directly.
+    const ExpertSource* experts = nullptr;
 
     bool valid() const { return data != nullptr; }
     int64_t n_rows() const { return ne[1] * ne[2] * ne[3]; }
@@ -28,5 +47,29 @@ struct TensorView {
     // The whole tensor of an F32 type as floats (norm weights, biases).
     const float* f32() const { return reinterpret_cast<const float*>(data); }
 };
+
+// Expert `e`'s matrix of a stacked [n_in, n_out, n_expert] tensor as an
+// [n_in, n_out] view: the same bytes wherever they live, so the math is the same
+// for every tier. `hold` keeps cache-backed bytes alive while the view is used.
+struct ExpertRows {
+    TensorView view;
+    std::shared_ptr<const void> hold;
+};
+
+inline ExpertRows expert_rows(const TensorView& stacked, int64_t e) {
+    ExpertRows r;
+    r.view.name = stacked.name;
+    r.view.type = stacked.type;
+    r.view.ne = {stacked.ne[0], stacked.ne[1], 1, 1};
+    r.view.row_bytes = stacked.row_bytes;
+    if (stacked.experts) {
+        ExpertBytes b = stacked.experts->expert(e);
+        r.view.data = b.data;
+        r.hold = std::move(b.hold);
+    } else {
+        r.view.data = stacked.row(e * stacked.ne[1]);
+    }
+    return r;
+}
 
 }  // namespace strata

@@ -16,7 +16,11 @@ namespace strata::app::server {
 ServerContext::ServerContext(ServerOptions options)
     : options_(std::move(options)),
       registry_(RegistryOptions{
-          .engine = {.threads = options_.threads, .prefetch = options_.prefetch},
+          .engine = {.threads = options_.threads,
+                     .prefetch = options_.prefetch,
+                     .placement = options_.placement,
+                     .memory = {.n_ctx = options_.n_ctx, .n_parallel = options_.parallel},
+                     .log = [](const std::string& line) { fmt::print(stderr, "{}\n", line); }},
           .scheduler = {.n_slots = options_.parallel,
                         .max_queue = options_.max_queue,
                         .n_ctx = options_.n_ctx,

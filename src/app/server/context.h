@@ -41,6 +41,7 @@ struct ServerOptions {
     std::string api_key;  // empty: no authentication
     int threads = 0;
     bool prefetch = true;
+    PlacementOptions placement;  // --cpu-moe, --override-tensor, --fit ... (app/placement_flags.h)
     size_t max_body_bytes = 16u << 20;
     // Seconds a client may take to send a request's body, and that a socket read
     // or write may wait; a client that trickles its body is answered 408.
