@@ -92,29 +92,27 @@ std::string Metrics::render(const ModelRegistry& registry) const {
                 "Seconds between two generated tokens of one request.");
 
     const auto loaded = registry.loaded_models();
-    header(out, "strata_sessions_active", "gauge", "Sequences generating, per loaded model.");
-    for (const auto& [info, m] : loaded)
-        out += fmt::format("strata_sessions_active{{model=\"{}\"}} {}\n", label_value(info->name),
-                           m->scheduler->stats().active);
-    header(out, "strata_sessions_queued", "gauge",
-           "Requests waiting for a slot, per loaded model.");
-    for (const auto& [info, m] : loaded)
-        out += fmt::format("strata_sessions_queued{{model=\"{}\"}} {}\n", label_value(info->name),
-                           m->scheduler->stats().queued);
-    header(out, "strata_slots", "gauge", "Generation slots (--parallel), per loaded model.");
-    for (const auto& [info, m] : loaded)
-        out += fmt::format("strata_slots{{model=\"{}\"}} {}\n", label_value(info->name),
-                           m->scheduler->stats().slots);
-    header(out, "strata_batch_steps_total", "counter",
-           "Batched forward passes run, per loaded model.");
-    for (const auto& [info, m] : loaded)
-        out += fmt::format("strata_batch_steps_total{{model=\"{}\"}} {}\n", label_value(info->name),
-                           m->scheduler->stats().steps);
-    header(out, "strata_batch_sequences_total", "counter",
-           "Sequences in those passes, summed; divided by the steps, the mean batch.");
-    for (const auto& [info, m] : loaded)
-        out += fmt::format("strata_batch_sequences_total{{model=\"{}\"}} {}\n",
-                           label_value(info->name), m->scheduler->stats().sequences);
+    // One sample per loaded model of a number from its scheduler's stats.
+    auto per_model = [&](const char* name, const char* type, const char* help, auto field) {
+        header(out, name, type, help);
+        for (const auto& [info, m] : loaded) {
+            out += fmt::format("{}{{model=\"{}\"}} {}\n", name, label_value(info->name),
+                               field(m->scheduler->stats()));
+        }
+    };
+    using Stats = Scheduler::Stats;
+    per_model("strata_sessions_active", "gauge", "Sequences generating, per loaded model.",
+              [](const Stats& s) { return s.active; });
+    per_model("strata_sessions_queued", "gauge", "Requests waiting for a slot, per loaded model.",
+              [](const Stats& s) { return s.queued; });
+    per_model("strata_slots", "gauge", "Generation slots (--parallel), per loaded model.",
+              [](const Stats& s) { return s.slots; });
+    per_model("strata_batch_steps_total", "counter",
+              "Batched forward passes run, per loaded model.",
+              [](const Stats& s) { return s.steps; });
+    per_model("strata_batch_sequences_total", "counter",
+              "Sequences in those passes, summed; divided by the steps, the mean batch.",
+              [](const Stats& s) { return s.sequences; });
     // Every weight lives in host memory (the mapped file) until placement moves
     // some to other tiers; the gauge is per tier so dashboards need not change then.
     header(out, "strata_memory_bytes", "gauge",
