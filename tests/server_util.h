@@ -23,7 +23,7 @@ namespace strata::test {
 
 // One server on its own thread, stopped and joined on destruction.
 class TestServer {
-public:
+  public:
     explicit TestServer(app::server::ServerOptions o) {
         o.host = "127.0.0.1";
         o.port = 0;
@@ -37,7 +37,8 @@ public:
         port_ = *port;
         thread_ = std::thread([this] { server_->run(); });
         httplib::Client c("127.0.0.1", port_);
-        for (int i = 0; i < 200 && !c.Get("/health"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        for (int i = 0; i < 200 && !c.Get("/health"); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     ~TestServer() {
         server_->stop();
@@ -51,7 +52,7 @@ public:
         return c;
     }
 
-private:
+  private:
     std::unique_ptr<app::server::HttpServer> server_;
     std::thread thread_;
     int port_ = 0;
@@ -90,13 +91,15 @@ inline int send_raw(int port, const std::string& request) {
     addr.sin_port = htons(static_cast<uint16_t>(port));
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return ::close(fd), -1;
-    if (::write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) return ::close(fd), -1;
+    if (::write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size()))
+        return ::close(fd), -1;
     return fd;
 }
 
 // A POST of JSON `body` to `path`, as raw HTTP.
 inline std::string http_post(const std::string& path, const std::string& body) {
-    return "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+    return "POST " + path +
+           " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
            std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 

@@ -42,7 +42,8 @@ TEST_P(ModelBatch, SequencesInOneBatchMatchEachAlone) {
     auto loaded = Model::load(*file);
     ASSERT_TRUE(loaded.ok()) << loaded.error().message;
     const Model& model = **loaded;
-    const std::vector<int32_t> toks = reference_tokens(test::data_path("reference/" + name + ".logits"));
+    const std::vector<int32_t> toks =
+        reference_tokens(test::data_path("reference/" + name + ".logits"));
     const auto n = static_cast<int64_t>(toks.size());
     ASSERT_GE(n, 4);
     const int64_t half = n / 2;
@@ -68,7 +69,11 @@ TEST_P(ModelBatch, SequencesInOneBatchMatchEachAlone) {
     std::vector<float> ga(la.size()), gb(lb.size()), gc(lc.size());
     const SeqBatch batch[] = {
         {.tokens = all, .pos0 = 0, .cache = a2.get(), .logits = ga.data(), .all_logits = true},
-        {.tokens = all.subspan(half), .pos0 = half, .cache = b2.get(), .logits = gb.data(), .all_logits = true},
+        {.tokens = all.subspan(half),
+         .pos0 = half,
+         .cache = b2.get(),
+         .logits = gb.data(),
+         .all_logits = true},
         {.tokens = all.subspan(n - 1), .pos0 = n - 1, .cache = c2.get(), .logits = gc.data()},
     };
     ASSERT_TRUE(model.forward_batch(batch, pool).ok());
@@ -110,8 +115,10 @@ TEST(ModelBatchErrors, NameTheSequence) {
     const SeqBatch oob[] = {{.tokens = ok, .cache = c1.get()}, {.tokens = bad, .cache = c2.get()}};
     auto s = (*model)->forward_batch(oob, pool);
     ASSERT_FALSE(s.ok());
-    EXPECT_NE(s.error().message.find("sequence 1: token id -3"), std::string::npos) << s.error().message;
-    const SeqBatch shared[] = {{.tokens = ok, .cache = c1.get()}, {.tokens = ok, .pos0 = 2, .cache = c1.get()}};
+    EXPECT_NE(s.error().message.find("sequence 1: token id -3"), std::string::npos)
+        << s.error().message;
+    const SeqBatch shared[] = {{.tokens = ok, .cache = c1.get()},
+                               {.tokens = ok, .pos0 = 2, .cache = c1.get()}};
     s = (*model)->forward_batch(shared, pool);
     ASSERT_FALSE(s.ok());
     EXPECT_NE(s.error().message.find("share one KV cache"), std::string::npos) << s.error().message;
@@ -120,12 +127,13 @@ TEST(ModelBatchErrors, NameTheSequence) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Reference, ModelBatch,
-                         ::testing::Values("llama", "mixtral", "qwen2moe", "qwen3moe", "olmoe", "deepseek", "phimoe",
-                                           "gpt-oss", "qwen3moe-Q4_K_M", "gpt-oss-MXFP4_MOE", "mixtral-Q8_0",
-                                           "deepseek-Q4_0"),
+                         ::testing::Values("llama", "mixtral", "qwen2moe", "qwen3moe", "olmoe",
+                                           "deepseek", "phimoe", "gpt-oss", "qwen3moe-Q4_K_M",
+                                           "gpt-oss-MXFP4_MOE", "mixtral-Q8_0", "deepseek-Q4_0"),
                          [](const auto& info) {
                              std::string n = info.param;
-                             for (char& ch : n) ch = std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+                             for (char& ch : n)
+                                 ch = std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
                              return n;
                          });
 

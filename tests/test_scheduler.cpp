@@ -37,8 +37,8 @@ GenerationRequest request_for(Pending& p, std::vector<int32_t> prompt, GenerateP
 TEST(Scheduler, EightRequestsOnFourSlotsEachMatchTheirRunAlone) {
     auto engine = load_stories();
     ASSERT_TRUE(engine);
-    const char* prompts[] = {"Once upon a time", "The cat", "Lily went to the park", "One day",
-                             "Tom had a red ball", "The sun", "A little bird", "Mom said"};
+    const char* prompts[] = {"Once upon a time",   "The cat", "Lily went to the park", "One day",
+                             "Tom had a red ball", "The sun", "A little bird",         "Mom said"};
     std::vector<std::vector<int32_t>> ids;
     std::vector<GenerateParams> params;
     for (int i = 0; i < 8; ++i) {
@@ -59,9 +59,13 @@ TEST(Scheduler, EightRequestsOnFourSlotsEachMatchTheirRunAlone) {
     }
 
     int first_tokens = 0;
-    Scheduler sched(*engine, {.n_slots = 4, .max_queue = 8, .n_ctx = 256, .on_first_token = [&](double) { ++first_tokens; }});
+    Scheduler sched(*engine,
+                    {.n_slots = 4, .max_queue = 8, .n_ctx = 256, .on_first_token = [&](double) {
+                         ++first_tokens;
+                     }});
     std::vector<Pending> pending(8);
-    for (int i = 0; i < 8; ++i) ASSERT_TRUE(sched.submit(request_for(pending[i], ids[i], params[i])));
+    for (int i = 0; i < 8; ++i)
+        ASSERT_TRUE(sched.submit(request_for(pending[i], ids[i], params[i])));
     for (int i = 0; i < 8; ++i) {
         auto r = pending[i].done.get_future().get();
         ASSERT_TRUE(r) << r.error().message;
@@ -160,7 +164,8 @@ TEST(Scheduler, ContinuedConversationReusesItsPrefix) {
     ASSERT_TRUE(sched.submit(request_for(b, second, g)));
     auto rb = b.done.get_future().get();
     ASSERT_TRUE(rb);
-    EXPECT_GE(rb->n_reused, static_cast<int64_t>(first.size()) - 1);  // the boundary token may merge differently
+    EXPECT_GE(rb->n_reused,
+              static_cast<int64_t>(first.size()) - 1);  // the boundary token may merge differently
     EXPECT_LT(rb->n_reused, static_cast<int64_t>(second.size()));
 }
 
@@ -173,7 +178,8 @@ TEST(Scheduler, PromptLongerThanTheRequestContextIsAnError) {
     ASSERT_TRUE(sched.submit(std::move(req)));
     auto r = p.done.get_future().get();
     ASSERT_FALSE(r);
-    EXPECT_NE(r.error().message.find("longer than the context"), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("longer than the context"), std::string::npos)
+        << r.error().message;
 }
 
 }  // namespace

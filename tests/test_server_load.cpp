@@ -19,7 +19,9 @@ namespace {
 using nlohmann::json;
 using test::TestServer;
 
-std::string stories() { return test::data_path("real/stories260K.gguf"); }
+std::string stories() {
+    return test::data_path("real/stories260K.gguf");
+}
 
 // The text of a streamed completion, checking it ended with [DONE].
 std::string streamed_text(const std::string& body) {
@@ -28,7 +30,8 @@ std::string streamed_text(const std::string& body) {
     EXPECT_FALSE(ev.empty());
     if (ev.empty()) return t;
     EXPECT_EQ(ev.back(), "[DONE]");
-    for (size_t i = 0; i + 1 < ev.size(); ++i) t += json::parse(ev[i])["choices"][0]["text"].get<std::string>();
+    for (size_t i = 0; i + 1 < ev.size(); ++i)
+        t += json::parse(ev[i])["choices"][0]["text"].get<std::string>();
     return t;
 }
 
@@ -49,16 +52,23 @@ json wait_health(const TestServer& s, Pred done) {
     return h;
 }
 
-const std::string kEndless = R"({"model":"syn","prompt":"hi","max_tokens":100000,"ignore_eos":true,"stream":true})";
+const std::string kEndless =
+    R"({"model":"syn","prompt":"hi","max_tokens":100000,"ignore_eos":true,"stream":true})";
 
 TEST(ServerLoad, EightStreamsOnFourSlotsEachMatchTheirRunAlone) {
     std::signal(SIGPIPE, SIG_IGN);
     TestServer s({.models = {stories()}, .n_ctx = 256, .parallel = 4, .max_queue = 8});
-    const char* prompts[] = {"Once upon a time", "The cat", "Lily went", "One day", "Tom had", "The sun", "A bird", "Mom"};
+    const char* prompts[] = {"Once upon a time", "The cat", "Lily went", "One day",
+                             "Tom had",          "The sun", "A bird",    "Mom"};
     auto request = [&](int i) {
-        json r = {{"model", "stories260K"}, {"prompt", prompts[i]}, {"max_tokens", 20 + 3 * i}, {"stream", true}};
-        if (i % 2) r["temperature"] = 0.9, r["seed"] = 1000 + i;  // sampled
-        else r["temperature"] = 0;                                // greedy
+        json r = {{"model", "stories260K"},
+                  {"prompt", prompts[i]},
+                  {"max_tokens", 20 + 3 * i},
+                  {"stream", true}};
+        if (i % 2)
+            r["temperature"] = 0.9, r["seed"] = 1000 + i;  // sampled
+        else
+            r["temperature"] = 0;  // greedy
         return r.dump();
     };
     auto post = [&](int i) {
@@ -83,7 +93,8 @@ TEST(ServerLoad, EightStreamsOnFourSlotsEachMatchTheirRunAlone) {
 TEST(ServerLoad, FullQueueGets503AndAbandonedRequestsAreDropped) {
     std::signal(SIGPIPE, SIG_IGN);
     test::TempDir dir;
-    TestServer s({.models = {test::synth_model(dir, "syn")}, .n_ctx = 16384, .parallel = 1, .max_queue = 1});
+    TestServer s(
+        {.models = {test::synth_model(dir, "syn")}, .n_ctx = 16384, .parallel = 1, .max_queue = 1});
     const int running = test::send_raw(s.port(), test::http_post("/v1/completions", kEndless));
     ASSERT_GE(running, 0);
     ASSERT_TRUE(test::read_until(running, "data: "));
@@ -92,12 +103,14 @@ TEST(ServerLoad, FullQueueGets503AndAbandonedRequestsAreDropped) {
     EXPECT_EQ(wait_health(s, [](const json& h) { return h["queued"] == 1; })["queued"], 1);
 
     for (const char* path : {"/v1/completions", "/api/generate"}) {
-        auto res = s.client().Post(path, R"({"model":"syn","prompt":"hi","stream":false})", "application/json");
+        auto res = s.client().Post(path, R"({"model":"syn","prompt":"hi","stream":false})",
+                                   "application/json");
         ASSERT_TRUE(res);
         EXPECT_EQ(res->status, 503) << path;
         EXPECT_EQ(res->get_header_value("Retry-After"), "1") << path;
         const json e = json::parse(res->body);
-        EXPECT_TRUE(std::string(path) == "/api/generate" ? e["error"].is_string() : e["error"]["message"].is_string());
+        EXPECT_TRUE(std::string(path) == "/api/generate" ? e["error"].is_string()
+                                                         : e["error"]["message"].is_string());
     }
 
     ::close(queued);
@@ -110,7 +123,8 @@ TEST(ServerLoad, FullQueueGets503AndAbandonedRequestsAreDropped) {
     h = wait_health(s, [](const json& h) { return h["slots_busy"] == 0; });
     EXPECT_EQ(h["slots_busy"], 0);
     EXPECT_EQ(h["requests_cancelled"], 2);
-    auto res = s.client().Post("/v1/completions", R"({"model":"syn","prompt":"hi","max_tokens":2})", "application/json");
+    auto res = s.client().Post("/v1/completions", R"({"model":"syn","prompt":"hi","max_tokens":2})",
+                               "application/json");
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 200);
 }
@@ -122,7 +136,8 @@ std::map<std::string, double> scrape(const TestServer& s) {
     EXPECT_TRUE(res && res->status == 200);
     if (!res) return {};
     EXPECT_TRUE(res->get_header_value("Content-Type").starts_with("text/plain; version=0.0.4"));
-    static const std::regex sample(R"(^([a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_]+="(?:[^"\\]|\\.)*"(?:,[a-zA-Z_]+="(?:[^"\\]|\\.)*")*\})?) (\S+)$)");
+    static const std::regex sample(
+        R"(^([a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_]+="(?:[^"\\]|\\.)*"(?:,[a-zA-Z_]+="(?:[^"\\]|\\.)*")*\})?) (\S+)$)");
     static const std::regex comment(R"(^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$)");
     std::map<std::string, double> out;
     size_t pos = 0, end;
@@ -164,16 +179,19 @@ TEST(ServerMetrics, ParseAndMoveWithRequests) {
     const std::string key = R"(strata_requests_total{endpoint="/v1/completions",status="200"})";
     EXPECT_EQ(before.count(key), 0u);
 
-    auto res = s.client().Post("/v1/completions", R"({"model":"syn","prompt":"hi","max_tokens":5,"ignore_eos":true})",
+    auto res = s.client().Post("/v1/completions",
+                               R"({"model":"syn","prompt":"hi","max_tokens":5,"ignore_eos":true})",
                                "application/json");
     ASSERT_TRUE(res && res->status == 200);
     const int n_prompt = json::parse(res->body)["usage"]["prompt_tokens"];
-    res = s.client().Post("/v1/completions", R"({"model":"nope","prompt":"hi"})", "application/json");
+    res =
+        s.client().Post("/v1/completions", R"({"model":"nope","prompt":"hi"})", "application/json");
     ASSERT_TRUE(res && res->status == 404);
 
     // httplib counts a request once its response is written, which may be just
     // after the client has read it.
-    const std::string not_found = R"(strata_requests_total{endpoint="/v1/completions",status="404"})";
+    const std::string not_found =
+        R"(strata_requests_total{endpoint="/v1/completions",status="404"})";
     auto after = scrape(s);
     for (int i = 0; i < 200 && !after.count(not_found); ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -181,8 +199,11 @@ TEST(ServerMetrics, ParseAndMoveWithRequests) {
     }
     EXPECT_EQ(at(after, key), 1);
     EXPECT_EQ(at(after, not_found), 1);
-    EXPECT_EQ(at(after, "strata_generated_tokens_total") - at(before, "strata_generated_tokens_total"), 5);
-    EXPECT_EQ(at(after, "strata_prompt_tokens_total") - at(before, "strata_prompt_tokens_total"), n_prompt);
+    EXPECT_EQ(
+        at(after, "strata_generated_tokens_total") - at(before, "strata_generated_tokens_total"),
+        5);
+    EXPECT_EQ(at(after, "strata_prompt_tokens_total") - at(before, "strata_prompt_tokens_total"),
+              n_prompt);
     EXPECT_EQ(at(after, "strata_time_to_first_token_seconds_count"), 1);
     EXPECT_EQ(at(after, R"(strata_time_to_first_token_seconds_bucket{le="+Inf"})"), 1);
     EXPECT_EQ(at(after, "strata_inter_token_latency_seconds_count"), 4);  // 5 tokens, 4 gaps
@@ -214,10 +235,15 @@ TEST(ServerModels, MaxLoadedUnloadsTheLeastRecentlyUsedIdleModel) {
     test::synth_model(dir, "a");
     test::synth_model(dir, "b");
     test::synth_model(dir, "c");
-    TestServer s({.model_dirs = {dir.path().string()}, .n_ctx = 16384, .parallel = 1, .max_loaded = 1});
+    TestServer s(
+        {.model_dirs = {dir.path().string()}, .n_ctx = 16384, .parallel = 1, .max_loaded = 1});
     auto generate = [&](const std::string& model) {
         auto res = s.client().Post("/api/generate",
-                                   json{{"model", model}, {"prompt", "hi"}, {"stream", false}, {"options", {{"num_predict", 1}}}}.dump(),
+                                   json{{"model", model},
+                                        {"prompt", "hi"},
+                                        {"stream", false},
+                                        {"options", {{"num_predict", 1}}}}
+                                       .dump(),
                                    "application/json");
         EXPECT_TRUE(res && res->status == 200) << model;
     };
@@ -229,8 +255,10 @@ TEST(ServerModels, MaxLoadedUnloadsTheLeastRecentlyUsedIdleModel) {
 
     // A model with a request running is never unloaded: both stay, over the limit.
     const int fd = test::send_raw(
-        s.port(), test::http_post("/v1/completions",
-                                  R"({"model":"b","prompt":"hi","max_tokens":100000,"ignore_eos":true,"stream":true})"));
+        s.port(),
+        test::http_post(
+            "/v1/completions",
+            R"({"model":"b","prompt":"hi","max_tokens":100000,"ignore_eos":true,"stream":true})"));
     ASSERT_GE(fd, 0);
     ASSERT_TRUE(test::read_until(fd, "data: "));
     generate("a");
@@ -248,8 +276,8 @@ TEST(ServerModels, MaxLoadedUnloadsTheLeastRecentlyUsedIdleModel) {
 TEST(ServerLoad, StoppingTheServerEndsOpenStreams) {
     std::signal(SIGPIPE, SIG_IGN);
     test::TempDir dir;
-    auto s = std::make_unique<TestServer>(
-        app::server::ServerOptions{.models = {test::synth_model(dir)}, .n_ctx = 16384, .parallel = 1});
+    auto s = std::make_unique<TestServer>(app::server::ServerOptions{
+        .models = {test::synth_model(dir)}, .n_ctx = 16384, .parallel = 1});
     const int fd = test::send_raw(s->port(), test::http_post("/v1/completions", kEndless));
     ASSERT_GE(fd, 0);
     ASSERT_TRUE(test::read_until(fd, "data: "));

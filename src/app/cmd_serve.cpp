@@ -60,7 +60,7 @@ int serve(const server::ServerOptions& options) {
 
 void add_serve_command(CLI::App& app, int& exit_code) {
     auto o = std::make_shared<server::ServerOptions>();
-    CLI::App* cmd = app.add_subcommand("serve", "Serve models over OpenAI- and Ollama-compatible HTTP APIs");
+    CLI::App* cmd = app.add_subcommand("serve", "Serve models over OpenAI- and Ollama-compatible HTTP APIs, with Prometheus metrics at /metrics");
     cmd->add_option("--host", o->host, "Address to listen on")->capture_default_str();
     cmd->add_option("--port", o->port, "Port to listen on (0: any free port)")->capture_default_str();
     cmd->add_option("-m,--model", o->models, "GGUF model to serve (repeatable); named by its file stem");
@@ -80,7 +80,7 @@ void add_serve_command(CLI::App& app, int& exit_code) {
                     "Models loaded at once; loading another unloads the least recently used idle one (0: no limit)")
         ->capture_default_str();
     cmd->add_option("--read-timeout", o->read_timeout,
-                    "Seconds a client may take to send a request body, or stay silent; then 408")
+                    "Seconds a client may take to send a request body (then 408), or stay silent while sending one")
         ->capture_default_str();
     cmd->add_option("--write-timeout", o->write_timeout,
                     "Seconds a write to a client may wait before the client is dropped")

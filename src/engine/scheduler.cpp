@@ -104,9 +104,12 @@ void Scheduler::admit(std::unique_lock<std::mutex>& lock) {
             size_t common = 0;
             if (s.session) {
                 const auto& held = s.session->tokens();
-                while (common < held.size() && common < prompt.size() && held[common] == prompt[common]) ++common;
+                while (common < held.size() && common < prompt.size() &&
+                       held[common] == prompt[common])
+                    ++common;
             }
-            if (!best || common > best_common || (common == best_common && s.last_used < best->last_used)) {
+            if (!best || common > best_common ||
+                (common == best_common && s.last_used < best->last_used)) {
                 best = &s;
                 best_common = common;
             }
@@ -140,7 +143,8 @@ void Scheduler::start(Slot& slot) {
     }
     slot.n_ctx = req.n_ctx > 0 ? std::min(req.n_ctx, slot.session->n_ctx()) : slot.session->n_ctx();
     if (static_cast<int64_t>(req.prompt.size()) > slot.n_ctx) {
-        return finish(slot, err("the prompt is {} tokens, longer than the context of {}", req.prompt.size(), slot.n_ctx));
+        return finish(slot, err("the prompt is {} tokens, longer than the context of {}",
+                                req.prompt.size(), slot.n_ctx));
     }
     auto kept = slot.session->keep_prefix(req.prompt);
     if (!kept) return finish(slot, kept.error());
@@ -174,7 +178,8 @@ void Scheduler::step() {
         if (!s.item || s.next >= 0) continue;
         if (budget <= 0 && !batch.empty()) break;
         const std::vector<int32_t>& prompt = s.item->request.prompt;
-        const size_t n = std::min(prompt.size() - s.prompt_done, static_cast<size_t>(std::max<int64_t>(1, budget)));
+        const size_t n = std::min(prompt.size() - s.prompt_done,
+                                  static_cast<size_t>(std::max<int64_t>(1, budget)));
         const bool last = s.prompt_done + n == prompt.size();
         batch.push_back(s.session->batch(std::span(prompt).subspan(s.prompt_done, n), last));
         in_batch.push_back(&s);
@@ -207,7 +212,8 @@ void Scheduler::sampled(Slot& slot) {
     const bool first = slot.gen->result().n_generated == 0;
     auto id = slot.gen->next(slot.session->logits(), slot.session->tokens(), slot.n_ctx);
     if (slot.gen->result().n_generated > 0) {
-        const std::function<void(double)>& observe = first ? options_.on_first_token : options_.on_inter_token;
+        const std::function<void(double)>& observe =
+            first ? options_.on_first_token : options_.on_inter_token;
         const auto since = first ? slot.item->submitted : slot.last_token;
         if (observe) observe(std::chrono::duration<double>(now - since).count());
         slot.last_token = now;

@@ -32,8 +32,8 @@
 namespace strata {
 
 struct SchedulerOptions {
-    int n_slots = 1;     // sequences generating at once
-    int max_queue = 16;  // requests that may wait for a slot; `submit` refuses more
+    int n_slots = 1;       // sequences generating at once
+    int max_queue = 16;    // requests that may wait for a slot; `submit` refuses more
     int64_t n_ctx = 4096;  // KV cache of each slot, in tokens
     KvType kv_type = KvType::F16;
     int64_t n_batch = 512;  // tokens per step: decode tokens and prompt chunks together
@@ -54,7 +54,7 @@ struct GenerationRequest {
 };
 
 class Scheduler {
-public:
+  public:
     Scheduler(Engine& engine, SchedulerOptions options);
     // Ends every request still queued or running as cancelled.
     ~Scheduler();
@@ -63,11 +63,11 @@ public:
 
     // Cancels its request from any thread; the request ends within one step.
     class Ticket {
-    public:
+      public:
         void cancel() { cancelled_.store(true); }
         bool cancelled() const { return cancelled_.load(); }
 
-    private:
+      private:
         std::atomic<bool> cancelled_{false};
     };
 
@@ -87,7 +87,7 @@ public:
     const SchedulerOptions& options() const { return options_; }
     Engine& engine() const { return engine_; }
 
-private:
+  private:
     using Clock = std::chrono::steady_clock;
     struct Item {
         GenerationRequest request;
@@ -98,11 +98,11 @@ private:
         std::unique_ptr<Session> session;
         std::unique_ptr<Item> item;  // null: free
         std::unique_ptr<Generation> gen;
-        size_t prompt_done = 0;   // prompt tokens in the session's timeline
-        int64_t n_ctx = 0;        // the request's context limit
-        int32_t next = -1;        // the sampled token to evaluate next; -1 while prefilling
+        size_t prompt_done = 0;  // prompt tokens in the session's timeline
+        int64_t n_ctx = 0;       // the request's context limit
+        int32_t next = -1;       // the sampled token to evaluate next; -1 while prefilling
         Clock::time_point last_token;
-        uint64_t last_used = 0;   // for choosing between equally good free slots
+        uint64_t last_used = 0;  // for choosing between equally good free slots
     };
 
     void loop();

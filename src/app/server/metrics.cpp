@@ -4,7 +4,8 @@
 
 namespace strata::app::server {
 
-Histogram::Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), counts_(bounds_.size() + 1, 0) {}
+Histogram::Histogram(std::vector<double> bounds)
+    : bounds_(std::move(bounds)), counts_(bounds_.size() + 1, 0) {}
 
 void Histogram::observe(double value) {
     size_t i = 0;
@@ -23,16 +24,21 @@ void Histogram::render(std::string& out, const std::string& name, const std::str
         cum += counts_[i];
         out += fmt::format("{}_bucket{{le=\"{}\"}} {}\n", name, bounds_[i], cum);
     }
-    out += fmt::format("{}_bucket{{le=\"+Inf\"}} {}\n{}_sum {}\n{}_count {}\n", name, count_, name, sum_, name, count_);
+    out += fmt::format("{}_bucket{{le=\"+Inf\"}} {}\n{}_sum {}\n{}_count {}\n", name, count_, name,
+                       sum_, name, count_);
 }
 
 std::string label_value(const std::string& s) {
     std::string out;
     for (char c : s) {
-        if (c == '\\') out += "\\\\";
-        else if (c == '"') out += "\\\"";
-        else if (c == '\n') out += "\\n";
-        else out += c;
+        if (c == '\\')
+            out += "\\\\";
+        else if (c == '"')
+            out += "\\\"";
+        else if (c == '\n')
+            out += "\\n";
+        else
+            out += c;
     }
     return out;
 }
@@ -64,12 +70,13 @@ void header(std::string& out, const char* name, const char* type, const char* he
 
 std::string Metrics::render(const ModelRegistry& registry) const {
     std::string out;
-    header(out, "strata_requests_total", "counter", "HTTP requests answered, by endpoint and status.");
+    header(out, "strata_requests_total", "counter",
+           "HTTP requests answered, by endpoint and status.");
     {
         std::lock_guard lock(mu_);
         for (const auto& [key, n] : requests_) {
-            out += fmt::format("strata_requests_total{{endpoint=\"{}\",status=\"{}\"}} {}\n", label_value(key.first),
-                               key.second, n);
+            out += fmt::format("strata_requests_total{{endpoint=\"{}\",status=\"{}\"}} {}\n",
+                               label_value(key.first), key.second, n);
         }
     }
     header(out, "strata_prompt_tokens_total", "counter", "Prompt tokens of finished generations.");
@@ -81,37 +88,43 @@ std::string Metrics::render(const ModelRegistry& registry) const {
     out += fmt::format("strata_requests_cancelled_total {}\n", cancelled_.load());
     ttft_.render(out, "strata_time_to_first_token_seconds",
                  "Seconds from a request's arrival in the queue to its first generated token.");
-    itl_.render(out, "strata_inter_token_latency_seconds", "Seconds between two generated tokens of one request.");
+    itl_.render(out, "strata_inter_token_latency_seconds",
+                "Seconds between two generated tokens of one request.");
 
     const auto loaded = registry.loaded_models();
-    header(out, "strata_sessions_active", "gauge", "Sequences generating, per loaded model.");
-    for (const auto& [info, m] : loaded)
-        out += fmt::format("strata_sessions_active{{model=\"{}\"}} {}\n", label_value(info->name),
-                           m->scheduler->stats().active);
-    header(out, "strata_sessions_queued", "gauge", "Requests waiting for a slot, per loaded model.");
-    for (const auto& [info, m] : loaded)
-        out += fmt::format("strata_sessions_queued{{model=\"{}\"}} {}\n", label_value(info->name),
-                           m->scheduler->stats().queued);
-    header(out, "strata_slots", "gauge", "Generation slots (--parallel), per loaded model.");
-    for (const auto& [info, m] : loaded)
-        out += fmt::format("strata_slots{{model=\"{}\"}} {}\n", label_value(info->name), m->scheduler->stats().slots);
-    header(out, "strata_batch_steps_total", "counter", "Batched forward passes run, per loaded model.");
-    for (const auto& [info, m] : loaded)
-        out += fmt::format("strata_batch_steps_total{{model=\"{}\"}} {}\n", label_value(info->name),
-                           m->scheduler->stats().steps);
-    header(out, "strata_batch_sequences_total", "counter",
-           "Sequences in those passes, summed; divided by the steps, the mean batch.");
-    for (const auto& [info, m] : loaded)
-        out += fmt::format("strata_batch_sequences_total{{model=\"{}\"}} {}\n", label_value(info->name),
-                           m->scheduler->stats().sequences);
+    // One sample per loaded model of a number from its scheduler's stats.
+    auto per_model = [&](const char* name, const char* type, const char* help, auto field) {
+        header(out, name, type, help);
+        for (const auto& [info, m] : loaded) {
+            out += fmt::format("{}{{model=\"{}\"}} {}\n", name, label_value(info->name),
+                               field(m->scheduler->stats()));
+        }
+    };
+    using Stats = Scheduler::Stats;
+    per_model("strata_sessions_active", "gauge", "Sequences generating, per loaded model.",
+              [](const Stats& s) { return s.active; });
+    per_model("strata_sessions_queued", "gauge", "Requests waiting for a slot, per loaded model.",
+              [](const Stats& s) { return s.queued; });
+    per_model("strata_slots", "gauge", "Generation slots (--parallel), per loaded model.",
+              [](const Stats& s) { return s.slots; });
+    per_model("strata_batch_steps_total", "counter",
+              "Batched forward passes run, per loaded model.",
+              [](const Stats& s) { return s.steps; });
+    per_model("strata_batch_sequences_total", "counter",
+              "Sequences in those passes, summed; divided by the steps, the mean batch.",
+              [](const Stats& s) { return s.sequences; });
     // Every weight lives in host memory (the mapped file) until placement moves
     // some to other tiers; the gauge is per tier so dashboards need not change then.
-    header(out, "strata_memory_bytes", "gauge", "Bytes per memory tier, model and kind (weights, kv_cache).");
+    header(out, "strata_memory_bytes", "gauge",
+           "Bytes per memory tier, model and kind (weights, kv_cache).");
     for (const auto& [info, m] : loaded) {
         const std::string model = label_value(info->name);
-        out += fmt::format("strata_memory_bytes{{tier=\"host\",model=\"{}\",kind=\"weights\"}} {}\n", model, info->size);
-        out += fmt::format("strata_memory_bytes{{tier=\"host\",model=\"{}\",kind=\"kv_cache\"}} {}\n", model,
-                           m->scheduler->stats().kv_bytes);
+        out +=
+            fmt::format("strata_memory_bytes{{tier=\"host\",model=\"{}\",kind=\"weights\"}} {}\n",
+                        model, info->size);
+        out +=
+            fmt::format("strata_memory_bytes{{tier=\"host\",model=\"{}\",kind=\"kv_cache\"}} {}\n",
+                        model, m->scheduler->stats().kv_bytes);
     }
     header(out, "strata_expert_hits_total", "counter",
            "Routing choices of each expert of each MoE layer since the model was loaded.");
@@ -120,8 +133,9 @@ std::string Metrics::render(const ModelRegistry& registry) const {
         const std::string model = label_value(info->name);
         for (int il = 0; il < usage.n_layer(); ++il) {
             for (int e = 0; e < usage.n_expert(); ++e) {
-                out += fmt::format("strata_expert_hits_total{{model=\"{}\",layer=\"{}\",expert=\"{}\"}} {}\n", model,
-                                   il, e, usage.count(il, e));
+                out += fmt::format(
+                    "strata_expert_hits_total{{model=\"{}\",layer=\"{}\",expert=\"{}\"}} {}\n",
+                    model, il, e, usage.count(il, e));
             }
         }
     }

@@ -20,13 +20,13 @@ namespace strata::app::server {
 // A Prometheus histogram: cumulative buckets with upper bounds `bounds`, a sum
 // and a count.
 class Histogram {
-public:
+  public:
     explicit Histogram(std::vector<double> bounds);
     void observe(double value);
     // The `# HELP`, `# TYPE` and sample lines of metric `name`.
     void render(std::string& out, const std::string& name, const std::string& help) const;
 
-private:
+  private:
     std::vector<double> bounds_;
     mutable std::mutex mu_;
     std::vector<uint64_t> counts_;  // per bucket, not cumulative; the last is +Inf
@@ -35,7 +35,7 @@ private:
 };
 
 class Metrics {
-public:
+  public:
     Metrics();
 
     // `endpoint` is a route pattern (never a raw path, so clients cannot grow the
@@ -48,7 +48,7 @@ public:
 
     std::string render(const ModelRegistry& registry) const;
 
-private:
+  private:
     mutable std::mutex mu_;
     std::map<std::pair<std::string, int>, uint64_t> requests_;
     std::atomic<uint64_t> prompt_tokens_{0}, generated_tokens_{0}, cancelled_{0};
