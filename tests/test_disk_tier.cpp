@@ -87,11 +87,17 @@ TEST(DiskTier, AnImpossiblePlanFailsBeforeLoading) {
     EXPECT_NE(e.error().message.find("--ram-budget"), std::string::npos) << e.error().message;
 }
 
+// `strata probe MODEL ARGS --json` on the qwen3moe fixture, parsed; null when it fails.
+nlohmann::json probe_json(const std::string& args) {
+    auto r = test::run_strata("probe " + data_path("reference/qwen3moe.gguf") + " " + args + " --json", true);
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    return r.exit_code == 0 ? nlohmann::json::parse(r.out) : nlohmann::json();
+}
+
 TEST(Probe, PrintsThePlanPerTier) {
     const std::string model = data_path("reference/qwen3moe.gguf");
-    auto r = test::run_strata("probe " + model + " --gpu-mem 1GiB --cpu-moe --ctx 256 --json", true);
-    ASSERT_EQ(r.exit_code, 0) << r.out;
-    const auto j = nlohmann::json::parse(r.out);
+    const auto j = probe_json("--gpu-mem 1GiB --cpu-moe --ctx 256");
+    ASSERT_TRUE(j.is_object());
     const auto& p = j["placement"];
     EXPECT_EQ(p["default_tier"], "gpu");
     // qwen3moe has no expert biases: --cpu-moe moves exactly the routed-expert
@@ -165,9 +171,8 @@ TEST(DiskTier, ResidentMemoryStaysUnderTheBudget) {
 
 TEST(Probe, FitPutsTheMostUsedExpertOnTheGpu) {
     const std::string model = data_path("reference/qwen3moe.gguf");
-    auto base = test::run_strata("probe " + model + " --gpu-mem 1GiB --cpu-moe --ctx 256 --json", true);
-    ASSERT_EQ(base.exit_code, 0) << base.out;
-    const auto j = nlohmann::json::parse(base.out);
+    const auto j = probe_json("--gpu-mem 1GiB --cpu-moe --ctx 256");
+    ASSERT_TRUE(j.is_object());
     const auto& hp = j["hparams"];
     const auto n_layer = hp["n_layer"].get<size_t>(), n_expert = hp["n_expert"].get<size_t>();
     const uint64_t every = j["placement"]["tiers"]["gpu"]["total_bytes"].get<uint64_t>();
@@ -184,11 +189,9 @@ TEST(Probe, FitPutsTheMostUsedExpertOnTheGpu) {
     const std::string file = dir.file("usage.json");
     std::ofstream(file) << nlohmann::json{{"expert_usage", usage}}.dump();
 
-    auto r = test::run_strata("probe " + model + " --ctx 256 --fit --json --gpu-mem " + std::to_string(budget) +
-                                  " --expert-usage " + file,
-                              true);
-    ASSERT_EQ(r.exit_code, 0) << r.out;
-    const auto p = nlohmann::json::parse(r.out)["placement"];
+    const auto fitted = probe_json("--ctx 256 --fit --gpu-mem " + std::to_string(budget) + " --expert-usage " + file);
+    ASSERT_TRUE(fitted.is_object());
+    const auto& p = fitted["placement"];
     for (const auto& t : p["tensors"]) {
         if (!t.contains("experts")) continue;
         const bool chosen = t["name"].get<std::string>().starts_with("blk.1.");
@@ -199,6 +202,16 @@ TEST(Probe, FitPutsTheMostUsedExpertOnTheGpu) {
     auto bad = test::run_strata("probe " + model + " --fit --expert-usage " + dir.file("missing.json"));
     EXPECT_EQ(bad.exit_code, 1);
     EXPECT_NE(bad.out.find("--expert-usage"), std::string::npos) << bad.out;
+}
+
+TEST(Probe, EveryCommandThatLoadsAModelTakesThePlacementFlags) {
+    for (const char* cmd : {"probe", "run", "chat", "serve"}) {
+        auto r = test::run_strata(std::string(cmd) + " --help", true);
+        for (const char* flag : {"--override-tensor", "--cpu-moe", "--n-cpu-moe", "--fit", "--gpu-mem", "--ram-budget",
+                                 "--expert-usage"}) {
+            EXPECT_NE(r.out.find(flag), std::string::npos) << cmd << " lacks " << flag;
+        }
+    }
 }
 
 TEST(Probe, BadPlacementFlagsAreErrorsNamingTheFlag) {
