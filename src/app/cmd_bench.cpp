@@ -6,6 +6,7 @@
 // `strata bench --membw`: the read bandwidth alone.
 
 #include "app/commands.h"
+#include "app/placement_flags.h"
 #include "engine/bench.h"
 #include "model/info.h"
 #include "util/format.h"
@@ -28,6 +29,7 @@ struct BenchArgs {
     uint64_t membw_mib = 1024;
     bool csv = false;
     bool membw = false;
+    PlacementFlags placement;
 };
 
 // One test (a prefill or a decode run) summarised over its repetitions.
@@ -164,7 +166,14 @@ int run_bench_command(const BenchArgs& a) {
     }
     if (a.model.empty()) return fail("bench needs a MODEL (or --membw)");
     if (Status st = check_bench_params(a.params); !st.ok()) return fail(st.error().message);
-    auto engine = Engine::load(a.model, {.threads = a.threads, .prefetch = true});
+    auto placement = placement_options(a.placement);
+    if (!placement) return fail(placement.error().message);
+    const int64_t n_ctx = int64_t{std::max(a.params.n_prompt, 1)} + a.params.n_gen;
+    auto engine = Engine::load(a.model, {.threads = a.threads,
+                                         .prefetch = true,
+                                         .placement = std::move(*placement),
+                                         .memory = {.n_ctx = n_ctx, .n_parallel = 1},
+                                         .log = [](const std::string& line) { fmt::print(stderr, "{}\n", line); }});
     if (!engine) return fail(engine.error().message);
     Engine& e = **engine;
     fmt::print(stderr, "{}\n", e.load_summary());
@@ -201,6 +210,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
     cmd->add_option("-t,--threads", args->threads, "Threads (default: physical cores)");
+    add_placement_flags(cmd, args->placement);
     cmd->add_option("--seed", args->params.seed, "Seed of the random prompt")->capture_default_str();
     cmd->add_flag("--csv", args->csv, "CSV with llama-bench's column names, then strata's own");
     cmd->add_flag("--membw", args->membw, "Only measure and print the read bandwidth");

@@ -226,19 +226,24 @@ void quantize_row_q4_0(const float* src, void* dst, int64_t n) {
     }
 }
 
-// Symmetric 8-bit: the largest magnitude maps to +-127 and codes round half away from
-// zero (`std::round`, as the reference's `roundf`).
+namespace {
+// One block of 32 symmetric 8-bit codes: the largest magnitude maps to +-127 and
+// codes round half away from zero (`std::round`, as the reference's `roundf`).
+// Returns the scale.
+float quantize_block_q8(const float* src, int8_t* qs) {
+    float amax = 0.0f;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(src[j]));
+    const float d = amax / 127;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (int j = 0; j < 32; ++j) qs[j] = static_cast<int8_t>(std::round(src[j] * id));
+    return d;
+}
+}  // namespace
+
 void quantize_row_q8_0(const float* src, void* dst, int64_t n) {
     auto* y = static_cast<BlockQ8_0*>(dst);
     const int64_t nb = block_count<BlockQ8_0>(n);
-    for (int64_t i = 0; i < nb; ++i, src += 32) {
-        float amax = 0.0f;
-        for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(src[j]));
-        const float d = amax / 127;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        y[i].d = fp32_to_fp16(d);
-        for (int j = 0; j < 32; ++j) y[i].qs[j] = static_cast<int8_t>(std::round(src[j] * id));
-    }
+    for (int64_t i = 0; i < nb; ++i, src += 32) y[i].d = fp32_to_fp16(quantize_block_q8(src, y[i].qs));
 }
 
 // Q8_0 plus `s = d * sum(codes)`, the activation format of the Q4_1 and Q5_1 dot
@@ -247,15 +252,9 @@ void quantize_row_q8_1(const float* src, void* dst, int64_t n) {
     auto* y = static_cast<BlockQ8_1*>(dst);
     const int64_t nb = block_count<BlockQ8_1>(n);
     for (int64_t i = 0; i < nb; ++i, src += 32) {
-        float amax = 0.0f;
-        for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(src[j]));
-        const float d = amax / 127;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const float d = quantize_block_q8(src, y[i].qs);
         int sum = 0;
-        for (int j = 0; j < 32; ++j) {
-            y[i].qs[j] = static_cast<int8_t>(std::round(src[j] * id));
-            sum += y[i].qs[j];
-        }
+        for (int8_t q : y[i].qs) sum += q;
         y[i].d = fp32_to_fp16(d);
         y[i].s = fp32_to_fp16(static_cast<float>(sum) * d);
     }
