@@ -155,6 +155,34 @@ TEST(DotKernels, EverySimdTableMatchesTheScalarOne) {
     }
 }
 
+// The four-row kernels must give each row exactly what the one-row kernel gives
+// it (not merely close): continuous batching relies on a token's result not
+// depending on which other tokens share its batch.
+TEST(DotKernels, FourRowKernelsEqualTheOneRowKernelExactly) {
+    std::mt19937 rng(6);
+    int checked = 0;
+    for (const DotKernels* k : fast_tables()) {
+        for (TensorType t : kTypes) {
+            const size_t id = static_cast<size_t>(t);
+            if (!k->dot4[id]) continue;
+            for (int64_t n : {32, 96, 2880}) {
+                const auto w = random_row(t, n, rng);
+                std::vector<std::vector<uint8_t>> acts;
+                const void* a[4];
+                for (int i = 0; i < 4; ++i) {
+                    acts.push_back(pack(t, random_floats(n, rng)));
+                    a[i] = acts.back().data();
+                }
+                float out[4];
+                k->dot4[id](n, w.data(), a, out);
+                for (int i = 0; i < 4; ++i) EXPECT_EQ(out[i], k->dot[id](n, w.data(), a[i])) << k->isa << " " << type_name(t);
+                ++checked;
+            }
+        }
+    }
+    if (checked == 0) GTEST_SKIP() << "no four-row kernels on this CPU";
+}
+
 // Extreme codes: every weight code at its most negative and every activation at
 // -127 or 127, where a 16-bit intermediate would saturate if the kernels let it.
 TEST(DotKernels, ExtremeCodesDoNotSaturate) {

@@ -24,10 +24,16 @@ namespace strata::ops {
 // row of the activation format, both n elements long (n a multiple of the blocks).
 using DotFn = float (*)(int64_t n, const void* w, const void* a);
 
+// The same for four activation rows: out[t] = dot(w, a[t]), bit-identical to
+// four calls of the one-row kernel (so batching never changes a result), but
+// unpacking each weight block once.
+using Dot4Fn = void (*)(int64_t n, const void* w, const void* const* a, float* out);
+
 struct DotKernels {
     const char* isa = "scalar";
     // Indexed by the weight's type id; null where the type has no kernel.
     std::array<DotFn, 40> dot{};
+    std::array<Dot4Fn, 40> dot4{};  // optional
 };
 
 // The activation format a weight type's dot product takes.

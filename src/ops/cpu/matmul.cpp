@@ -53,6 +53,7 @@ void matmul_rows(const RowsParams& p, const DotKernels& k) {
     const TensorView& w = *p.w;
     const int64_t n = w.ne[0];
     const DotFn dot = k.dot[static_cast<size_t>(w.type)];
+    const Dot4Fn dot4 = k.dot4[static_cast<size_t>(w.type)];
     CHECK(dot != nullptr, "a dot kernel exists for the weight type");
     CHECK(p.acts->type == dot_act_type(w.type) && p.acts->n == n, "activations packed for this weight");
     for (int64_t r0 = p.row_begin; r0 < p.row_end; r0 += kRowBlock) {
@@ -63,7 +64,17 @@ void matmul_rows(const RowsParams& p, const DotKernels& k) {
                 const uint8_t* row = w.row(r);
                 if (t0 == 0 && r + kPrefetchRows < p.row_end) prefetch_row(w.row(r + kPrefetchRows), w.row_bytes);
                 float* y = p.y + (r - p.y_row0);
-                for (int64_t t = t0; t < t1; ++t) {
+                int64_t t = t0;
+                if (dot4) {
+                    for (; t + 4 <= t1; t += 4) {
+                        const void* a[4];
+                        float out[4];
+                        for (int i = 0; i < 4; ++i) a[i] = p.acts->row(p.tokens ? p.tokens[t + i] : t + i);
+                        dot4(n, row, a, out);
+                        for (int i = 0; i < 4; ++i) y[(t + i) * p.y_stride] = out[i];
+                    }
+                }
+                for (; t < t1; ++t) {
                     const void* a = p.acts->row(p.tokens ? p.tokens[t] : t);
                     y[t * p.y_stride] = dot(n, row, a);
                 }
