@@ -165,7 +165,8 @@ TEST(DotKernels, FourRowKernelsEqualTheOneRowKernelExactly) {
         for (TensorType t : kTypes) {
             const size_t id = static_cast<size_t>(t);
             if (!k->dot4[id]) continue;
-            for (int64_t n : {32, 96, 2880}) {
+            for (int64_t n : {32, 96, 512, 2880}) {
+                if (n % type_traits(t).block_size != 0) continue;
                 const auto w = random_row(t, n, rng);
                 std::vector<std::vector<uint8_t>> acts;
                 const void* a[4];
