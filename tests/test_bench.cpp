@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <map>
+#include <regex>
 #include <sstream>
 
 namespace strata {
@@ -198,6 +199,42 @@ TEST(BenchCli, CsvHasLlamaBenchColumnsOneRowPerTestAndTheBytesPerToken) {
     EXPECT_NEAR(std::stod(col(2, "gbps")), want * std::stod(col(2, "avg_ts")) / 1e9, 1e-4);
     // GFLOP/s = flops of one prefill / its tokens x tokens/s; printed to 4 decimals.
     EXPECT_NEAR(std::stod(col(1, "gflops")), r->flops_per_prompt / kPrompt * std::stod(col(1, "avg_ts")) / 1e9, 1e-3);
+}
+
+// The heatmap has one cell per (layer, expert) whose tooltip counts, per layer,
+// add up to every token's choices: (prompt + generated) tokens x experts used x
+// repetitions, the same total the stats table prints. A map that dropped a test
+// or a repetition, or mislabelled cells, would not add up.
+TEST(BenchCli, ExpertMapAndStatsCoverEveryRoutingChoice) {
+    test::TempDir dir;
+    const std::string svg_path = dir.file("map.svg");
+    auto res = run_strata("bench " + data_path(kModel) + " -p 6 -n 3 -r 2 --threads 2 --membw-mib 64 --expert-stats " +
+                              "--expert-map " + svg_path,
+                          true);
+    ASSERT_EQ(res.exit_code, 0) << res.out;
+    const auto bytes = test::read_file(svg_path);
+    const std::string svg(bytes.begin(), bytes.end());
+    ASSERT_EQ(svg.rfind("<svg", 0), 0u);
+    EXPECT_NE(svg.find("</svg>"), std::string::npos);
+    const int n_layer = 2, n_expert = 8, used = 2;
+    const uint64_t per_layer = uint64_t{6 + 3} * used * 2;
+    std::vector<uint64_t> sums(n_layer, 0);
+    int cells = 0;
+    const std::regex cell(R"(<title>layer (\d+) expert (\d+): (\d+)</title>)");
+    for (auto it = std::sregex_iterator(svg.begin(), svg.end(), cell); it != std::sregex_iterator(); ++it) {
+        const int il = std::stoi((*it)[1]), e = std::stoi((*it)[2]);
+        ASSERT_LT(il, n_layer);
+        ASSERT_LT(e, n_expert);
+        sums[il] += std::stoull((*it)[3]);
+        ++cells;
+    }
+    EXPECT_EQ(cells, n_layer * n_expert);
+    for (int il = 0; il < n_layer; ++il) EXPECT_EQ(sums[il], per_layer) << "layer " << il;
+    // The stats table: one line per layer with the same total.
+    for (int il = 0; il < n_layer; ++il) {
+        EXPECT_TRUE(std::regex_search(res.out, std::regex("\\n *" + std::to_string(il) + " +" + std::to_string(per_layer) + " ")))
+            << res.out;
+    }
 }
 
 TEST(BenchCli, MembwAloneAndErrors) {

@@ -6,6 +6,7 @@
 // `strata bench --membw`: the read bandwidth alone.
 
 #include "app/commands.h"
+#include "app/expert_map.h"
 #include "app/placement_flags.h"
 #include "engine/bench.h"
 #include "model/info.h"
@@ -15,6 +16,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -30,6 +32,8 @@ struct BenchArgs {
     bool csv = false;
     bool membw = false;
     PlacementFlags placement;
+    std::string expert_map;  // SVG heatmap of routing, written when given
+    bool expert_stats = false;
 };
 
 // One test (a prefill or a decode run) summarised over its repetitions.
@@ -158,6 +162,35 @@ void print_table(const ModelLabel& m, const MachineLimits& lim, const std::vecto
     }
 }
 
+// The routing of every timed prefill and decode, as statistics and as a picture,
+// and the disk tier's cache figures where the plan put experts there.
+int report_routing(const BenchArgs& a, const Engine& e, const BenchResult& r) {
+    RoutingCounts counts = r.prompt_usage;
+    for (size_t il = 0; il < counts.size() && il < r.gen_usage.size(); ++il) {
+        for (size_t x = 0; x < counts[il].size(); ++x) counts[il][x] += r.gen_usage[il][x];
+    }
+    if (a.expert_stats) {
+        fmt::print("\n{}", counts.empty() ? std::string("no routed experts: a dense model\n") : expert_stats_text(counts));
+        const ExpertCacheStats c = e.expert_cache_stats();
+        if (c.capacity > 0) {
+            fmt::print("disk-tier cache: {} hits, {} misses ({:.1f}% hits), {} read, {} evictions, peak {} of {}\n",
+                       c.hits, c.misses, c.hits + c.misses ? 100.0 * c.hits / (c.hits + c.misses) : 0.0,
+                       format_bytes(c.bytes_read), c.evictions, format_bytes(c.peak_bytes), format_bytes(c.capacity));
+        }
+    }
+    if (!a.expert_map.empty()) {
+        if (counts.empty()) return fail("--expert-map: the model has no routed experts");
+        std::ofstream out(a.expert_map, std::ios::binary);
+        const std::string title = fmt::format("{}: routing over {} prompt + {} generated tokens x {} repetitions",
+                                              std::filesystem::path(a.model).filename().string(), a.params.n_prompt,
+                                              a.params.n_gen, a.params.repetitions);
+        out << expert_map_svg(counts, title);
+        if (!out) return fail(fmt::format("--expert-map: cannot write '{}'", a.expert_map));
+        fmt::print(stderr, "wrote the routing heatmap to {}\n", a.expert_map);
+    }
+    return 0;
+}
+
 int run_bench_command(const BenchArgs& a) {
     if (a.membw) {
         const MachineLimits lim = measure_machine_limits(a.threads, false, a.membw_mib << 20);
@@ -190,7 +223,7 @@ int run_bench_command(const BenchArgs& a) {
     } else {
         print_table(m, lim, rows);
     }
-    return 0;
+    return report_routing(a, e, *r);
 }
 
 }  // namespace
@@ -213,6 +246,10 @@ void add_bench_command(CLI::App& app, int& exit_code) {
     add_placement_flags(cmd, args->placement);
     cmd->add_option("--seed", args->params.seed, "Seed of the random prompt")->capture_default_str();
     cmd->add_flag("--csv", args->csv, "CSV with llama-bench's column names, then strata's own");
+    cmd->add_flag("--expert-stats", args->expert_stats,
+                  "Per layer: routing choices, experts used, the busiest expert's share, routing entropy; and the "
+                  "disk-tier cache's hits and misses");
+    cmd->add_option("--expert-map", args->expert_map, "Write a layers x experts heatmap of routing (SVG)");
     cmd->add_flag("--membw", args->membw, "Only measure and print the read bandwidth");
     cmd->add_option("--membw-mib", args->membw_mib,
                     "MiB streamed per bandwidth pass; must dwarf the last-level cache")
