@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -239,6 +240,19 @@ TEST(ActivationFormats, Q8_1AndQ8_KCarryTheirSums) {
             EXPECT_EQ(b.bsums[g], sum);
         }
     }
+}
+
+// A NaN or infinite activation must not reach an out-of-range float-to-int
+// conversion (undefined behaviour that UBSan reports): its block gets code 0
+// throughout, and the other blocks are untouched.
+TEST(ActivationFormats, NonFiniteInputsGiveDefinedCodes) {
+    std::vector<float> x(64, 0.5f);
+    x[3] = std::numeric_limits<float>::infinity();
+    x[7] = std::numeric_limits<float>::quiet_NaN();
+    std::vector<BlockQ8_0> q(2);
+    quantize_row_q8_0(x.data(), q.data(), 64);
+    for (int8_t c : q[0].qs) EXPECT_EQ(c, 0);
+    for (int8_t c : q[1].qs) EXPECT_EQ(c, 127);
 }
 
 TEST(Matmul, RowsAndTokenIndicesMatchOneByOneDots) {

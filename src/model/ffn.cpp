@@ -192,7 +192,14 @@ void moe_ffn(const LayerWeights& w, const MoeParams& p, const float* x, int64_t 
         float* lt = logits.data() + t * n_exp;
         if (p.gating == Gating::Softmax) ops::softmax(lt, n_exp);
         std::iota(order.begin(), order.end(), 0);
-        std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int a, int b) { return lt[a] > lt[b]; });
+        // NaN logits rank last and ties go to the lower index, so the order is a strict
+        // weak ordering (as `partial_sort` requires) and the choice deterministic.
+        std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int a, int b) {
+            const bool a_nan = std::isnan(lt[a]), b_nan = std::isnan(lt[b]);
+            if (a_nan != b_nan) return b_nan;
+            if (!a_nan && lt[a] != lt[b]) return lt[a] > lt[b];
+            return a < b;
+        });
         float* wt = weight.data() + t * k;
         for (int j = 0; j < k; ++j) {
             chosen[t * k + j] = order[j];

@@ -235,7 +235,12 @@ float quantize_block_q8(const float* src, int8_t* qs) {
     for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(src[j]));
     const float d = amax / 127;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    for (int j = 0; j < 32; ++j) qs[j] = static_cast<int8_t>(std::round(src[j] * id));
+    for (int j = 0; j < 32; ++j) {
+        // Finite inputs already land in [-127, 127]; the clamp only gives a NaN or
+        // infinite activation a defined code instead of an out-of-range conversion.
+        const float v = std::round(src[j] * id);
+        qs[j] = static_cast<int8_t>(v >= -127.0f && v <= 127.0f ? v : 0.0f);
+    }
     return d;
 }
 }  // namespace
