@@ -95,12 +95,15 @@ std::vector<Item> row_items(std::span<const FfnJob> jobs, int64_t (FfnJob::*rows
     return items;
 }
 
+// The layer input packed per activation format, filled as jobs need formats and
+// kept across `run_jobs` calls, so jobs run one at a time (the disk tier) pack
+// the input once per layer, not once per expert.
+using PackedInput = std::map<TensorType, ops::PackedActs>;
+
 // Runs every job: afterwards each job's `y` holds down(act(gate x) * up x) (+ biases)
 // for its tokens. `x` is the layer input [n_tok, n_embd].
 void run_jobs(std::span<FfnJob> jobs, Activation act, const float* x, int64_t n_tok, int64_t n_embd,
-              ThreadPool& pool) {
-    // The input packed once per activation format the jobs' matrices need.
-    std::map<TensorType, ops::PackedActs> packed;
+              PackedInput& packed, ThreadPool& pool) {
     for (const FfnJob& j : jobs) {
         for (const TensorView* w : {&j.gate, &j.up}) {
             auto [it, fresh] = packed.try_emplace(ops::dot_act_type(w->type));
@@ -174,7 +177,8 @@ void dense_ffn(const TensorView& gate, const TensorView& up, const TensorView& d
     jobs[0].up = up;
     jobs[0].down = down;
     jobs[0].tokens = all_tokens(n_tok);
-    run_jobs(jobs, act, x, n_tok, gate.ne[0], pool);
+    PackedInput packed;
+    run_jobs(jobs, act, x, n_tok, gate.ne[0], packed, pool);
     std::copy(jobs[0].y.begin(), jobs[0].y.end(), out);
 }
 
@@ -275,8 +279,9 @@ void moe_ffn(const LayerWeights& w, const MoeParams& p, const float* x, int64_t 
         }
     }
 
+    PackedInput packed;
     if (!streamed) {
-        run_jobs(jobs, p.act, x, n_tok, n_embd, pool);
+        run_jobs(jobs, p.act, x, n_tok, n_embd, packed, pool);
     } else {
         // Disk-tier experts are fetched, run and released one job at a time, so
         // the cache never needs more than one expert's slices in use at once (the
@@ -284,10 +289,12 @@ void moe_ffn(const LayerWeights& w, const MoeParams& p, const float* x, int64_t 
         // others, so the outputs are the same as running them all together.
         for (size_t j = 0; j < n_routed; ++j) {
             bind_expert(jobs[j], w, jobs[j].expert);
-            run_jobs(std::span(jobs).subspan(j, 1), p.act, x, n_tok, n_embd, pool);
+            run_jobs(std::span(jobs).subspan(j, 1), p.act, x, n_tok, n_embd, packed, pool);
             jobs[j].holds.clear();
         }
-        if (jobs.size() > n_routed) run_jobs(std::span(jobs).subspan(n_routed), p.act, x, n_tok, n_embd, pool);
+        if (jobs.size() > n_routed) {
+            run_jobs(std::span(jobs).subspan(n_routed), p.act, x, n_tok, n_embd, packed, pool);
+        }
     }
 
     // Each token's output: its experts' outputs weighted, in expert order, then the
