@@ -185,36 +185,104 @@ TEST(MemoryPlan, ABudgetTooSmallWithoutFitIsAProblemNotAnError) {
     EXPECT_NE(p.problems[0].find("--gpu-mem"), std::string::npos) << p.problems[0];
 }
 
-TEST(ExpertCache, StaysWithinItsCapacityAndCountsWhatItReads) {
-    test::TempDir dir;
-    const std::string path = dir.file("slices.bin");
-    std::vector<uint8_t> bytes(1000);
-    for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(i * 7);
-    test::write_file(path, bytes);
-    const int fd = ::open(path.c_str(), O_RDONLY);
-    ASSERT_GE(fd, 0);
-    ExpertCache cache(250);  // two 100-byte slices, not three
-    for (uint64_t key : {0, 1, 0, 2, 1, 3, 3}) {
-        auto r = cache.get(key, fd, key * 100, 100, "slices");
+// A file of 1000 bytes read as ten 100-byte slices: slice `key` at offset key * 100.
+class ExpertCacheTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        for (size_t i = 0; i < bytes_.size(); ++i) bytes_[i] = static_cast<uint8_t>(i * 7);
+        test::write_file(path_, bytes_);
+        fd_ = ::open(path_.c_str(), O_RDONLY);
+        ASSERT_GE(fd_, 0);
+    }
+    void TearDown() override { ::close(fd_); }
+
+    SliceRef ref(uint64_t key) const {
+        return SliceRef{.fd = fd_, .offset = key * 100, .n_bytes = 100, .what = &name_, .layer = 0,
+                        .expert = static_cast<int>(key)};
+    }
+    // Gets slice `key` and checks its bytes are the file's.
+    void get(ExpertCache& cache, uint64_t key) {
+        auto r = cache.get(key, ref(key));
         ASSERT_TRUE(r.ok()) << r.error().message;
         EXPECT_EQ(std::vector<uint8_t>(r->data, r->data + 100),
-                  std::vector<uint8_t>(bytes.begin() + static_cast<long>(key) * 100,
-                                       bytes.begin() + static_cast<long>(key) * 100 + 100));
+                  std::vector<uint8_t>(bytes_.begin() + static_cast<long>(key) * 100,
+                                       bytes_.begin() + static_cast<long>(key) * 100 + 100));
     }
+
+    test::TempDir dir_;
+    const std::string path_ = dir_.file("slices.bin");
+    const std::string name_ = "blk.0.ffn_up_exps.weight";
+    std::vector<uint8_t> bytes_ = std::vector<uint8_t>(1000);
+    int fd_ = -1;
+};
+
+TEST_F(ExpertCacheTest, StaysWithinItsCapacityAndCountsWhatItReads) {
+    ExpertCache cache(250, 1, 10);  // two 100-byte slices, not three
+    for (uint64_t key : {0, 1, 0, 2, 1, 3, 3}) get(cache, key);
     const ExpertCacheStats s = cache.stats();
-    // LRU over 0 1 0 2 1 3 3: misses 0, 1, 2 (evicts 1), 1 (evicts 0), 3 (evicts 2); hits 0, 3.
+    // 0 1 0 2 1 3 3: misses 0, 1, 2 (evicts 1), 1 (evicts 2: 0 was used twice), 3 (evicts 1); hits 0, 3.
     EXPECT_EQ(s.misses, 5u);
     EXPECT_EQ(s.hits, 2u);
     EXPECT_EQ(s.bytes_read, 500u);
     EXPECT_EQ(s.evictions, 3u);
     EXPECT_EQ(s.resident_bytes, 200u);
     EXPECT_LE(s.peak_bytes, 250u);
+    // The per-expert figures add up to the totals.
+    const auto per = cache.expert_stats();
+    ASSERT_EQ(per.size(), 1u);
+    EXPECT_EQ(per[0][0].hits, 1u);
+    EXPECT_EQ(per[0][1].misses, 2u);
+    EXPECT_EQ(per[0][3].bytes_read, 100u);
 
     // A read past the end of the file (it shrank under us) is an error naming the tensor.
-    auto bad = cache.get(9, fd, 950, 100, "blk.0.ffn_up_exps.weight");
+    SliceRef past = ref(9);
+    past.offset = 950;
+    auto bad = cache.get(9, past);
     ASSERT_FALSE(bad.ok());
-    EXPECT_NE(bad.error().message.find("blk.0.ffn_up_exps.weight"), std::string::npos);
-    ::close(fd);
+    EXPECT_NE(bad.error().message.find(name_), std::string::npos);
+}
+
+TEST_F(ExpertCacheTest, KeepsAFrequentlyUsedSliceThatLruWouldEvict) {
+    ExpertCache cache(200, 1, 10, 0);
+    // LRU would evict 0 (the least recent) for 2, then miss 0 again; frequency with
+    // recency keeps 0, used three times, and evicts 1, used once.
+    for (uint64_t key : {0, 0, 0, 1, 2, 0}) get(cache, key);
+    EXPECT_EQ(cache.stats().misses, 3u);
+    EXPECT_EQ(cache.stats().hits, 3u);
+}
+
+TEST_F(ExpertCacheTest, PrefetchesReadAheadWithinTheCapacity) {
+    ExpertCache cache(300, 1, 10, 2);
+    auto running = cache.get(0, ref(0));
+    ASSERT_TRUE(running.ok());
+    for (uint64_t key : {1, 2, 3}) cache.prefetch(key, ref(key), Prefetch::Ahead);
+    // Room for two more slices: 1 and 2 were admitted, 3 was not (0 is in use and
+    // 1 and 2 not used yet, so nothing could be evicted for it).
+    EXPECT_EQ(cache.stats().prefetches, 2u);
+    EXPECT_LE(cache.stats().resident_bytes, 300u);
+    running->hold.reset();
+    get(cache, 1);
+    get(cache, 2);
+    // A guess admitted in room freed by used slices, used later.
+    cache.prefetch(4, ref(4), Prefetch::Guess);
+    get(cache, 4);
+    const ExpertCacheStats s = cache.stats();
+    EXPECT_EQ(s.misses, 1u);
+    EXPECT_EQ(s.hits, 3u);
+    EXPECT_EQ(s.prefetch_hits, 3u);
+    EXPECT_EQ(s.guesses, 1u);
+    EXPECT_EQ(s.guess_hits, 1u);
+    EXPECT_EQ(s.bytes_read, 400u);
+    EXPECT_LE(s.peak_bytes, 300u);
+    EXPECT_EQ(cache.expert_stats()[0][4].prefetch_hits, 1u);
+
+    // A prefetch that cannot read is reported by the get that needs the slice.
+    SliceRef past = ref(9);
+    past.offset = 950;
+    cache.prefetch(9, past, Prefetch::Ahead);
+    auto bad = cache.get(9, past);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.error().message.find(name_), std::string::npos);
 }
 
 }  // namespace

@@ -170,13 +170,10 @@ int report_routing(const BenchArgs& a, const Engine& e, const BenchResult& r) {
         for (size_t x = 0; x < counts[il].size(); ++x) counts[il][x] += r.gen_usage[il][x];
     }
     if (a.expert_stats) {
-        fmt::print("\n{}", counts.empty() ? std::string("no routed experts: a dense model\n") : expert_stats_text(counts));
+        fmt::print("\n{}", counts.empty() ? std::string("no routed experts: a dense model\n")
+                                          : expert_stats_text(counts, e.expert_cache_layers()));
         const ExpertCacheStats c = e.expert_cache_stats();
-        if (c.capacity > 0) {
-            fmt::print("disk-tier cache: {} hits, {} misses ({:.1f}% hits), {} read, {} evictions, peak {} of {}\n",
-                       c.hits, c.misses, c.hits + c.misses ? 100.0 * c.hits / (c.hits + c.misses) : 0.0,
-                       format_bytes(c.bytes_read), c.evictions, format_bytes(c.peak_bytes), format_bytes(c.capacity));
-        }
+        if (c.capacity > 0) fmt::print("disk-tier cache: {}\n", describe(c));
     }
     if (!a.expert_map.empty()) {
         if (counts.empty()) return fail("--expert-map: the model has no routed experts");

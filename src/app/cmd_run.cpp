@@ -103,11 +103,7 @@ void print_cache_stats(const Engine& e) {
                    static_cast<double>(*peak) / 0x1p20, static_cast<double>(budget) / 0x1p20);
     const ExpertCacheStats s = e.expert_cache_stats();
     if (s.hits + s.misses == 0) return;
-    fmt::print(stderr, "[expert cache: {} hits, {} misses ({:.1f}% hits), {:.1f} MiB read from disk, {} evictions, "
-               "peak {:.1f} of {:.1f} MiB]\n",
-               s.hits, s.misses, 100.0 * static_cast<double>(s.hits) / static_cast<double>(s.hits + s.misses),
-               static_cast<double>(s.bytes_read) / 0x1p20, s.evictions, static_cast<double>(s.peak_bytes) / 0x1p20,
-               static_cast<double>(s.capacity) / 0x1p20);
+    fmt::print(stderr, "[expert cache: {}]\n", describe(s));
 }
 
 void print_summary(const GenerateResult& r) {

@@ -1,5 +1,7 @@
 #include "app/expert_map.h"
 
+#include "util/format.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -61,8 +63,9 @@ std::string expert_map_svg(const RoutingCounts& counts, const std::string& title
     return svg;
 }
 
-std::string expert_stats_text(const RoutingCounts& counts) {
-    std::string out = "layer  choices  experts used  busiest share  entropy\n";
+std::string expert_stats_text(const RoutingCounts& counts, const std::vector<std::vector<ExpertSliceStats>>& cache) {
+    std::string out = "layer  choices  experts used  busiest share  entropy";
+    out += cache.empty() ? "\n" : "  cache hits  prefetched  misses  hit rate  read from disk\n";
     for (size_t il = 0; il < counts.size(); ++il) {
         uint64_t total = 0, busiest = 0;
         size_t used = 0;
@@ -79,8 +82,22 @@ std::string expert_stats_text(const RoutingCounts& counts) {
         }
         const size_t n = counts[il].size();
         const double norm = n > 1 ? entropy / std::log(static_cast<double>(n)) : 0.0;
-        out += fmt::format("{:5}  {:7}  {:>6}/{:<5}  {:12.1f}%  {:7.3f}\n", il, total, used, n,
+        out += fmt::format("{:5}  {:7}  {:>6}/{:<5}  {:12.1f}%  {:7.3f}", il, total, used, n,
                            total ? 100.0 * static_cast<double>(busiest) / static_cast<double>(total) : 0.0, norm);
+        if (il < cache.size()) {
+            ExpertSliceStats sum;
+            for (const ExpertSliceStats& s : cache[il]) {
+                sum.hits += s.hits;
+                sum.prefetch_hits += s.prefetch_hits;
+                sum.misses += s.misses;
+                sum.bytes_read += s.bytes_read;
+            }
+            const uint64_t asked = sum.hits + sum.misses;
+            out += fmt::format("  {:10}  {:10}  {:6}  {:7.1f}%  {:>14}", sum.hits, sum.prefetch_hits, sum.misses,
+                               asked ? 100.0 * static_cast<double>(sum.hits) / static_cast<double>(asked) : 0.0,
+                               format_bytes(sum.bytes_read));
+        }
+        out += "\n";
     }
     return out;
 }

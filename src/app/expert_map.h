@@ -3,6 +3,8 @@
 // expert. `strata bench --expert-map FILE.svg` draws a layers x experts heatmap
 // a person can open in a browser; `--expert-stats` prints one line per layer.
 
+#include "placement/expert_cache.h"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -18,6 +20,9 @@ std::string expert_map_svg(const RoutingCounts& counts, const std::string& title
 
 // Per layer: choices, experts ever chosen, the busiest expert's share, and the
 // routing entropy normalised to [0, 1] (1: every expert chosen equally often).
-std::string expert_stats_text(const RoutingCounts& counts);
+// With the disk tier's per-expert figures (`cache`, [layer][expert]; empty when
+// nothing is on disk), also its hits, prefetched hits, misses and bytes read.
+std::string expert_stats_text(const RoutingCounts& counts,
+                              const std::vector<std::vector<ExpertSliceStats>>& cache = {});
 
 }  // namespace strata::app

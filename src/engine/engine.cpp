@@ -18,6 +18,10 @@ namespace strata {
 
 namespace {
 
+// Threads that read disk-tier experts ahead of need. Two keep a request queued at
+// the device while one finishes; they sleep in `pread`, so they take no compute.
+constexpr int kExpertIoThreads = 2;
+
 // Host-tier (and gpu-tier, with no GPU backend) tensors stay in the file's
 // mapping rather than being copied into owned memory: the pages are shared with
 // the page cache (no second copy while the kernel still holds the file's), with
@@ -140,7 +144,11 @@ Status Engine::place(const EngineOptions& options) {
     if (options.log) log_plan(plan_, options.log);
 
     // Stacked tensors with experts on disk read them through the cache.
-    if (plan_.cache_bytes > 0) cache_ = std::make_unique<ExpertCache>(plan_.cache_bytes);
+    if (plan_.cache_bytes > 0) {
+        const HParams& hp = model_->hparams();
+        cache_ = std::make_unique<ExpertCache>(plan_.cache_bytes, static_cast<int>(hp.n_layer),
+                                               static_cast<int>(hp.n_expert), kExpertIoThreads);
+    }
     for (size_t i = 0; i < plan_.tensors.size(); ++i) {
         const TensorPlacement& tp = plan_.tensors[i];
         if (!tp.stacked() || tp.bytes_in(Tier::Disk) == 0) continue;
@@ -150,6 +158,7 @@ Status Engine::place(const EngineOptions& options) {
             .cache = cache_.get(),
             .key_base = uint64_t{i} << 32,
             .name = tp.name,
+            .layer = tp.layer,
             .mapped = t->data,
             .fd = file_->part_fd(t->file_index),
             .file_offset = t->file_offset,

@@ -63,6 +63,10 @@ public:
     const MemoryPlan& plan() const { return plan_; }
     // The disk tier's expert cache; all zero when nothing is on disk.
     ExpertCacheStats expert_cache_stats() const { return cache_ ? cache_->stats() : ExpertCacheStats{}; }
+    // Its figures per [layer][expert]; empty when nothing is on disk.
+    std::vector<std::vector<ExpertSliceStats>> expert_cache_layers() const {
+        return cache_ ? cache_->expert_stats() : std::vector<std::vector<ExpertSliceStats>>{};
+    }
 
     // Runs a forward pass; serialised across sessions.
     Status forward(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits, float* logits);

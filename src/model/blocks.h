@@ -63,7 +63,9 @@ struct MoeParams {
 // Routed experts (and shared experts where the layer has them), tokens grouped by
 // expert so each expert's weights are read once per batch. Adds nothing to `out`:
 // it overwrites it. Each routing choice is counted in `usage` (layer `il`) when given.
+// `next`, the following MoE layer's weights when there is one, lets the disk tier
+// start reading the experts that layer will probably use.
 void moe_ffn(const LayerWeights& w, const MoeParams& p, const float* x, int64_t n_tok, int64_t n_embd, float* out,
-             ThreadPool& pool, ExpertUsage* usage = nullptr, int il = 0);
+             ThreadPool& pool, ExpertUsage* usage = nullptr, int il = 0, const LayerWeights* next = nullptr);
 
 }  // namespace strata

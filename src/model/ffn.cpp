@@ -168,6 +168,76 @@ std::vector<int32_t> all_tokens(int64_t n_tok) {
     return t;
 }
 
+// Per token, the k experts the router picks and their weights.
+struct Routing {
+    std::vector<int> chosen;    // [n_tok][k]
+    std::vector<float> weight;  // [n_tok][k]
+};
+
+Routing route(const LayerWeights& w, const MoeParams& p, const float* x, int64_t n_tok, ThreadPool& pool) {
+    const int n_exp = p.n_expert, k = p.n_expert_used;
+    std::vector<float> logits(static_cast<size_t>(n_tok * n_exp));
+    linear(w.gate_inp, w.gate_inp_b, x, n_tok, logits.data(), pool);
+    Routing r;
+    r.chosen.resize(static_cast<size_t>(n_tok * k));
+    r.weight.resize(r.chosen.size());
+    std::vector<int> order(static_cast<size_t>(n_exp));
+    for (int64_t t = 0; t < n_tok; ++t) {
+        float* lt = logits.data() + t * n_exp;
+        if (p.gating == Gating::Softmax) ops::softmax(lt, n_exp);
+        std::iota(order.begin(), order.end(), 0);
+        // NaN logits rank last and ties go to the lower index, so the order is a strict
+        // weak ordering (as `partial_sort` requires) and the choice deterministic.
+        std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int a, int b) {
+            const bool a_nan = std::isnan(lt[a]), b_nan = std::isnan(lt[b]);
+            if (a_nan != b_nan) return b_nan;
+            if (!a_nan && lt[a] != lt[b]) return lt[a] > lt[b];
+            return a < b;
+        });
+        float* wt = r.weight.data() + t * k;
+        for (int j = 0; j < k; ++j) {
+            r.chosen[t * k + j] = order[j];
+            wt[j] = lt[order[j]];
+        }
+        if (p.gating == Gating::SoftmaxTopK) ops::softmax(wt, k);
+        if (p.norm_weights) {
+            // The reference clamps the divisor so an all-zero selection stays finite.
+            float sum = 0.0f;
+            for (int j = 0; j < k; ++j) sum += wt[j];
+            sum = std::max(sum, 6.103515625e-5f);
+            for (int j = 0; j < k; ++j) wt[j] /= sum;
+        }
+        if (p.weights_scale != 0.0f && p.weights_scale != 1.0f) {
+            for (int j = 0; j < k; ++j) wt[j] *= p.weights_scale;
+        }
+    }
+    return r;
+}
+
+bool has_streamed_experts(const LayerWeights& w) {
+    return w.gate_exps.experts || w.up_exps.experts || w.down_exps.experts;
+}
+
+// Asks the disk tier to start reading expert `e`'s slices.
+void prefetch_expert(const LayerWeights& w, int e, bool guess) {
+    for (const TensorView* t : {&w.gate_exps, &w.up_exps, &w.down_exps}) {
+        if (t->experts) t->experts->prefetch(e, guess);
+    }
+}
+
+// The experts the next layer will probably pick: its router applied to this
+// layer's FFN input. The residual stream changes little from one layer to the
+// next, so this guesses most of the next layer's choices, early enough for the
+// disk to fetch them while this layer computes.
+std::vector<int> guess_next_experts(const LayerWeights& next, const MoeParams& p, const float* x, int64_t n_tok,
+                                    ThreadPool& pool) {
+    const Routing r = route(next, p, x, n_tok, pool);
+    std::vector<int> experts(r.chosen);
+    std::sort(experts.begin(), experts.end());
+    experts.erase(std::unique(experts.begin(), experts.end()), experts.end());
+    return experts;
+}
+
 }  // namespace
 
 void dense_ffn(const TensorView& gate, const TensorView& up, const TensorView& down, Activation act, const float* x,
@@ -183,47 +253,14 @@ void dense_ffn(const TensorView& gate, const TensorView& up, const TensorView& d
 }
 
 void moe_ffn(const LayerWeights& w, const MoeParams& p, const float* x, int64_t n_tok, int64_t n_embd, float* out,
-             ThreadPool& pool, ExpertUsage* usage, int il) {
+             ThreadPool& pool, ExpertUsage* usage, int il, const LayerWeights* next) {
     const int n_exp = p.n_expert, k = p.n_expert_used;
-    std::vector<float> logits(static_cast<size_t>(n_tok * n_exp));
-    linear(w.gate_inp, w.gate_inp_b, x, n_tok, logits.data(), pool);
-
-    // Route: per token, k experts and their weights.
-    std::vector<int> chosen(static_cast<size_t>(n_tok * k));
-    std::vector<float> weight(chosen.size());
-    std::vector<int> order(static_cast<size_t>(n_exp));
-    for (int64_t t = 0; t < n_tok; ++t) {
-        float* lt = logits.data() + t * n_exp;
-        if (p.gating == Gating::Softmax) ops::softmax(lt, n_exp);
-        std::iota(order.begin(), order.end(), 0);
-        // NaN logits rank last and ties go to the lower index, so the order is a strict
-        // weak ordering (as `partial_sort` requires) and the choice deterministic.
-        std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int a, int b) {
-            const bool a_nan = std::isnan(lt[a]), b_nan = std::isnan(lt[b]);
-            if (a_nan != b_nan) return b_nan;
-            if (!a_nan && lt[a] != lt[b]) return lt[a] > lt[b];
-            return a < b;
-        });
-        float* wt = weight.data() + t * k;
-        for (int j = 0; j < k; ++j) {
-            chosen[t * k + j] = order[j];
-            wt[j] = lt[order[j]];
-        }
-        if (p.gating == Gating::SoftmaxTopK) ops::softmax(wt, k);
-        if (p.norm_weights) {
-            // The reference clamps the divisor so an all-zero selection stays finite.
-            float sum = 0.0f;
-            for (int j = 0; j < k; ++j) sum += wt[j];
-            sum = std::max(sum, 6.103515625e-5f);
-            for (int j = 0; j < k; ++j) wt[j] /= sum;
-        }
-        if (p.weights_scale != 0.0f && p.weights_scale != 1.0f) {
-            for (int j = 0; j < k; ++j) wt[j] *= p.weights_scale;
-        }
-    }
+    const Routing routing = route(w, p, x, n_tok, pool);
+    const std::vector<int>& chosen = routing.chosen;
+    const std::vector<float>& weight = routing.weight;
 
     // Experts some of which the disk tier holds: see the `run_jobs` calls below.
-    const bool streamed = w.gate_exps.experts || w.up_exps.experts || w.down_exps.experts;
+    const bool streamed = has_streamed_experts(w);
 
     // One job per used expert, in expert order; `slot[e]` is expert e's job.
     std::vector<int> slot(static_cast<size_t>(n_exp), -1);
@@ -287,7 +324,15 @@ void moe_ffn(const LayerWeights& w, const MoeParams& p, const float* x, int64_t 
         // the cache never needs more than one expert's slices in use at once (the
         // plan sizes it for that). Each job's arithmetic is independent of the
         // others, so the outputs are the same as running them all together.
+        // Before each job, the slices of the jobs after it, then the next layer's
+        // likely experts, are asked for: reads start as room frees up and run on
+        // the cache's I/O threads while this job computes.
+        const std::vector<int> guessed = next && has_streamed_experts(*next)
+                                             ? guess_next_experts(*next, p, x, n_tok, pool)
+                                             : std::vector<int>();
         for (size_t j = 0; j < n_routed; ++j) {
+            for (size_t a = j; a < n_routed; ++a) prefetch_expert(w, jobs[a].expert, false);
+            for (int e : guessed) prefetch_expert(*next, e, true);
             bind_expert(jobs[j], w, jobs[j].expert);
             run_jobs(std::span(jobs).subspan(j, 1), p.act, x, n_tok, n_embd, packed, pool);
             jobs[j].holds.clear();

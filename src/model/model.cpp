@@ -120,7 +120,10 @@ void Model::layer(int il, float* x, int64_t n_tok, std::span<const SeqBatch> seq
     norm_rows(arch_->norm, x, n_tok, n_embd, w.ffn_norm, w.ffn_norm_b, eps, cur.data());
     std::vector<float> ffn(cur.size());
     if (w.is_moe()) {
-        moe_ffn(w, moe_, cur.data(), n_tok, n_embd, ffn.data(), pool, &usage_, il);
+        const size_t n = static_cast<size_t>(il) + 1;
+        const LayerWeights* next =
+            n < weights_.layers.size() && weights_.layers[n].is_moe() ? &weights_.layers[n] : nullptr;
+        moe_ffn(w, moe_, cur.data(), n_tok, n_embd, ffn.data(), pool, &usage_, il, next);
     } else {
         dense_ffn(w.ffn_gate, w.ffn_up, w.ffn_down, arch_->activation, cur.data(), n_tok, ffn.data(), pool);
     }

@@ -27,6 +27,9 @@ class ExpertSource {
 public:
     virtual ~ExpertSource() = default;
     virtual ExpertBytes expert(int64_t e) const = 0;
+    // A hint that expert `e` will be read soon (`guess`: probably), so a slow
+    // source can start fetching it; sources whose bytes are at hand ignore it.
+    virtual void prefetch(int64_t /*e*/, bool /*guess*/) const {}
 };
 
 struct TensorView {

@@ -139,6 +139,40 @@ std::string Metrics::render(const ModelRegistry& registry) const {
             }
         }
     }
+    // The disk tier, per layer and expert; experts it never served are left out,
+    // which Prometheus reads as zero.
+    struct CacheCounter {
+        const char* name;
+        const char* help;
+        uint64_t ExpertSliceStats::*field;
+    };
+    for (const CacheCounter& c : {
+             CacheCounter{"strata_expert_cache_hits_total",
+                          "Disk-tier slices of each expert found in the cache (prefetched ones included).",
+                          &ExpertSliceStats::hits},
+             CacheCounter{"strata_expert_cache_prefetch_hits_total",
+                          "First uses of disk-tier slices that a prefetch had read ahead of need.",
+                          &ExpertSliceStats::prefetch_hits},
+             CacheCounter{"strata_expert_cache_misses_total",
+                          "Disk-tier slices of each expert read while the forward pass waited.",
+                          &ExpertSliceStats::misses},
+             CacheCounter{"strata_expert_cache_read_bytes_total",
+                          "Bytes of each expert read from the model file by the disk tier.",
+                          &ExpertSliceStats::bytes_read},
+         }) {
+        header(out, c.name, "counter", c.help);
+        for (const auto& [info, m] : loaded) {
+            const auto layers = m->engine->expert_cache_layers();
+            const std::string model = label_value(info->name);
+            for (size_t il = 0; il < layers.size(); ++il) {
+                for (size_t e = 0; e < layers[il].size(); ++e) {
+                    if (const uint64_t v = layers[il][e].*c.field)
+                        out += fmt::format("{}{{model=\"{}\",layer=\"{}\",expert=\"{}\"}} {}\n", c.name, model,
+                                           il, e, v);
+                }
+            }
+        }
+    }
     return out;
 }
 
