@@ -41,8 +41,8 @@ in_cgroup() {
 # The generation row's tokens/s from bench's CSV.
 tg_rate() { awk -F, 'NR > 1 && $6 == "\"0\"" { gsub(/"/, "", $8); print $8 }'; }
 
-printf '| budget | bytes | mode | tg t/s | slices ready | waited for | read from disk (whole run) | cgroup peak |\n'
-printf '|---:|---:|---|---:|---:|---:|---:|---:|\n'
+printf '| budget | bytes | mode | tg t/s | cache hits (reuse) | prefetched | stalled on disk | read from disk (whole run) | cgroup peak |\n'
+printf '|---:|---:|---|---:|---:|---:|---:|---:|---:|\n'
 for pct in "${percents[@]}"; do
     budget=$((size * pct / 100))
     for mode in disk mmap; do
@@ -56,20 +56,21 @@ for pct in "${percents[@]}"; do
         out=$(in_cgroup "$budget" "$strata" "${args[@]}" 2>/dev/null) || out=""
         rate=$(printf '%s\n' "$out" | tg_rate)
         stats=$(printf '%s\n' "$out" | grep '^disk-tier cache:' || true)
-        ready="" waited="" per_token=""
+        reuse="" prefetched="" stalled="" read=""
         if [ -n "$stats" ]; then
-            hits=$(sed -E 's/^disk-tier cache: ([0-9]+) hits.*/\1/' <<<"$stats")
-            waits=$(sed -E 's/.* ([0-9]+) waited for.*/\1/' <<<"$stats")
-            misses=$(sed -E 's/.*\), ([0-9]+) misses.*/\1/' <<<"$stats")
+            # "H hits (P prefetched, W waited for), M misses (..% hits), R read from disk, ..."
+            read -r hits pref waits misses < <(sed -E \
+                's/^disk-tier cache: ([0-9]+) hits \(([0-9]+) prefetched, ([0-9]+) waited for\), ([0-9]+) misses.*/\1 \2 \3 \4/' \
+                <<<"$stats")
+            pct_of() { awk -v a="$1" -v t="$2" 'BEGIN { printf "%.1f%%", t ? 100 * a / t : 0 }'; }
             total=$((hits + misses))
-            if [ "$total" -gt 0 ]; then
-                ready=$(awk -v h="$hits" -v w="$waits" -v t="$total" 'BEGIN { printf "%.1f%%", 100 * (h - w) / t }')
-                waited=$(awk -v m="$misses" -v w="$waits" -v t="$total" 'BEGIN { printf "%.1f%%", 100 * (m + w) / t }')
-            fi
-            per_token=$(sed -E 's/.* misses \([0-9.]+% hits\), ([0-9.]+ [KMG]iB) read from disk.*/\1/' <<<"$stats")
+            reuse=$(pct_of $((hits - pref)) "$total")
+            prefetched=$(pct_of "$pref" "$total")
+            stalled=$(pct_of $((misses + waits)) "$total")
+            read=$(sed -E 's/.*% hits\), ([0-9.]+ [KMG]iB) read from disk.*/\1/' <<<"$stats")
         fi
         peak=$(($(cat "$cg/$peak_file") >> 20))
-        printf '| %s%% | %s | %s | %s | %s | %s | %s | %s MiB |\n' "$pct" "$budget" "$mode" "${rate:-failed}" \
-            "$ready" "$waited" "$per_token" "$peak"
+        printf '| %s%% | %s | %s | %s | %s | %s | %s | %s | %s MiB |\n' "$pct" "$budget" "$mode" "${rate:-failed}" \
+            "$reuse" "$prefetched" "$stalled" "$read" "$peak"
     done
 done
