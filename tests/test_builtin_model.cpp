@@ -8,18 +8,16 @@
 // cache, its own attention, routing and matrix products), so these tests hold
 // the engine to a second, independent implementation of qwen3moe.
 
+#include "server_util.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include <csignal>
-#include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
-#include <sys/wait.h>
-#include <unistd.h>
+#include <optional>
 
 namespace strata {
 namespace {
@@ -65,49 +63,54 @@ TEST(BuiltinModel, RunWithoutAModelUsesTheBuiltInOne) {
     EXPECT_NE(both.out.find("no model given; using the built-in strata-tiny-moe"), std::string::npos) << both.out;
 }
 
-// `serve` with nothing given and nothing to discover (an empty HOME and working
+// Sets environment variables (or unsets them, for null) and the working folder
+// for one scope, restoring them after: discovery reads both when a server starts.
+class ScopedEnv {
+  public:
+    ScopedEnv(const std::vector<std::pair<std::string, const char*>>& vars, const std::filesystem::path& cwd)
+        : cwd_(std::filesystem::current_path()) {
+        for (const auto& [k, v] : vars) {
+            const char* old = std::getenv(k.c_str());
+            saved_.emplace_back(k, old ? std::optional<std::string>(old) : std::nullopt);
+            v ? ::setenv(k.c_str(), v, 1) : ::unsetenv(k.c_str());
+        }
+        std::filesystem::current_path(cwd);
+    }
+    ~ScopedEnv() {
+        std::filesystem::current_path(cwd_);
+        for (const auto& [k, v] : saved_) v ? ::setenv(k.c_str(), v->c_str(), 1) : ::unsetenv(k.c_str());
+    }
+
+  private:
+    std::filesystem::path cwd_;
+    std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+// A server with nothing given and nothing to discover (an empty HOME and working
 // folder, no model variables) serves the built-in model.
 TEST(BuiltinModel, ServeWithNothingFoundServesTheBuiltInOne) {
     test::TempDir dir;
-    int out[2];
-    ASSERT_EQ(::pipe(out), 0);
-    const pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-        ::dup2(out[1], STDOUT_FILENO);
-        ::close(out[0]);
-        ::close(out[1]);
-        std::freopen("/dev/null", "w", stderr);
-        if (::chdir(dir.path().c_str()) != 0) ::_exit(126);
-        ::setenv("HOME", dir.path().c_str(), 1);
-        for (const char* v : {"STRATA_MODELS", "HF_HOME", "HF_HUB_CACHE", "OLLAMA_MODELS", "XDG_CACHE_HOME"})
-            ::unsetenv(v);
-        ::execl(STRATA_BINARY, STRATA_BINARY, "serve", "--port", "0", static_cast<char*>(nullptr));
-        ::_exit(127);
+    std::unique_ptr<test::TestServer> server;
+    {
+        const std::string home = dir.path().string();
+        ScopedEnv env({{"HOME", home.c_str()},
+                       {"STRATA_MODELS", nullptr},
+                       {"HF_HOME", nullptr},
+                       {"HF_HUB_CACHE", nullptr},
+                       {"OLLAMA_MODELS", nullptr},
+                       {"XDG_CACHE_HOME", nullptr}},
+                      dir.path());
+        server = std::make_unique<test::TestServer>(app::server::ServerOptions{.discover = true});
     }
-    ::close(out[1]);
-    FILE* f = ::fdopen(out[0], "r");
-    char line[256] = {};
-    const bool got = std::fgets(line, sizeof line, f) != nullptr;
-    const std::string s(line);
-    int port = 0;
-    if (got && s.starts_with("strata: listening on http://127.0.0.1:")) port = std::stoi(s.substr(s.rfind(':') + 1));
-    EXPECT_GT(port, 0) << s;
-    if (port > 0) {
-        httplib::Client c("127.0.0.1", port);
-        auto models = c.Get("/v1/models");
-        ASSERT_TRUE(models);
-        EXPECT_NE(models->body.find("\"strata-tiny-moe\""), std::string::npos) << models->body;
-        const nlohmann::json req = {{"model", "strata-tiny-moe"}, {"prompt", "And God said"}, {"max_tokens", 4},
-                                    {"temperature", 0}};
-        auto res = c.Post("/v1/completions", req.dump(), "application/json");
-        ASSERT_TRUE(res);
-        EXPECT_EQ(res->status, 200) << res->body;
-    }
-    ::kill(pid, SIGTERM);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    std::fclose(f);
+    auto c = server->client();
+    auto models = c.Get("/v1/models");
+    ASSERT_TRUE(models);
+    EXPECT_NE(models->body.find("\"strata-tiny-moe\""), std::string::npos) << models->body;
+    const nlohmann::json req = {{"model", "strata-tiny-moe"}, {"prompt", "And God said"}, {"max_tokens", 4},
+                                {"temperature", 0}};
+    auto res = c.Post("/v1/completions", req.dump(), "application/json");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200) << res->body;
 }
 
 }  // namespace
