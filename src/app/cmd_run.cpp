@@ -212,14 +212,14 @@ int run_chat(RunArgs a) {
 
 void add_run_command(CLI::App& app, int& exit_code) {
     auto args = std::make_shared<RunArgs>();
-    CLI::App* cmd = app.add_subcommand("run", "Generate a completion of a prompt, streamed to stdout");
+    CLI::App* cmd = app.add_subcommand("run", "Generate a completion of a prompt, streamed to stdout (MODEL defaults to the built-in one)");
     add_common_options(cmd, *args);
     cmd->add_option("-p,--prompt", args->prompt, "Prompt text")->required();
     cmd->add_flag("--chat", args->chat, "Format the prompt as a user message with the model's chat template");
     cmd->callback([args, &exit_code] { exit_code = run_once(*args); });
 
     auto chat_args = std::make_shared<RunArgs>();
-    CLI::App* chat = app.add_subcommand("chat", "Chat with a model in the terminal");
+    CLI::App* chat = app.add_subcommand("chat", "Chat with a model in the terminal (MODEL defaults to the built-in one)");
     add_common_options(chat, *chat_args);
     chat->callback([chat_args, &exit_code] { exit_code = run_chat(*chat_args); });
 }
