@@ -25,6 +25,18 @@ Result<std::string> read_corpus(const std::vector<std::string>& paths) {
     return all;
 }
 
+std::vector<int32_t> encode_lines(const text::Tokenizer& tok, std::string_view text) {
+    std::vector<int32_t> ids;
+    for (size_t pos = 0; pos < text.size();) {
+        size_t end = text.find('\n', pos);
+        end = end == std::string_view::npos ? text.size() : end + 1;
+        const auto line = tok.tokenize(text.substr(pos, end - pos));
+        ids.insert(ids.end(), line.begin(), line.end());
+        pos = end;
+    }
+    return ids;
+}
+
 Result<text::VocabSpec> train_bpe(std::string_view corpus, int n_vocab) {
     constexpr int kSpecials = 3;
     if (n_vocab < 256 + kSpecials) return err("--vocab {} is below the 256 byte tokens and {} control tokens", n_vocab, kSpecials);

@@ -4,6 +4,7 @@
 // most frequent adjacent pair is merged until the vocabulary is full. The result
 // is a `VocabSpec` the engine's tokenizer loads as it would a downloaded model's.
 
+#include "text/tokenizer.h"
 #include "text/vocab.h"
 
 #include <string>
@@ -23,6 +24,10 @@ inline constexpr const char* kPreTokenizer = "qwen2";
 
 // Trains `n_vocab` tokens (256 bytes, merges, then the three control tokens).
 Result<text::VocabSpec> train_bpe(std::string_view corpus, int n_vocab);
+
+// Token ids of `text` under `tok`, tokenised line by line (the pre-tokenizer
+// never joins text across a newline anyway, and lines keep each call small).
+std::vector<int32_t> encode_lines(const text::Tokenizer& tok, std::string_view text);
 
 // Reads and concatenates text files.
 Result<std::string> read_corpus(const std::vector<std::string>& paths);

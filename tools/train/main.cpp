@@ -2,11 +2,13 @@
 //
 //   strata-train train --corpus FILE... --out MODEL.gguf [hyper-parameters]
 //   strata-train golden --model MODEL.gguf -n N --prompt P...
+//   strata-train experts --model MODEL.gguf --text FILE
 //
 // `golden` decodes greedily with the trainer's own forward pass (not the
 // engine's), printing one JSON line per prompt: the engine's `strata run --temp 0`
 // must print exactly the same text.
 #include "bpe_train.h"
+#include "experts.h"
 #include "gguf/file.h"
 #include "gguf_io.h"
 #include "text/tokenizer.h"
@@ -55,19 +57,7 @@ int run_train(TrainArgs a) {
     if (!vocab) return fail(vocab.error().message);
     auto tok = text::Tokenizer::create(std::move(*vocab));
     if (!tok) return fail(tok.error().message);
-    // Line by line: the pre-tokenizer never joins text across a newline anyway.
-    auto encode = [&](std::string_view text) {
-        std::vector<int32_t> ids;
-        for (size_t pos = 0; pos < text.size();) {
-            size_t end = text.find('\n', pos);
-            end = end == std::string_view::npos ? text.size() : end + 1;
-            const auto line = tok->tokenize(text.substr(pos, end - pos));
-            ids.insert(ids.end(), line.begin(), line.end());
-            pos = end;
-        }
-        return ids;
-    };
-    const std::vector<int32_t> train_ids = encode(train_text), val_ids = encode(val_text);
+    const std::vector<int32_t> train_ids = encode_lines(*tok, train_text), val_ids = encode_lines(*tok, val_text);
     const double prep = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     fmt::print("corpus {} bytes: {} training tokens, {} validation tokens ({:.2f} bytes/token); vocabulary {} "
                "({} merges); {:.1f} s\n",
@@ -185,6 +175,16 @@ int main(int argc, char** argv) {
     g->add_option("--prompt", ga->prompts, "Prompts")->required();
     g->add_option("-n", ga->n_predict, "Tokens to generate")->capture_default_str();
     g->callback([ga, &rc] { rc = run_golden(*ga); });
+
+    auto ea = std::make_shared<ExpertsParams>();
+    CLI::App* x = app.add_subcommand("experts", "Per layer and expert: share of routing choices and the tokens it takes");
+    x->add_option("--model", ea->model, "GGUF written by `train`")->required();
+    x->add_option("--text", ea->text, "Text to route")->required();
+    x->add_option("--windows", ea->windows, "Context windows routed")->capture_default_str();
+    x->add_option("--top", ea->top, "Tokens listed per expert")->capture_default_str();
+    x->callback([ea, &rc] {
+        if (strata::Status s = print_expert_tokens(*ea); !s) rc = fail(s.error().message);
+    });
 
     CLI11_PARSE(app, argc, argv);
     return rc;

@@ -216,4 +216,12 @@ std::vector<float> Model::logits(std::span<const int32_t> tokens) const {
     return std::move(a.logits);
 }
 
+std::vector<int> Model::routes(std::span<const int32_t> tokens) const {
+    Acts a;
+    forward(tokens, a);
+    std::vector<int> out;
+    for (const LayerActs& l : a.layers) out.insert(out.end(), l.chosen.begin(), l.chosen.end());
+    return out;
+}
+
 }  // namespace strata::train

@@ -84,6 +84,8 @@ public:
 
     // Logits [n_tokens, n_vocab] for every position of `tokens` (no gradient).
     std::vector<float> logits(std::span<const int32_t> tokens) const;
+    // The experts each token was routed to: [n_layer][n_tokens][n_expert_used].
+    std::vector<int> routes(std::span<const int32_t> tokens) const;
 
 private:
     struct Acts;
