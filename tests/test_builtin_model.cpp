@@ -25,7 +25,9 @@ namespace {
 using test::data_path;
 using test::run_strata;
 
-std::string model_file() { return data_path("../../models/strata-tiny-moe.gguf"); }
+std::string model_file() {
+    return data_path("../../models/strata-tiny-moe.gguf");
+}
 
 std::vector<nlohmann::json> goldens() {
     std::ifstream in(data_path("real/strata-tiny-moe-greedy.jsonl"));
@@ -60,14 +62,17 @@ TEST(BuiltinModel, RunWithoutAModelUsesTheBuiltInOne) {
     ASSERT_EQ(out.exit_code, 0) << out.out;
     EXPECT_EQ(out.out, c["expected"].get<std::string>());
     auto both = run_strata("run" + run_args(c));
-    EXPECT_NE(both.out.find("no model given; using the built-in strata-tiny-moe"), std::string::npos) << both.out;
+    EXPECT_NE(both.out.find("no model given; using the built-in strata-tiny-moe"),
+              std::string::npos)
+        << both.out;
 }
 
 // Sets environment variables (or unsets them, for null) and the working folder
 // for one scope, restoring them after: discovery reads both when a server starts.
 class ScopedEnv {
   public:
-    ScopedEnv(const std::vector<std::pair<std::string, const char*>>& vars, const std::filesystem::path& cwd)
+    ScopedEnv(const std::vector<std::pair<std::string, const char*>>& vars,
+              const std::filesystem::path& cwd)
         : cwd_(std::filesystem::current_path()) {
         for (const auto& [k, v] : vars) {
             const char* old = std::getenv(k.c_str());
@@ -78,7 +83,8 @@ class ScopedEnv {
     }
     ~ScopedEnv() {
         std::filesystem::current_path(cwd_);
-        for (const auto& [k, v] : saved_) v ? ::setenv(k.c_str(), v->c_str(), 1) : ::unsetenv(k.c_str());
+        for (const auto& [k, v] : saved_)
+            v ? ::setenv(k.c_str(), v->c_str(), 1) : ::unsetenv(k.c_str());
     }
 
   private:
@@ -106,7 +112,9 @@ TEST(BuiltinModel, ServeWithNothingFoundServesTheBuiltInOne) {
     auto models = c.Get("/v1/models");
     ASSERT_TRUE(models);
     EXPECT_NE(models->body.find("\"strata-tiny-moe\""), std::string::npos) << models->body;
-    const nlohmann::json req = {{"model", "strata-tiny-moe"}, {"prompt", "And God said"}, {"max_tokens", 4},
+    const nlohmann::json req = {{"model", "strata-tiny-moe"},
+                                {"prompt", "And God said"},
+                                {"max_tokens", 4},
                                 {"temperature", 0}};
     auto res = c.Post("/v1/completions", req.dump(), "application/json");
     ASSERT_TRUE(res);

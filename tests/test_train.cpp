@@ -15,8 +15,15 @@ namespace strata::train {
 namespace {
 
 Config tiny_config() {
-    return Config{.n_vocab = 40, .n_embd = 16, .n_head = 2, .n_layer = 2, .n_expert = 4, .n_expert_used = 2,
-                  .n_ff_exp = 8, .n_ctx = 8, .aux_loss_coef = 0.5f};
+    return Config{.n_vocab = 40,
+                  .n_embd = 16,
+                  .n_head = 2,
+                  .n_layer = 2,
+                  .n_expert = 4,
+                  .n_expert_used = 2,
+                  .n_ff_exp = 8,
+                  .n_ctx = 8,
+                  .aux_loss_coef = 0.5f};
 }
 
 // Weights large enough that routing and attention are far from uniform, and norm
@@ -28,7 +35,8 @@ std::vector<float> tiny_params(const Config& c) {
     for (const TensorRef& t : make_layout(c).tensors) {
         uint64_t n = 1;
         for (uint64_t d : t.ne) n *= d;
-        for (uint64_t i = 0; i < n; ++i) p[t.offset + i] = t.is_norm ? u(rng) : p[t.offset + i] * 10.0f;
+        for (uint64_t i = 0; i < n; ++i)
+            p[t.offset + i] = t.is_norm ? u(rng) : p[t.offset + i] * 10.0f;
     }
     return p;
 }
@@ -82,13 +90,15 @@ TEST(Train, LayoutMatchesTheEnginesQwen3Moe) {
     hp.arch = "qwen3moe";
     hp.n_layer = c.n_layer, hp.n_embd = c.n_embd, hp.n_head = c.n_head, hp.n_head_kv = c.n_head;
     hp.n_embd_head_k = hp.n_embd_head_v = c.head_dim();
-    hp.n_expert = c.n_expert, hp.n_expert_used = c.n_expert_used, hp.n_ff_exp = c.n_ff_exp, hp.n_vocab = c.n_vocab;
+    hp.n_expert = c.n_expert, hp.n_expert_used = c.n_expert_used, hp.n_ff_exp = c.n_ff_exp,
+    hp.n_vocab = c.n_vocab;
     auto engine = tensor_layout(hp);
     ASSERT_TRUE(engine.ok()) << engine.error().message;
     const Layout mine = make_layout(c);
     ASSERT_EQ(engine->size(), mine.tensors.size());
     for (const TensorDesc& d : *engine) {
-        auto it = std::find_if(mine.tensors.begin(), mine.tensors.end(), [&](const TensorRef& t) { return t.name == d.name; });
+        auto it = std::find_if(mine.tensors.begin(), mine.tensors.end(),
+                               [&](const TensorRef& t) { return t.name == d.name; });
         ASSERT_NE(it, mine.tensors.end()) << d.name;
         EXPECT_EQ(it->ne, d.ne) << d.name;
     }

@@ -16,7 +16,8 @@ asm(".section .rodata\n"
     ".balign 64\n"
     ".global strata_builtin_model_begin\n"
     "strata_builtin_model_begin:\n"
-    ".incbin \"" STRATA_BUILTIN_MODEL_PATH "\"\n"
+    ".incbin \"" STRATA_BUILTIN_MODEL_PATH
+    "\"\n"
     ".global strata_builtin_model_end\n"
     "strata_builtin_model_end:\n"
     ".previous\n");

@@ -39,7 +39,9 @@ std::vector<int32_t> encode_lines(const text::Tokenizer& tok, std::string_view t
 
 Result<text::VocabSpec> train_bpe(std::string_view corpus, int n_vocab) {
     constexpr int kSpecials = 3;
-    if (n_vocab < 256 + kSpecials) return err("--vocab {} is below the 256 byte tokens and {} control tokens", n_vocab, kSpecials);
+    if (n_vocab < 256 + kSpecials)
+        return err("--vocab {} is below the 256 byte tokens and {} control tokens", n_vocab,
+                   kSpecials);
     auto pre = text::PreTokenizer::create(kPreTokenizer);
     if (!pre) return pre.error();
 
@@ -58,7 +60,8 @@ Result<text::VocabSpec> train_bpe(std::string_view corpus, int n_vocab) {
         words.push_back(std::move(word));
     }
     // Hash-map iteration order is unspecified; sort so merges are reproducible.
-    std::sort(words.begin(), words.end(), [](const Word& a, const Word& b) { return a.ids < b.ids; });
+    std::sort(words.begin(), words.end(),
+              [](const Word& a, const Word& b) { return a.ids < b.ids; });
 
     text::VocabSpec spec;
     spec.model = "gpt2";
@@ -84,7 +87,8 @@ Result<text::VocabSpec> train_bpe(std::string_view corpus, int n_vocab) {
             if (n > best_n || (n == best_n && pr < best)) best = pr, best_n = n;
         }
         if (best_n < 2) break;  // nothing repeats: more merges would only memorise
-        const auto left = static_cast<int32_t>(best >> 32), right = static_cast<int32_t>(best & 0xffffffffu);
+        const auto left = static_cast<int32_t>(best >> 32),
+                   right = static_cast<int32_t>(best & 0xffffffffu);
         // Two merge paths can spell the same text ("ab"+"c", "a"+"bc"): one token.
         std::string merged = spec.tokens[left] + spec.tokens[right];
         auto [it, fresh] = by_text.try_emplace(merged, static_cast<int32_t>(spec.tokens.size()));

@@ -12,11 +12,11 @@
 namespace strata::train {
 
 struct ExpertsParams {
-    std::string model;  // a GGUF written by `strata-train train`
-    std::string text;   // text to route
-    int windows = 64;   // windows of the model's context, evenly spaced over the text
-    int top = 6;        // tokens listed per expert
-    int min_count = 20; // tokens seen fewer times are not listed
+    std::string model;   // a GGUF written by `strata-train train`
+    std::string text;    // text to route
+    int windows = 64;    // windows of the model's context, evenly spaced over the text
+    int top = 6;         // tokens listed per expert
+    int min_count = 20;  // tokens seen fewer times are not listed
 };
 
 Status print_expert_tokens(const ExpertsParams& p);

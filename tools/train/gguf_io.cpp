@@ -10,8 +10,10 @@
 namespace strata::train {
 
 const char* const kChatTemplate =
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
-    "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] "
+    "+ "
+    "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ "
+    "'<|im_start|>assistant\\n' }}{% endif %}";
 
 namespace {
 
@@ -25,7 +27,8 @@ bool stored_f16(const TensorRef& t, const ExportParams& p) {
 
 }  // namespace
 
-Status write_gguf(const Model& m, const text::VocabSpec& vocab, const ExportParams& p, const std::string& path) {
+Status write_gguf(const Model& m, const text::VocabSpec& vocab, const ExportParams& p,
+                  const std::string& path) {
     using gguf::MetaValue;
     const Config& c = m.config();
     const std::string a = std::string(kArch) + ".";
@@ -59,7 +62,9 @@ Status write_gguf(const Model& m, const text::VocabSpec& vocab, const ExportPara
 
     const std::span<const float> params = m.params();
     for (const TensorRef& t : m.layout().tensors) {
-        gguf::TensorSpec s{.name = t.name, .type = stored_f16(t, p) ? TensorType::F16 : TensorType::F32, .ne = t.ne};
+        gguf::TensorSpec s{.name = t.name,
+                           .type = stored_f16(t, p) ? TensorType::F16 : TensorType::F32,
+                           .ne = t.ne};
         const size_t n = s.n_rows() * static_cast<size_t>(t.ne[0]);
         const float* src = params.data() + t.offset;
         if (s.type == TensorType::F16) {
@@ -82,7 +87,8 @@ Result<Model> read_gguf(const std::string& path) {
     if (!f) return f.error();
     auto arch = f->get_string("general.architecture");
     if (!arch) return arch.error();
-    if (*arch != kArch) return err("{}: architecture '{}', expected the trainer's '{}'", path, *arch, kArch);
+    if (*arch != kArch)
+        return err("{}: architecture '{}', expected the trainer's '{}'", path, *arch, kArch);
     const std::string a = std::string(kArch) + ".";
     Config c;
     auto get = [&](const std::string& key, int& out) -> Status {
@@ -115,7 +121,9 @@ Result<Model> read_gguf(const std::string& path) {
         if (!ti) return err("{}: tensor '{}' is missing", path, t.name);
         uint64_t n = 1;
         for (uint64_t d : t.ne) n *= d;
-        if (ti->n_elements != n) return err("{}: tensor '{}' has {} elements, expected {}", path, t.name, ti->n_elements, n);
+        if (ti->n_elements != n)
+            return err("{}: tensor '{}' has {} elements, expected {}", path, t.name, ti->n_elements,
+                       n);
         float* dst = params.data() + t.offset;
         if (ti->type == TensorType::F32) {
             std::memcpy(dst, ti->data, n * 4);

@@ -19,7 +19,8 @@ struct ExportParams {
     bool f16 = true;  // matrices as F16 (norms and the router stay F32)
 };
 
-Status write_gguf(const Model& m, const text::VocabSpec& vocab, const ExportParams& p, const std::string& path);
+Status write_gguf(const Model& m, const text::VocabSpec& vocab, const ExportParams& p,
+                  const std::string& path);
 
 // The model's weights (as F32) and hyper-parameters from a file `write_gguf` wrote.
 Result<Model> read_gguf(const std::string& path);

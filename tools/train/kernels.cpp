@@ -16,8 +16,8 @@ constexpr int64_t kBlockK = 64, kBlockN = 256;
 
 // AVX2+FMA where the CPU has it, chosen once at load time by the dynamic linker
 // (GCC's target_clones); the baseline clone keeps the tool portable.
-__attribute__((target_clones("arch=x86-64-v3", "default")))
-void matmul_nn(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n, bool accumulate) {
+__attribute__((target_clones("arch=x86-64-v3", "default"))) void matmul_nn(
+    const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n, bool accumulate) {
     if (!accumulate) std::memset(c, 0, static_cast<size_t>(m * n) * sizeof(float));
     for (int64_t j0 = 0; j0 < n; j0 += kBlockN) {
         const int64_t nb = std::min(kBlockN, n - j0);
@@ -34,7 +34,8 @@ void matmul_nn(const float* a, const float* b, float* c, int64_t m, int64_t k, i
                     const float* __restrict b1 = b0 + n;
                     const float* __restrict b2 = b1 + n;
                     const float* __restrict b3 = b2 + n;
-                    for (int64_t j = 0; j < nb; ++j) ci[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j];
+                    for (int64_t j = 0; j < nb; ++j)
+                        ci[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j];
                 }
                 for (; p < p1; ++p) {
                     const float ap = ai[p];
@@ -46,19 +47,21 @@ void matmul_nn(const float* a, const float* b, float* c, int64_t m, int64_t k, i
     }
 }
 
-__attribute__((target_clones("arch=x86-64-v3", "default")))
-void matmul_tn_acc(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n) {
+__attribute__((target_clones("arch=x86-64-v3", "default"))) void matmul_tn_acc(
+    const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n) {
     // Row p of C stays in L1 while all m rows of B (a few hundred KB at most) pass.
     for (int64_t p = 0; p < k; ++p) {
         float* __restrict cp = c + p * n;
         int64_t i = 0;
         for (; i + 4 <= m; i += 4) {
-            const float a0 = a[i * k + p], a1 = a[(i + 1) * k + p], a2 = a[(i + 2) * k + p], a3 = a[(i + 3) * k + p];
+            const float a0 = a[i * k + p], a1 = a[(i + 1) * k + p], a2 = a[(i + 2) * k + p],
+                        a3 = a[(i + 3) * k + p];
             const float* __restrict b0 = b + i * n;
             const float* __restrict b1 = b0 + n;
             const float* __restrict b2 = b1 + n;
             const float* __restrict b3 = b2 + n;
-            for (int64_t j = 0; j < n; ++j) cp[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j];
+            for (int64_t j = 0; j < n; ++j)
+                cp[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j];
         }
         for (; i < m; ++i) {
             const float ai = a[i * k + p];
@@ -77,8 +80,8 @@ float rms_norm_fwd(const float* x, const float* w, float eps, int64_t n, float* 
     return inv;
 }
 
-void rms_norm_bwd(const float* x, const float* w, float inv, const float* dy, int64_t n, float* dx, float* dw,
-                  bool accumulate_dx) {
+void rms_norm_bwd(const float* x, const float* w, float inv, const float* dy, int64_t n, float* dx,
+                  float* dw, bool accumulate_dx) {
     // y_i = w_i x_i r with r = (mean(x^2) + eps)^-1/2, dr/dx_j = -r^3 x_j / n.
     double dot = 0.0;
     for (int64_t i = 0; i < n; ++i) dot += double{dy[i]} * w[i] * x[i];

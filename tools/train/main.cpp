@@ -14,8 +14,8 @@
 #include "text/tokenizer.h"
 #include "train.h"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -57,13 +57,17 @@ int run_train(TrainArgs a) {
     if (!vocab) return fail(vocab.error().message);
     auto tok = text::Tokenizer::create(std::move(*vocab));
     if (!tok) return fail(tok.error().message);
-    const std::vector<int32_t> train_ids = encode_lines(*tok, train_text), val_ids = encode_lines(*tok, val_text);
-    const double prep = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    fmt::print("corpus {} bytes: {} training tokens, {} validation tokens ({:.2f} bytes/token); vocabulary {} "
-               "({} merges); {:.1f} s\n",
-               corpus->size(), train_ids.size(), val_ids.size(),
-               static_cast<double>(train_text.size()) / static_cast<double>(train_ids.size()), spec->tokens.size(),
-               spec->merges.size(), prep);
+    const std::vector<int32_t> train_ids = encode_lines(*tok, train_text),
+                               val_ids = encode_lines(*tok, val_text);
+    const double prep =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    fmt::print(
+        "corpus {} bytes: {} training tokens, {} validation tokens ({:.2f} bytes/token); "
+        "vocabulary {} "
+        "({} merges); {:.1f} s\n",
+        corpus->size(), train_ids.size(), val_ids.size(),
+        static_cast<double>(train_text.size()) / static_cast<double>(train_ids.size()),
+        spec->tokens.size(), spec->merges.size(), prep);
 
     a.cfg.n_vocab = static_cast<int>(spec->tokens.size());
     if (a.cfg.n_embd % a.cfg.n_head != 0 || a.cfg.head_dim() % 2 != 0)
@@ -71,21 +75,28 @@ int run_train(TrainArgs a) {
     if (a.cfg.n_expert_used < 1 || a.cfg.n_expert_used > a.cfg.n_expert)
         return fail("--experts-used must be between 1 and --experts");
     Model m(a.cfg, init_params(a.cfg, a.tp.seed));
-    fmt::print("model: {} parameters; {} layers, n_embd {}, {} heads, {} experts ({} used) of width {}, context {}\n",
-               m.layout().total, a.cfg.n_layer, a.cfg.n_embd, a.cfg.n_head, a.cfg.n_expert, a.cfg.n_expert_used,
-               a.cfg.n_ff_exp, a.cfg.n_ctx);
+    fmt::print(
+        "model: {} parameters; {} layers, n_embd {}, {} heads, {} experts ({} used) of width {}, "
+        "context {}\n",
+        m.layout().total, a.cfg.n_layer, a.cfg.n_embd, a.cfg.n_head, a.cfg.n_expert,
+        a.cfg.n_expert_used, a.cfg.n_ff_exp, a.cfg.n_ctx);
     const TrainResult r = train(m, train_ids, val_ids, a.tp);
-    fmt::print("trained {} steps in {:.0f} s: train loss {:.4f}, validation loss {:.4f} (nats/token)\n",
-               a.tp.opt.total_steps, r.seconds, r.train_loss, r.val_loss);
+    fmt::print(
+        "trained {} steps in {:.0f} s: train loss {:.4f}, validation loss {:.4f} (nats/token)\n",
+        a.tp.opt.total_steps, r.seconds, r.train_loss, r.val_loss);
     fmt::print("expert share of routing choices over the last 10% of steps (per layer):\n");
     for (int il = 0; il < a.cfg.n_layer; ++il) {
         int64_t total = 0;
-        for (int e = 0; e < a.cfg.n_expert; ++e) total += r.routing.counts[static_cast<size_t>(il * a.cfg.n_expert + e)];
+        for (int e = 0; e < a.cfg.n_expert; ++e)
+            total += r.routing.counts[static_cast<size_t>(il * a.cfg.n_expert + e)];
         std::string row;
         for (int e = 0; e < a.cfg.n_expert; ++e) {
-            row += fmt::format(" {:5.1f}%", 100.0 * static_cast<double>(r.routing.counts[static_cast<size_t>(
-                                                        il * a.cfg.n_expert + e)]) /
-                                                 static_cast<double>(std::max<int64_t>(total, 1)));
+            row += fmt::format(
+                " {:5.1f}%",
+                100.0 *
+                    static_cast<double>(
+                        r.routing.counts[static_cast<size_t>(il * a.cfg.n_expert + e)]) /
+                    static_cast<double>(std::max<int64_t>(total, 1)));
         }
         fmt::print("  layer {}:{}\n", il, row);
     }
@@ -113,7 +124,8 @@ int run_golden(const GoldenArgs& a) {
         std::vector<int32_t> ids = tok->tokenize(prompt);
         if (ids.empty()) return fail("an empty prompt");
         if (static_cast<int>(ids.size()) + a.n_predict > m->config().n_ctx)
-            return fail(fmt::format("prompt '{}' plus {} tokens exceeds the context", prompt, a.n_predict));
+            return fail(
+                fmt::format("prompt '{}' plus {} tokens exceeds the context", prompt, a.n_predict));
         // As the engine's `generate`: stop at an end-of-generation token, and decode
         // the continuation as a stream.
         text::StreamDecoder dec(*tok, {.remove_space_prefix = false});
@@ -129,7 +141,9 @@ int run_golden(const GoldenArgs& a) {
             ids.push_back(next);
         }
         out += dec.finish();
-        fmt::print("{}\n", nlohmann::json{{"prompt", prompt}, {"n_predict", a.n_predict}, {"expected", out}}.dump());
+        fmt::print("{}\n",
+                   nlohmann::json{{"prompt", prompt}, {"n_predict", a.n_predict}, {"expected", out}}
+                       .dump());
     }
     return 0;
 }
@@ -150,34 +164,42 @@ int main(int argc, char** argv) {
     t->add_option("--name", ta->export_params.name, "general.name")->capture_default_str();
     t->add_flag("--f32", ta->f32, "Store matrices as F32 instead of F16");
     t->add_option("--vocab", ta->vocab, "Vocabulary size (BPE)")->capture_default_str();
-    t->add_option("--val-fraction", ta->val_fraction, "Share of the corpus held out")->capture_default_str();
+    t->add_option("--val-fraction", ta->val_fraction, "Share of the corpus held out")
+        ->capture_default_str();
     t->add_option("--embd", ta->cfg.n_embd, "n_embd")->capture_default_str();
     t->add_option("--heads", ta->cfg.n_head, "Attention heads")->capture_default_str();
     t->add_option("--layers", ta->cfg.n_layer, "Layers")->capture_default_str();
     t->add_option("--experts", ta->cfg.n_expert, "Experts per layer")->capture_default_str();
-    t->add_option("--experts-used", ta->cfg.n_expert_used, "Experts per token")->capture_default_str();
+    t->add_option("--experts-used", ta->cfg.n_expert_used, "Experts per token")
+        ->capture_default_str();
     t->add_option("--expert-ff", ta->cfg.n_ff_exp, "Expert FFN width")->capture_default_str();
     t->add_option("--ctx", ta->cfg.n_ctx, "Training context (tokens)")->capture_default_str();
-    t->add_option("--aux-coef", ta->cfg.aux_loss_coef, "Load-balancing loss weight")->capture_default_str();
+    t->add_option("--aux-coef", ta->cfg.aux_loss_coef, "Load-balancing loss weight")
+        ->capture_default_str();
     t->add_option("--steps", ta->tp.opt.total_steps, "Optimizer steps")->capture_default_str();
     t->add_option("--warmup", ta->tp.opt.warmup_steps, "Warmup steps")->capture_default_str();
     t->add_option("--batch", ta->tp.batch, "Sequences per step")->capture_default_str();
     t->add_option("--lr", ta->tp.opt.lr, "Peak learning rate")->capture_default_str();
-    t->add_option("--weight-decay", ta->tp.opt.weight_decay, "AdamW weight decay")->capture_default_str();
+    t->add_option("--weight-decay", ta->tp.opt.weight_decay, "AdamW weight decay")
+        ->capture_default_str();
     t->add_option("--threads", ta->tp.threads, "Threads")->capture_default_str();
-    t->add_option("--seed", ta->tp.seed, "Seed (initialisation and batches)")->capture_default_str();
-    t->add_option("--eval-every", ta->tp.eval_every, "Steps between validation losses")->capture_default_str();
+    t->add_option("--seed", ta->tp.seed, "Seed (initialisation and batches)")
+        ->capture_default_str();
+    t->add_option("--eval-every", ta->tp.eval_every, "Steps between validation losses")
+        ->capture_default_str();
     t->callback([ta, &rc] { rc = run_train(*ta); });
 
     auto ga = std::make_shared<GoldenArgs>();
-    CLI::App* g = app.add_subcommand("golden", "Greedy continuations by the trainer's forward pass, as JSON lines");
+    CLI::App* g = app.add_subcommand(
+        "golden", "Greedy continuations by the trainer's forward pass, as JSON lines");
     g->add_option("--model", ga->model, "GGUF written by `train`")->required();
     g->add_option("--prompt", ga->prompts, "Prompts")->required();
     g->add_option("-n", ga->n_predict, "Tokens to generate")->capture_default_str();
     g->callback([ga, &rc] { rc = run_golden(*ga); });
 
     auto ea = std::make_shared<ExpertsParams>();
-    CLI::App* x = app.add_subcommand("experts", "Per layer and expert: share of routing choices and the tokens it takes");
+    CLI::App* x = app.add_subcommand(
+        "experts", "Per layer and expert: share of routing choices and the tokens it takes");
     x->add_option("--model", ea->model, "GGUF written by `train`")->required();
     x->add_option("--text", ea->text, "Text to route")->required();
     x->add_option("--windows", ea->windows, "Context windows routed")->capture_default_str();

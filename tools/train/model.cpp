@@ -58,13 +58,16 @@ std::vector<float> init_params(const Config& c, uint64_t seed) {
     for (const TensorRef& t : l.tensors) {
         uint64_t n = 1;
         for (uint64_t d : t.ne) n *= d;
-        const bool resid = t.name.ends_with("attn_output.weight") || t.name.ends_with("ffn_down_exps.weight");
-        for (uint64_t i = 0; i < n; ++i) p[t.offset + i] = t.is_norm ? 1.0f : normal(rng) * (resid ? resid_scale : 1.0f);
+        const bool resid =
+            t.name.ends_with("attn_output.weight") || t.name.ends_with("ffn_down_exps.weight");
+        for (uint64_t i = 0; i < n; ++i)
+            p[t.offset + i] = t.is_norm ? 1.0f : normal(rng) * (resid ? resid_scale : 1.0f);
     }
     return p;
 }
 
-Model::Model(Config c, std::vector<float> params) : cfg_(c), layout_(make_layout(c)), params_(std::move(params)) {
+Model::Model(Config c, std::vector<float> params)
+    : cfg_(c), layout_(make_layout(c)), params_(std::move(params)) {
     update_transposed();
 }
 
@@ -85,25 +88,32 @@ void Model::update_transposed() {
 
 void Model::forward(std::span<const int32_t> tokens, Acts& a) const {
     const Config& c = cfg_;
-    const int64_t T = static_cast<int64_t>(tokens.size()), D = c.n_embd, E = c.n_expert, K = c.n_expert_used,
-                  F = c.n_ff_exp, H = c.n_head, hd = c.head_dim(), V = c.n_vocab;
+    const int64_t T = static_cast<int64_t>(tokens.size()), D = c.n_embd, E = c.n_expert,
+                  K = c.n_expert_used, F = c.n_ff_exp, H = c.n_head, hd = c.head_dim(),
+                  V = c.n_vocab;
     a.T = T;
     a.layers.assign(static_cast<size_t>(c.n_layer), {});
     std::vector<float> x(static_cast<size_t>(T * D));
-    for (int64_t t = 0; t < T; ++t) std::copy_n(p(layout_.tok_embd) + int64_t{tokens[t]} * D, D, x.data() + t * D);
+    for (int64_t t = 0; t < T; ++t)
+        std::copy_n(p(layout_.tok_embd) + int64_t{tokens[t]} * D, D, x.data() + t * D);
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
 
     for (int il = 0; il < c.n_layer; ++il) {
         const LayerOffsets& o = layout_.layers[static_cast<size_t>(il)];
         LayerActs& L = a.layers[static_cast<size_t>(il)];
-        auto sized = [](std::vector<float>& v, int64_t n) { v.assign(static_cast<size_t>(n), 0.0f); };
+        auto sized = [](std::vector<float>& v, int64_t n) {
+            v.assign(static_cast<size_t>(n), 0.0f);
+        };
         L.x_in = x;
-        sized(L.inv1, T), sized(L.h1, T * D), sized(L.q_raw, T * D), sized(L.k_raw, T * D), sized(L.v, T * D);
-        sized(L.q_inv, T * H), sized(L.k_inv, T * H), sized(L.probs, H * T * T), sized(L.att, T * D);
+        sized(L.inv1, T), sized(L.h1, T * D), sized(L.q_raw, T * D), sized(L.k_raw, T * D),
+            sized(L.v, T * D);
+        sized(L.q_inv, T * H), sized(L.k_inv, T * H), sized(L.probs, H * T * T),
+            sized(L.att, T * D);
         sized(L.inv2, T), sized(L.h2, T * D), sized(L.rprob, T * E), sized(L.wts, T * K);
         L.chosen.assign(static_cast<size_t>(T * K), 0);
 
-        for (int64_t t = 0; t < T; ++t) L.inv1[t] = rms_norm_fwd(&x[t * D], p(o.attn_norm), c.rms_eps, D, &L.h1[t * D]);
+        for (int64_t t = 0; t < T; ++t)
+            L.inv1[t] = rms_norm_fwd(&x[t * D], p(o.attn_norm), c.rms_eps, D, &L.h1[t * D]);
         matmul_nn(L.h1.data(), pt(o.wq), L.q_raw.data(), T, D, D, false);
         matmul_nn(L.h1.data(), pt(o.wk), L.k_raw.data(), T, D, D, false);
         matmul_nn(L.h1.data(), pt(o.wv), L.v.data(), T, D, D, false);
@@ -112,8 +122,10 @@ void Model::forward(std::span<const int32_t> tokens, Acts& a) const {
         for (int64_t t = 0; t < T; ++t) {
             for (int64_t h = 0; h < H; ++h) {
                 const int64_t off = t * D + h * hd;
-                L.q_inv[t * H + h] = rms_norm_fwd(&L.q_raw[off], p(o.q_norm), c.rms_eps, hd, &L.q[off]);
-                L.k_inv[t * H + h] = rms_norm_fwd(&L.k_raw[off], p(o.k_norm), c.rms_eps, hd, &L.k[off]);
+                L.q_inv[t * H + h] =
+                    rms_norm_fwd(&L.q_raw[off], p(o.q_norm), c.rms_eps, hd, &L.q[off]);
+                L.k_inv[t * H + h] =
+                    rms_norm_fwd(&L.k_raw[off], p(o.k_norm), c.rms_eps, hd, &L.k[off]);
                 rope_neox(&L.q[off], static_cast<int>(hd), t, c.rope_base, false);
                 rope_neox(&L.k[off], static_cast<int>(hd), t, c.rope_base, false);
             }
@@ -146,7 +158,8 @@ void Model::forward(std::span<const int32_t> tokens, Acts& a) const {
         for (int64_t i = 0; i < T * D; ++i) x[i] += attn_out[i];
         L.x_mid = x;
 
-        for (int64_t t = 0; t < T; ++t) L.inv2[t] = rms_norm_fwd(&x[t * D], p(o.ffn_norm), c.rms_eps, D, &L.h2[t * D]);
+        for (int64_t t = 0; t < T; ++t)
+            L.inv2[t] = rms_norm_fwd(&x[t * D], p(o.ffn_norm), c.rms_eps, D, &L.h2[t * D]);
         matmul_nn(L.h2.data(), pt(o.router), L.rprob.data(), T, D, E, false);
         L.rows.assign(static_cast<size_t>(E), {});
         std::vector<int> order(static_cast<size_t>(E));
@@ -158,14 +171,16 @@ void Model::forward(std::span<const int32_t> tokens, Acts& a) const {
             for (int64_t e = 0; e < E; ++e) pr[e] /= sum;
             // Top-k with ties to the lower index, as the engine chooses.
             std::iota(order.begin(), order.end(), 0);
-            std::partial_sort(order.begin(), order.begin() + K, order.end(),
-                              [&](int x1, int x2) { return pr[x1] != pr[x2] ? pr[x1] > pr[x2] : x1 < x2; });
+            std::partial_sort(order.begin(), order.begin() + K, order.end(), [&](int x1, int x2) {
+                return pr[x1] != pr[x2] ? pr[x1] > pr[x2] : x1 < x2;
+            });
             float s = 0.0f;
             for (int64_t j = 0; j < K; ++j) s += pr[order[j]];
             for (int64_t j = 0; j < K; ++j) {
                 L.chosen[t * K + j] = order[j];
                 L.wts[t * K + j] = pr[order[j]] / s;
-                L.rows[static_cast<size_t>(order[j])].push_back({static_cast<int>(t), static_cast<int>(j)});
+                L.rows[static_cast<size_t>(order[j])].push_back(
+                    {static_cast<int>(t), static_cast<int>(j)});
             }
         }
         L.xe.assign(static_cast<size_t>(E), {}), L.g = L.xe, L.u = L.xe, L.hh = L.xe, L.y = L.xe;
@@ -186,14 +201,17 @@ void Model::forward(std::span<const int32_t> tokens, Acts& a) const {
         std::vector<std::pair<int, int>> where(static_cast<size_t>(T * K));
         for (int64_t e = 0; e < E; ++e) {
             const auto& rows = L.rows[static_cast<size_t>(e)];
-            for (size_t r = 0; r < rows.size(); ++r) where[rows[r].first * K + rows[r].second] = {static_cast<int>(e), static_cast<int>(r)};
+            for (size_t r = 0; r < rows.size(); ++r)
+                where[rows[r].first * K + rows[r].second] = {static_cast<int>(e),
+                                                             static_cast<int>(r)};
         }
         std::vector<float> moe(static_cast<size_t>(D));
         std::vector<int> js(static_cast<size_t>(K));
         for (int64_t t = 0; t < T; ++t) {
             std::fill(moe.begin(), moe.end(), 0.0f);
             std::iota(js.begin(), js.end(), 0);
-            std::sort(js.begin(), js.end(), [&](int j1, int j2) { return L.chosen[t * K + j1] < L.chosen[t * K + j2]; });
+            std::sort(js.begin(), js.end(),
+                      [&](int j1, int j2) { return L.chosen[t * K + j1] < L.chosen[t * K + j2]; });
             for (int j : js) {
                 const auto [e, r] = where[t * K + j];
                 const float* y = &L.y[e][r * D];
@@ -205,7 +223,8 @@ void Model::forward(std::span<const int32_t> tokens, Acts& a) const {
     a.x_final = x;
     a.inv_f.assign(static_cast<size_t>(T), 0.0f);
     a.hf.assign(static_cast<size_t>(T * D), 0.0f);
-    for (int64_t t = 0; t < T; ++t) a.inv_f[t] = rms_norm_fwd(&x[t * D], p(layout_.output_norm), c.rms_eps, D, &a.hf[t * D]);
+    for (int64_t t = 0; t < T; ++t)
+        a.inv_f[t] = rms_norm_fwd(&x[t * D], p(layout_.output_norm), c.rms_eps, D, &a.hf[t * D]);
     a.logits.assign(static_cast<size_t>(T * V), 0.0f);
     matmul_nn(a.hf.data(), pt(layout_.output), a.logits.data(), T, D, V, false);
 }

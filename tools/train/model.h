@@ -33,7 +33,8 @@ struct Config {
 };
 
 struct LayerOffsets {
-    size_t attn_norm, wq, wk, wv, wo, q_norm, k_norm, ffn_norm, router, gate_exps, up_exps, down_exps;
+    size_t attn_norm, wq, wk, wv, wo, q_norm, k_norm, ffn_norm, router, gate_exps, up_exps,
+        down_exps;
 };
 
 struct TensorRef {
@@ -64,7 +65,7 @@ struct RoutingCounts {
 };
 
 class Model {
-public:
+  public:
     Model(Config c, std::vector<float> params);
     const Config& config() const { return cfg_; }
     const Layout& layout() const { return layout_; }
@@ -87,7 +88,7 @@ public:
     // The experts each token was routed to: [n_layer][n_tokens][n_expert_used].
     std::vector<int> routes(std::span<const int32_t> tokens) const;
 
-private:
+  private:
     struct Acts;
     // Runs the forward pass, keeping what the backward pass needs in `a`.
     void forward(std::span<const int32_t> tokens, Acts& a) const;

@@ -10,11 +10,12 @@
 
 namespace strata::train {
 
-SeqLoss Model::forward_backward(std::span<const int32_t> tokens, float gscale, std::span<float> grad,
-                                RoutingCounts* routing) const {
+SeqLoss Model::forward_backward(std::span<const int32_t> tokens, float gscale,
+                                std::span<float> grad, RoutingCounts* routing) const {
     const Config& c = cfg_;
-    const int64_t T = static_cast<int64_t>(tokens.size()) - 1, D = c.n_embd, E = c.n_expert, K = c.n_expert_used,
-                  F = c.n_ff_exp, H = c.n_head, hd = c.head_dim(), V = c.n_vocab;
+    const int64_t T = static_cast<int64_t>(tokens.size()) - 1, D = c.n_embd, E = c.n_expert,
+                  K = c.n_expert_used, F = c.n_ff_exp, H = c.n_head, hd = c.head_dim(),
+                  V = c.n_vocab;
     Acts a;
     forward(tokens.first(static_cast<size_t>(T)), a);
     float* g = grad.data();
@@ -30,7 +31,8 @@ SeqLoss Model::forward_backward(std::span<const int32_t> tokens, float gscale, s
         for (int64_t j = 0; j < V; ++j) sum += std::exp(double{row[j]} - mx);
         const int32_t target = tokens[static_cast<size_t>(t + 1)];
         loss.ce += std::log(sum) - (row[target] - mx);
-        for (int64_t j = 0; j < V; ++j) row[j] = static_cast<float>(std::exp(double{row[j]} - mx) / sum) * per_tok;
+        for (int64_t j = 0; j < V; ++j)
+            row[j] = static_cast<float>(std::exp(double{row[j]} - mx) / sum) * per_tok;
         row[target] -= per_tok;
     }
     loss.ce /= static_cast<double>(T);
@@ -39,13 +41,14 @@ SeqLoss Model::forward_backward(std::span<const int32_t> tokens, float gscale, s
     matmul_tn_acc(dlogits.data(), a.hf.data(), g + layout_.output, T, V, D);
     matmul_nn(dlogits.data(), p(layout_.output), dh.data(), T, V, D, false);
     for (int64_t t = 0; t < T; ++t) {
-        rms_norm_bwd(&a.x_final[t * D], p(layout_.output_norm), a.inv_f[t], &dh[t * D], D, &dx[t * D],
-                     g + layout_.output_norm, false);
+        rms_norm_bwd(&a.x_final[t * D], p(layout_.output_norm), a.inv_f[t], &dh[t * D], D,
+                     &dx[t * D], g + layout_.output_norm, false);
     }
 
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    std::vector<float> dq(static_cast<size_t>(T * D)), dk(dq.size()), dv(dq.size()), dq_raw(dq.size()),
-        dk_raw(dq.size()), datt(dq.size()), dlogit(static_cast<size_t>(T * E)), dw(static_cast<size_t>(T * K));
+    std::vector<float> dq(static_cast<size_t>(T * D)), dk(dq.size()), dv(dq.size()),
+        dq_raw(dq.size()), dk_raw(dq.size()), datt(dq.size()), dlogit(static_cast<size_t>(T * E)),
+        dw(static_cast<size_t>(T * K));
     for (int il = c.n_layer - 1; il >= 0; --il) {
         const LayerOffsets& o = layout_.layers[static_cast<size_t>(il)];
         const LayerActs& L = a.layers[static_cast<size_t>(il)];
@@ -60,7 +63,8 @@ SeqLoss Model::forward_backward(std::span<const int32_t> tokens, float gscale, s
             double pe = 0.0;
             for (int64_t t = 0; t < T; ++t) pe += L.rprob[t * E + e];
             loss.aux += static_cast<double>(E) * f[e] * pe / static_cast<double>(T) / c.n_layer;
-            dp_aux[e] = gscale * c.aux_loss_coef * static_cast<float>(E) * f[e] / static_cast<float>(T) / c.n_layer;
+            dp_aux[e] = gscale * c.aux_loss_coef * static_cast<float>(E) * f[e] /
+                        static_cast<float>(T) / c.n_layer;
             if (routing) routing->counts[static_cast<size_t>(il * E + e)] += n;
         }
 
@@ -118,7 +122,8 @@ SeqLoss Model::forward_backward(std::span<const int32_t> tokens, float gscale, s
         matmul_tn_acc(dlogit.data(), L.h2.data(), g + o.router, T, E, D);
         matmul_nn(dlogit.data(), p(o.router), dh.data(), T, E, D, true);
         for (int64_t t = 0; t < T; ++t) {
-            rms_norm_bwd(&L.x_mid[t * D], p(o.ffn_norm), L.inv2[t], &dh[t * D], D, &dx[t * D], g + o.ffn_norm, true);
+            rms_norm_bwd(&L.x_mid[t * D], p(o.ffn_norm), L.inv2[t], &dh[t * D], D, &dx[t * D],
+                         g + o.ffn_norm, true);
         }
 
         // Attention output projection, then each head's softmax(q k^T) v.
@@ -161,10 +166,10 @@ SeqLoss Model::forward_backward(std::span<const int32_t> tokens, float gscale, s
                 const int64_t off = t * D + h * hd;
                 rope_neox(&dq[off], static_cast<int>(hd), t, c.rope_base, true);
                 rope_neox(&dk[off], static_cast<int>(hd), t, c.rope_base, true);
-                rms_norm_bwd(&L.q_raw[off], p(o.q_norm), L.q_inv[t * H + h], &dq[off], hd, &dq_raw[off],
-                             g + o.q_norm, false);
-                rms_norm_bwd(&L.k_raw[off], p(o.k_norm), L.k_inv[t * H + h], &dk[off], hd, &dk_raw[off],
-                             g + o.k_norm, false);
+                rms_norm_bwd(&L.q_raw[off], p(o.q_norm), L.q_inv[t * H + h], &dq[off], hd,
+                             &dq_raw[off], g + o.q_norm, false);
+                rms_norm_bwd(&L.k_raw[off], p(o.k_norm), L.k_inv[t * H + h], &dk[off], hd,
+                             &dk_raw[off], g + o.k_norm, false);
             }
         }
         matmul_nn(dq_raw.data(), p(o.wq), dh.data(), T, D, D, false);
@@ -174,7 +179,8 @@ SeqLoss Model::forward_backward(std::span<const int32_t> tokens, float gscale, s
         matmul_tn_acc(dk_raw.data(), L.h1.data(), g + o.wk, T, D, D);
         matmul_tn_acc(dv.data(), L.h1.data(), g + o.wv, T, D, D);
         for (int64_t t = 0; t < T; ++t) {
-            rms_norm_bwd(&L.x_in[t * D], p(o.attn_norm), L.inv1[t], &dh[t * D], D, &dx[t * D], g + o.attn_norm, true);
+            rms_norm_bwd(&L.x_in[t * D], p(o.attn_norm), L.inv1[t], &dh[t * D], D, &dx[t * D],
+                         g + o.attn_norm, true);
         }
     }
     for (int64_t t = 0; t < T; ++t) {

@@ -7,7 +7,8 @@
 namespace strata::train {
 
 float lr_at(const AdamWParams& p, int step) {
-    if (step < p.warmup_steps) return p.lr * static_cast<float>(step + 1) / static_cast<float>(p.warmup_steps);
+    if (step < p.warmup_steps)
+        return p.lr * static_cast<float>(step + 1) / static_cast<float>(p.warmup_steps);
     const float t = static_cast<float>(step - p.warmup_steps) /
                     static_cast<float>(std::max(1, p.total_steps - p.warmup_steps));
     const float cosine = 0.5f * (1.0f + std::cos(std::numbers::pi_v<float> * std::min(t, 1.0f)));

@@ -24,13 +24,13 @@ struct AdamWParams {
 float lr_at(const AdamWParams& p, int step);
 
 class AdamW {
-public:
+  public:
     AdamW(const Layout& layout, AdamWParams p);
     // Clips `grad` to `clip_norm`, applies one update to `params` and returns the
     // gradient's norm before clipping.
     float step(std::span<float> params, std::span<float> grad, int step_index);
 
-private:
+  private:
     AdamWParams p_;
     std::vector<float> m_, v_;
     std::vector<uint8_t> decay_;  // 1 where weight decay applies (matrices, not norms)

@@ -43,7 +43,8 @@ TrainResult train(Model& m, std::span<const int32_t> train_data, std::span<const
     const int64_t span = static_cast<int64_t>(train_data.size()) - T - 1;
     ThreadPool pool(p.threads);
     const int n_threads = pool.size();
-    std::vector<std::vector<float>> grads(static_cast<size_t>(n_threads), std::vector<float>(m.layout().total));
+    std::vector<std::vector<float>> grads(static_cast<size_t>(n_threads),
+                                          std::vector<float>(m.layout().total));
     std::vector<RoutingCounts> routing(static_cast<size_t>(n_threads));
     for (auto& r : routing) r.counts.assign(static_cast<size_t>(c.n_layer * c.n_expert), 0);
     AdamW opt(m.layout(), p.opt);
@@ -53,7 +54,9 @@ TrainResult train(Model& m, std::span<const int32_t> train_data, std::span<const
 
     TrainResult result;
     const auto t0 = std::chrono::steady_clock::now();
-    auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+    auto elapsed = [&] {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
     double window_ce = 0.0, window_aux = 0.0;
     int window_n = 0;
     std::vector<int64_t> offsets(static_cast<size_t>(p.batch));
@@ -65,7 +68,8 @@ TrainResult train(Model& m, std::span<const int32_t> train_data, std::span<const
             std::vector<float>& g = grads[static_cast<size_t>(ti)];
             std::fill(g.begin(), g.end(), 0.0f);
             for (int s = ti; s < p.batch; s += n_threads) {
-                const auto seq = train_data.subspan(static_cast<size_t>(offsets[s]), static_cast<size_t>(T + 1));
+                const auto seq =
+                    train_data.subspan(static_cast<size_t>(offsets[s]), static_cast<size_t>(T + 1));
                 losses[s] = m.forward_backward(seq, 1.0f / static_cast<float>(p.batch), g,
                                                count ? &routing[static_cast<size_t>(ti)] : nullptr);
             }
@@ -80,16 +84,19 @@ TrainResult train(Model& m, std::span<const int32_t> train_data, std::span<const
         ++window_n;
         if ((step + 1) % p.log_every == 0 || step + 1 == p.opt.total_steps) {
             const double secs = elapsed();
-            fmt::print("step {:5d}/{}  loss {:.4f}  aux {:.4f}  |g| {:.3f}  lr {:.2e}  {:.0f} tok/s  {:.0f} s\n",
-                       step + 1, p.opt.total_steps, window_ce / window_n, window_aux / window_n, gnorm,
-                       lr_at(p.opt, step), static_cast<double>((step + 1) * p.batch * T) / secs, secs);
+            fmt::print(
+                "step {:5d}/{}  loss {:.4f}  aux {:.4f}  |g| {:.3f}  lr {:.2e}  {:.0f} tok/s  "
+                "{:.0f} s\n",
+                step + 1, p.opt.total_steps, window_ce / window_n, window_aux / window_n, gnorm,
+                lr_at(p.opt, step), static_cast<double>((step + 1) * p.batch * T) / secs, secs);
             std::fflush(stdout);
             result.train_loss = window_ce / window_n;
             window_ce = window_aux = 0.0;
             window_n = 0;
         }
         if (p.eval_every > 0 && (step + 1) % p.eval_every == 0 && step + 1 < p.opt.total_steps) {
-            fmt::print("step {:5d}  validation loss {:.4f}\n", step + 1, eval_loss(m, val_data, p.eval_windows, p.threads));
+            fmt::print("step {:5d}  validation loss {:.4f}\n", step + 1,
+                       eval_loss(m, val_data, p.eval_windows, p.threads));
         }
     }
     result.seconds = elapsed();

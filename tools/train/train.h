@@ -15,7 +15,7 @@ namespace strata::train {
 
 struct TrainParams {
     AdamWParams opt;
-    int batch = 16;     // sequences per step, each n_ctx tokens long
+    int batch = 16;  // sequences per step, each n_ctx tokens long
     int threads = 2;
     uint64_t seed = 1;
     int log_every = 10;
@@ -27,7 +27,7 @@ struct TrainResult {
     double train_loss = 0.0;  // mean cross-entropy of the last `log_every` steps
     double val_loss = 0.0;
     double seconds = 0.0;
-    RoutingCounts routing;    // expert choices over the last 10% of the steps
+    RoutingCounts routing;  // expert choices over the last 10% of the steps
 };
 
 // Mean cross-entropy (nats/token) over `n_windows` windows of `data`.
