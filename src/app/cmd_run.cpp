@@ -1,7 +1,9 @@
-// `strata run MODEL -p PROMPT`: stream a completion to stdout, then a one-line
+// `strata run [MODEL] -p PROMPT`: stream a completion to stdout, then a one-line
 // summary on stderr. `--chat` formats the prompt with the model's chat template.
-// `strata chat MODEL`: an interactive conversation in the terminal.
+// `strata chat [MODEL]`: an interactive conversation in the terminal. Without
+// MODEL both use the built-in model, and say so.
 
+#include "app/builtin_model.h"
 #include "app/commands.h"
 #include "app/placement_flags.h"
 #include "util/meminfo.h"
@@ -30,10 +32,11 @@ struct RunArgs {
     GenerateParams gen;
     PlacementFlags placement;
     std::string save_usage;
+    const CLI::Option* ctx_option = nullptr;  // -c, to tell a given size from the default
 };
 
 void add_common_options(CLI::App* cmd, RunArgs& a) {
-    cmd->add_option("model", a.model, "GGUF model")->required();
+    cmd->add_option("model", a.model, fmt::format("GGUF model (default: the built-in {})", kBuiltinModelName));
     cmd->add_option("-n,--n-predict", a.n_predict, "Tokens to generate (-1: until end of generation)")
         ->capture_default_str();
     cmd->add_option("--temp", a.gen.sampling.temperature, "Temperature (0: greedy)")->capture_default_str();
@@ -48,7 +51,7 @@ void add_common_options(CLI::App* cmd, RunArgs& a) {
     cmd->add_option("--seed", a.gen.sampling.seed, "Sampling seed (same seed and prompt, same output)")
         ->capture_default_str();
     cmd->add_option("--stop", a.gen.stop, "Stop string (repeatable); never printed");
-    cmd->add_option("-c,--ctx-size", a.n_ctx, "Context size in tokens (0: the model's training context)")
+    a.ctx_option = cmd->add_option("-c,--ctx-size", a.n_ctx, "Context size in tokens (0: the model's training context)")
         ->capture_default_str();
     cmd->add_option("--kv-type", a.kv_type, "KV cache type: f16 or f32")->capture_default_str();
     cmd->add_option("-t,--threads", a.threads, "Threads (default: physical cores)");
@@ -86,6 +89,19 @@ Result<std::unique_ptr<Engine>> load_engine(const RunArgs& a, KvType kv_type) {
     if ((*e)->chat_template_is_fallback() && a.chat)
         fmt::print(stderr, "note: the model has no chat template; using ChatML\n");
     return e;
+}
+
+// No MODEL: the built-in model, whose context is its training context unless -c
+// says otherwise (it was never trained on positions past that, and it has no
+// habit of ending its text, so a run stops there).
+Status use_builtin_model_if_none(RunArgs& a) {
+    if (!a.model.empty()) return {};
+    auto path = builtin_model_path();
+    if (!path) return path.error();
+    a.model = *path;
+    if (a.ctx_option && a.ctx_option->count() == 0) a.n_ctx = 0;
+    fmt::print(stderr, "no model given; using the built-in {}\n", kBuiltinModelName);
+    return {};
 }
 
 Result<KvType> parse_kv_type(const std::string& s) {
@@ -135,6 +151,7 @@ PieceFn print_piece() {
 }
 
 int run_once(RunArgs a) {
+    if (Status s = use_builtin_model_if_none(a); !s) return fail(s.error().message);
     auto kv = parse_kv_type(a.kv_type);
     if (!kv) return fail(kv.error().message);
     auto engine = load_engine(a, *kv);
@@ -159,6 +176,7 @@ int run_once(RunArgs a) {
 }
 
 int run_chat(RunArgs a) {
+    if (Status s = use_builtin_model_if_none(a); !s) return fail(s.error().message);
     auto kv = parse_kv_type(a.kv_type);
     if (!kv) return fail(kv.error().message);
     a.chat = true;
@@ -190,14 +208,14 @@ int run_chat(RunArgs a) {
 
 void add_run_command(CLI::App& app, int& exit_code) {
     auto args = std::make_shared<RunArgs>();
-    CLI::App* cmd = app.add_subcommand("run", "Generate a completion of a prompt, streamed to stdout");
+    CLI::App* cmd = app.add_subcommand("run", "Generate a completion of a prompt, streamed to stdout (MODEL defaults to the built-in one)");
     add_common_options(cmd, *args);
     cmd->add_option("-p,--prompt", args->prompt, "Prompt text")->required();
     cmd->add_flag("--chat", args->chat, "Format the prompt as a user message with the model's chat template");
     cmd->callback([args, &exit_code] { exit_code = run_once(*args); });
 
     auto chat_args = std::make_shared<RunArgs>();
-    CLI::App* chat = app.add_subcommand("chat", "Chat with a model in the terminal");
+    CLI::App* chat = app.add_subcommand("chat", "Chat with a model in the terminal (MODEL defaults to the built-in one)");
     add_common_options(chat, *chat_args);
     chat->callback([chat_args, &exit_code] { exit_code = run_chat(*chat_args); });
 }

@@ -63,7 +63,9 @@ void add_serve_command(CLI::App& app, int& exit_code) {
     CLI::App* cmd = app.add_subcommand("serve", "Serve models over OpenAI- and Ollama-compatible HTTP APIs, with Prometheus metrics at /metrics");
     cmd->add_option("--host", o->host, "Address to listen on")->capture_default_str();
     cmd->add_option("--port", o->port, "Port to listen on (0: any free port)")->capture_default_str();
-    cmd->add_option("-m,--model", o->models, "GGUF model to serve (repeatable); named by its file stem");
+    cmd->add_option("-m,--model", o->models,
+                    "GGUF model to serve (repeatable); named by its file stem. With no model given or discovered, "
+                    "the built-in strata-tiny-moe is served");
     cmd->add_option("--model-dir", o->model_dirs, "Folder whose *.gguf files are served, 6 levels deep (repeatable)");
     o->discover = true;
     cmd->add_flag("!--no-discover", o->discover,

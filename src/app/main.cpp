@@ -5,7 +5,9 @@
 #include <cstdio>
 
 int main(int argc, char** argv) {
-    CLI::App app{"strata: run Mixture-of-Experts language models from GGUF files"};
+    CLI::App app{
+        "strata: run Mixture-of-Experts language models from GGUF files (run, chat and serve fall back to the "
+        "built-in strata-tiny-moe when given none)"};
     app.require_subcommand(1);
     app.set_version_flag("--version", "strata 0.1.0");
     int exit_code = 0;

@@ -1,5 +1,6 @@
 #include "app/server/context.h"
 
+#include "app/builtin_model.h"
 #include "app/server/discovery.h"
 #include "engine/prompt.h"
 
@@ -77,8 +78,12 @@ Status ServerContext::discover() {
     STRATA_TRY(register_models(registry_, options_.models, roots));
     if (!registry_.list().empty()) return {};
     if (!options_.discover) return err("no models: give --model FILE or --model-dir DIR");
-    return err("no models found: give --model FILE or --model-dir DIR, or put GGUF files in ./models, "
-               "$STRATA_MODELS, or the Hugging Face, Ollama or LM Studio stores");
+    // Nothing given and nothing found: serve the built-in model rather than nothing.
+    auto builtin = builtin_model_path();
+    if (!builtin) return builtin.error();
+    STRATA_TRY(registry_.add_file(*builtin, kBuiltinModelName));
+    fmt::print(stderr, "no model given or found; using the built-in {}\n", kBuiltinModelName);
+    return {};
 }
 
 const ModelInfo* ServerContext::resolve(const std::string& name, ApiError& error) const {
