@@ -155,6 +155,10 @@ TEST(Validate, CliErrorsAndFailedChecks) {
     EXPECT_NE(r.out.find("--compare"), std::string::npos) << r.out;
     r = test::run_strata("validate --suite basic");
     EXPECT_EQ(r.exit_code, 1);
+    r = test::run_strata("validate --url http://127.0.0.1:1 --ram-budget 1GiB");
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.out.find("not to --url"), std::string::npos) << r.out;
+    EXPECT_NE(test::run_strata("--help").out.find("validate"), std::string::npos);
     // stories260K writes children's stories: the factorial prompt's keywords are
     // missing, so the run completes with exit status 2 and says which checks failed.
     const std::string suite = write_suite(
