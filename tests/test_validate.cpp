@@ -26,7 +26,9 @@ namespace {
 using nlohmann::json;
 using test::data_path;
 
-std::string stories() { return data_path("real/stories260K.gguf"); }
+std::string stories() {
+    return data_path("real/stories260K.gguf");
+}
 
 // The first `n` prompts of the reference texts, as a suite without checks.
 Suite reference_suite(size_t n, int max_tokens) {
@@ -34,7 +36,9 @@ Suite reference_suite(size_t n, int max_tokens) {
     Suite s{.name = "ref"};
     for (std::string line; s.prompts.size() < n && std::getline(in, line);) {
         const json c = json::parse(line);
-        s.prompts.push_back({.name = fmt::format("p{}", s.prompts.size()), .prompt = c["prompt"], .max_tokens = max_tokens});
+        s.prompts.push_back({.name = fmt::format("p{}", s.prompts.size()),
+                             .prompt = c["prompt"],
+                             .max_tokens = max_tokens});
     }
     return s;
 }
@@ -119,11 +123,13 @@ std::string write_suite(const test::TempDir& dir, const std::string& body) {
 // RAM; and so does stories260K with its FFN read from the file's mapping.
 TEST(Validate, CompareWithExpertsOnDiskIsIdentical) {
     test::TempDir dir;
-    const std::string suite =
-        write_suite(dir, R"({"prompts": [{"name": "a", "prompt": "Once upon a time"}, {"name": "b", "prompt": "Tom"}]})");
+    const std::string suite = write_suite(
+        dir,
+        R"({"prompts": [{"name": "a", "prompt": "Once upon a time"}, {"name": "b", "prompt": "Tom"}]})");
     const std::string report = dir.file("r.json");
-    auto r = test::run_strata("validate " + data_path("reference/qwen3moe.gguf") + " --no-chat --suite " + suite +
-                              " -n 16 -t 2 -c 256 --json " + report + " --compare '--ram-budget 2MiB --fit'");
+    auto r = test::run_strata("validate " + data_path("reference/qwen3moe.gguf") +
+                              " --no-chat --suite " + suite + " -n 16 -t 2 -c 256 --json " +
+                              report + " --compare '--ram-budget 2MiB --fit'");
     ASSERT_EQ(r.exit_code, 0) << r.out;
     EXPECT_NE(r.out.find("all outputs are byte-identical"), std::string::npos) << r.out;
     std::ifstream in(report);
@@ -162,14 +168,15 @@ TEST(Validate, CliErrorsAndFailedChecks) {
     // stories260K writes children's stories: the factorial prompt's keywords are
     // missing, so the run completes with exit status 2 and says which checks failed.
     const std::string suite = write_suite(
-        dir, R"({"prompts": [{"name": "code", "prompt": "Once upon a time", "expect": ["def factorial"]}]})");
+        dir,
+        R"({"prompts": [{"name": "code", "prompt": "Once upon a time", "expect": ["def factorial"]}]})");
     r = test::run_strata("validate " + stories() + " --no-chat -n 8 -t 2 --suite " + suite, true);
     EXPECT_EQ(r.exit_code, 2) << r.out;
     EXPECT_NE(r.out.find("FAIL; expect 'def factorial' (1/1)"), std::string::npos) << r.out;
 }
 
 class ValidateUrl : public ::testing::Test {
-protected:
+  protected:
     static void SetUpTestSuite() {
         std::signal(SIGPIPE, SIG_IGN);
         server_ = new test::TestServer({.models = {stories()}, .n_ctx = 128, .parallel = 1});
@@ -216,13 +223,15 @@ TEST_F(ValidateUrl, UsageCountsAndFirstTokenTime) {
 // naming the server's message, not a crash; an unreachable server is an error.
 TEST_F(ValidateUrl, ChatErrorsAndUnreachable) {
     Suite suite = reference_suite(1, 4);
-    auto ok = app::validate_url({.url = server_->url() + "/v1/", .stream = true, .non_stream = false}, suite,
-                                {.chat = true}, nullptr);
+    auto ok =
+        app::validate_url({.url = server_->url() + "/v1/", .stream = true, .non_stream = false},
+                          suite, {.chat = true}, nullptr);
     ASSERT_TRUE(ok.ok()) << ok.error().message;
     ASSERT_EQ(ok->size(), 1u);
     EXPECT_TRUE((*ok)[0].error.empty()) << (*ok)[0].error;
     EXPECT_EQ((*ok)[0].completion_tokens, 4);
-    auto refused = app::validate_url({.url = server_->url(), .model = "no-such-model"}, suite, {.chat = true}, nullptr);
+    auto refused = app::validate_url({.url = server_->url(), .model = "no-such-model"}, suite,
+                                     {.chat = true}, nullptr);
     ASSERT_TRUE(refused.ok());
     ASSERT_EQ(refused->size(), 2u);
     EXPECT_NE((*refused)[0].error.find("HTTP 404"), std::string::npos) << (*refused)[0].error;
@@ -239,7 +248,8 @@ TEST(ValidateUrlNoUsage, NothingIsEstimated) {
         res.set_content(
             "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n"
             "data: {\"choices\":[{\"delta\":{\"content\":\"one two\"}}]}\n\n"
-            "data: {\"choices\":[{\"delta\":{\"content\":\" three\"},\"finish_reason\":\"stop\"}]}\n\n"
+            "data: {\"choices\":[{\"delta\":{\"content\":\" "
+            "three\"},\"finish_reason\":\"stop\"}]}\n\n"
             "data: [DONE]\n\n",
             "text/event-stream");
     });
@@ -247,8 +257,9 @@ TEST(ValidateUrlNoUsage, NothingIsEstimated) {
     std::thread t([&] { srv.listen_after_bind(); });
     while (!srv.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     Suite suite{.name = "s", .prompts = {{.name = "a", .prompt = "x"}}};
-    auto r = app::validate_url({.url = "http://127.0.0.1:" + std::to_string(port), .non_stream = false}, suite, {},
-                               nullptr);
+    auto r =
+        app::validate_url({.url = "http://127.0.0.1:" + std::to_string(port), .non_stream = false},
+                          suite, {}, nullptr);
     srv.stop();
     t.join();
     ASSERT_TRUE(r.ok()) << r.error().message;
@@ -265,10 +276,12 @@ TEST(ValidateUrlNoUsage, NothingIsEstimated) {
 // The CLI against the in-test server: the JSON report has every sample.
 TEST_F(ValidateUrl, CliJsonReport) {
     test::TempDir dir;
-    const std::string suite = write_suite(dir, R"({"name": "two", "prompts": [{"name": "a", "prompt": "Once"},
+    const std::string suite =
+        write_suite(dir, R"({"name": "two", "prompts": [{"name": "a", "prompt": "Once"},
                                                    {"name": "b", "prompt": "Tom", "expect": ["Tom"]}]})");
     const std::string report = dir.file("r.json");
-    auto r = test::run_strata("validate --url " + server_->url() + " --model stories260K --no-chat -n 6 --repeat 2 " +
+    auto r = test::run_strata("validate --url " + server_->url() +
+                              " --model stories260K --no-chat -n 6 --repeat 2 " +
                               "--temperatures 0,0.7 --suite " + suite + " --json " + report);
     EXPECT_TRUE(r.exit_code == 0 || r.exit_code == 2) << r.out;
     std::ifstream in(report);
@@ -280,7 +293,8 @@ TEST_F(ValidateUrl, CliJsonReport) {
         EXPECT_EQ(s["completion_tokens"], 6) << s.dump();
         EXPECT_TRUE(s["error"].is_null()) << s.dump();
     }
-    EXPECT_NE(r.out.find("| 0.70 | stream | 4 |"), std::string::npos) << r.out;  // the sweep table's row
+    EXPECT_NE(r.out.find("| 0.70 | stream | 4 |"), std::string::npos)
+        << r.out;  // the sweep table's row
 }
 
 }  // namespace

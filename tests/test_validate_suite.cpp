@@ -63,19 +63,27 @@ TEST(ValidateSuite, ErrorsNameTheCulprit) {
     EXPECT_NE(error_of("{}").find("prompts: required"), std::string::npos);
     EXPECT_NE(error_of(R"({"prompts": [], "x": 1})").find("x: unknown key"), std::string::npos);
     const std::string one = R"({"prompts": [{"name": "ok", "prompt": "p"}, )";
-    EXPECT_NE(error_of(one + R"({"name": "b", "prompt": "p", "expected": ["x"]}]})").find("prompts[1].expected: unknown key"),
+    EXPECT_NE(error_of(one + R"({"name": "b", "prompt": "p", "expected": ["x"]}]})")
+                  .find("prompts[1].expected: unknown key"),
               std::string::npos);
-    EXPECT_NE(error_of(one + R"({"name": "b"}]})").find("prompts[1] ('b').prompt: required"), std::string::npos);
-    EXPECT_NE(error_of(one + R"({"prompt": "p"}]})").find("prompts[1].name: required"), std::string::npos);
-    EXPECT_NE(error_of(one + R"({"name": "ok", "prompt": "p"}]})").find("prompts[1].name: 'ok' is used twice"),
+    EXPECT_NE(error_of(one + R"({"name": "b"}]})").find("prompts[1] ('b').prompt: required"),
               std::string::npos);
-    EXPECT_NE(error_of(one + R"({"name": "b", "prompt": "p", "max_tokens": 0}]})").find("prompts[1].max_tokens: expected an integer >= 1"),
+    EXPECT_NE(error_of(one + R"({"prompt": "p"}]})").find("prompts[1].name: required"),
               std::string::npos);
-    EXPECT_NE(error_of(one + R"({"name": "b", "prompt": "p", "expect": "x"}]})").find("prompts[1].expect: expected an array"),
+    EXPECT_NE(error_of(one + R"({"name": "ok", "prompt": "p"}]})")
+                  .find("prompts[1].name: 'ok' is used twice"),
               std::string::npos);
-    EXPECT_NE(error_of(one + R"({"name": "b", "prompt": "p", "max_repetition": 1.5}]})").find("prompts[1].max_repetition"),
+    EXPECT_NE(error_of(one + R"({"name": "b", "prompt": "p", "max_tokens": 0}]})")
+                  .find("prompts[1].max_tokens: expected an integer >= 1"),
               std::string::npos);
-    EXPECT_NE(error_of(one + R"({"name": "b", "prompt": "p", "min_words": 5, "max_words": 2}]})").find("min_words 5 is above max_words 2"),
+    EXPECT_NE(error_of(one + R"({"name": "b", "prompt": "p", "expect": "x"}]})")
+                  .find("prompts[1].expect: expected an array"),
+              std::string::npos);
+    EXPECT_NE(error_of(one + R"({"name": "b", "prompt": "p", "max_repetition": 1.5}]})")
+                  .find("prompts[1].max_repetition"),
+              std::string::npos);
+    EXPECT_NE(error_of(one + R"({"name": "b", "prompt": "p", "min_words": 5, "max_words": 2}]})")
+                  .find("min_words 5 is above max_words 2"),
               std::string::npos);
     auto missing = load_suite("/nonexistent/suite.json");
     ASSERT_FALSE(missing.ok());
@@ -83,8 +91,14 @@ TEST(ValidateSuite, ErrorsNameTheCulprit) {
 }
 
 TEST(ValidateSuite, Checks) {
-    SuitePrompt p{.name = "p", .prompt = "x", .max_tokens = 100, .expect = {"Def", "return"},
-                  .must_not_contain = {"<|im_end|>"}, .min_words = 5, .max_words = 8, .max_repetition = 0.25};
+    SuitePrompt p{.name = "p",
+                  .prompt = "x",
+                  .max_tokens = 100,
+                  .expect = {"Def", "return"},
+                  .must_not_contain = {"<|im_end|>"},
+                  .min_words = 5,
+                  .max_words = 8,
+                  .max_repetition = 0.25};
     auto all_pass = [](const std::vector<CheckResult>& r) {
         for (const CheckResult& c : r) {
             if (!c.pass) return false;

@@ -27,7 +27,8 @@ namespace strata::app {
 namespace {
 
 struct ValidateArgs {
-    std::string model, url, model_name, api_key, suite = "basic", temperatures = "0", compare, json_out, kv_type = "f16";
+    std::string model, url, model_name, api_key, suite = "basic", temperatures = "0", compare,
+                                                 json_out, kv_type = "f16";
     std::string stream = "both";
     ValidateParams params;
     bool no_chat = false, show_output = false;
@@ -66,7 +67,9 @@ std::string describe(const PlacementFlags& f) {
     return s.empty() ? "default placement" : s;
 }
 
-bool any_placement(const PlacementFlags& f) { return describe(f) != "default placement"; }
+bool any_placement(const PlacementFlags& f) {
+    return describe(f) != "default placement";
+}
 
 // `--compare`'s text parsed as the placement flags every command takes.
 Result<PlacementFlags> parse_compare(const std::string& text) {
@@ -78,7 +81,8 @@ Result<PlacementFlags> parse_compare(const std::string& text) {
     } catch (const CLI::ParseError& e) {
         return err("--compare '{}': {}", text, e.what());
     }
-    if (!parser.remaining().empty()) return err("--compare '{}': only placement flags belong here", text);
+    if (!parser.remaining().empty())
+        return err("--compare '{}': only placement flags belong here", text);
     return f;
 }
 
@@ -88,47 +92,57 @@ struct InProcessRun {
     ExpertCacheStats cache;
 };
 
-Result<InProcessRun> run_in_process(const ValidateArgs& a, const PlacementFlags& flags, const Suite& suite, KvType kv) {
+Result<InProcessRun> run_in_process(const ValidateArgs& a, const PlacementFlags& flags,
+                                    const Suite& suite, KvType kv) {
     auto placement = placement_options(flags);
     if (!placement) return placement.error();
-    auto engine = Engine::load(a.model, {.threads = a.threads,
-                                         .prefetch = true,
-                                         .placement = std::move(*placement),
-                                         .memory = {.n_ctx = a.n_ctx, .n_parallel = 1, .kv_type = kv},
-                                         .log = [](const std::string& line) { fmt::print(stderr, "{}\n", line); }});
+    auto engine = Engine::load(
+        a.model, {.threads = a.threads,
+                  .prefetch = true,
+                  .placement = std::move(*placement),
+                  .memory = {.n_ctx = a.n_ctx, .n_parallel = 1, .kv_type = kv},
+                  .log = [](const std::string& line) { fmt::print(stderr, "{}\n", line); }});
     if (!engine) return engine.error();
     Engine& e = **engine;
     fmt::print(stderr, "{}\n", e.load_summary());
     if (a.params.chat && e.chat_template_is_fallback())
-        fmt::print(stderr, "note: the model has no chat template; prompts use ChatML (--no-chat sends them as plain text)\n");
+        fmt::print(stderr,
+                   "note: the model has no chat template; prompts use ChatML (--no-chat sends them "
+                   "as plain text)\n");
     size_t done = 0;
-    const size_t total = suite.prompts.size() * a.params.temperatures.size() * static_cast<size_t>(a.params.repeat);
+    const size_t total =
+        suite.prompts.size() * a.params.temperatures.size() * static_cast<size_t>(a.params.repeat);
     auto samples = validate_in_process(e, suite, a.params, a.n_ctx, kv, [&](const Sample& s) {
-        fmt::print(stderr, "[{}/{}] {} t={:.2f} #{}: {} tokens, word rep3 {:.3f}, {}\n", ++done, total, s.prompt,
-                   s.temperature, s.repeat, s.completion_tokens.value_or(0), s.word_repetition,
-                   s.passed() ? "pass" : "FAIL");
+        fmt::print(stderr, "[{}/{}] {} t={:.2f} #{}: {} tokens, word rep3 {:.3f}, {}\n", ++done,
+                   total, s.prompt, s.temperature, s.repeat, s.completion_tokens.value_or(0),
+                   s.word_repetition, s.passed() ? "pass" : "FAIL");
     });
     if (!samples) return samples.error();
     const ExpertCacheStats c = e.expert_cache_stats();
     if (c.hits + c.misses > 0)
-        fmt::print(stderr, "[expert cache: {} hits, {} misses, {} evictions, {} bytes read from disk]\n", c.hits,
-                   c.misses, c.evictions, c.bytes_read);
+        fmt::print(stderr,
+                   "[expert cache: {} hits, {} misses, {} evictions, {} bytes read from disk]\n",
+                   c.hits, c.misses, c.evictions, c.bytes_read);
     return InProcessRun{std::move(*samples), c};
 }
 
 void print_outputs(const std::vector<Sample>& samples) {
     for (const Sample& s : samples)
-        fmt::print("--- {} t={:.2f} #{} {} ---\n{}\n\n", s.prompt, s.temperature, s.repeat, s.mode, s.text);
+        fmt::print("--- {} t={:.2f} #{} {} ---\n{}\n\n", s.prompt, s.temperature, s.repeat, s.mode,
+                   s.text);
 }
 
 int validate(ValidateArgs a) {
-    if (a.model.empty() == a.url.empty()) return fail("validate needs a MODEL file or --url (one of them)");
+    if (a.model.empty() == a.url.empty())
+        return fail("validate needs a MODEL file or --url (one of them)");
     auto temps = parse_temperatures(a.temperatures);
     if (!temps) return fail(temps.error().message);
     a.params.temperatures = *temps;
     a.params.chat = !a.no_chat;
-    if (a.params.repeat < 1) return fail(fmt::format("--repeat {}: expected at least 1", a.params.repeat));
-    if (a.params.max_tokens_cap < 0) return fail(fmt::format("-n {}: expected 0 (no cap) or more", a.params.max_tokens_cap));
+    if (a.params.repeat < 1)
+        return fail(fmt::format("--repeat {}: expected at least 1", a.params.repeat));
+    if (a.params.max_tokens_cap < 0)
+        return fail(fmt::format("-n {}: expected 0 (no cap) or more", a.params.max_tokens_cap));
     auto suite = load_suite(a.suite);
     if (!suite) return fail(suite.error().message);
 
@@ -136,7 +150,8 @@ int validate(ValidateArgs a) {
     std::optional<Comparison> comparison;
     if (!a.url.empty()) {
         if (any_placement(a.placement) || !a.compare.empty())
-            return fail("placement flags and --compare apply to a MODEL run in-process, not to --url");
+            return fail(
+                "placement flags and --compare apply to a MODEL run in-process, not to --url");
         if (a.stream != "both" && a.stream != "on" && a.stream != "off")
             return fail(fmt::format("--stream '{}': expected both, on or off", a.stream));
         const ClientOptions o{.url = a.url,
@@ -146,16 +161,20 @@ int validate(ValidateArgs a) {
                               .non_stream = a.stream != "on"};
         size_t done = 0;
         auto r = validate_url(o, *suite, a.params, [&](const Sample& s) {
-            fmt::print(stderr, "[{}] {} t={:.2f} #{} {}: {}\n", ++done, s.prompt, s.temperature, s.repeat, s.mode,
+            fmt::print(stderr, "[{}] {} t={:.2f} #{} {}: {}\n", ++done, s.prompt, s.temperature,
+                       s.repeat, s.mode,
                        s.error.empty() ? (s.passed() ? "pass" : "FAIL") : "error: " + s.error);
         });
         if (!r) return fail(r.error().message);
         samples = std::move(*r);
     } else {
-        if (!a.model_name.empty() || !a.api_key.empty()) return fail("--model and --api-key go with --url");
+        if (!a.model_name.empty() || !a.api_key.empty())
+            return fail("--model and --api-key go with --url");
         KvType kv = KvType::F16;
-        if (a.kv_type == "f32") kv = KvType::F32;
-        else if (a.kv_type != "f16") return fail(fmt::format("--kv-type '{}': expected f16 or f32", a.kv_type));
+        if (a.kv_type == "f32")
+            kv = KvType::F32;
+        else if (a.kv_type != "f16")
+            return fail(fmt::format("--kv-type '{}': expected f16 or f32", a.kv_type));
         auto r = run_in_process(a, a.placement, *suite, kv);
         if (!r) return fail(r.error().message);
         samples = std::move(r->samples);
@@ -196,28 +215,39 @@ int validate(ValidateArgs a) {
 
 void add_validate_command(CLI::App& app, int& exit_code) {
     auto a = std::make_shared<ValidateArgs>();
-    CLI::App* cmd = app.add_subcommand(
-        "validate", "Run prompt suites against a model or a server: tokens, TTFT, tokens/s, repetition, checks");
+    CLI::App* cmd = app.add_subcommand("validate",
+                                       "Run prompt suites against a model or a server: tokens, "
+                                       "TTFT, tokens/s, repetition, checks");
     cmd->add_option("model", a->model, "GGUF model to run in-process");
-    cmd->add_option("--url", a->url, "OpenAI-compatible server to measure instead, e.g. http://127.0.0.1:11435");
+    cmd->add_option("--url", a->url,
+                    "OpenAI-compatible server to measure instead, e.g. http://127.0.0.1:11435");
     cmd->add_option("--model", a->model_name, "With --url: the model name to request");
     cmd->add_option("--api-key", a->api_key, "With --url: sent as 'Authorization: Bearer KEY'");
-    cmd->add_option("--suite", a->suite, "basic, reasoning, long, all, or a suite JSON file")->capture_default_str();
-    cmd->add_option("--temperatures,--temp", a->temperatures, "Comma-separated temperatures to sweep, e.g. 0.1,0.3,0.7,0.9")
+    cmd->add_option("--suite", a->suite, "basic, reasoning, long, all, or a suite JSON file")
         ->capture_default_str();
-    cmd->add_option("--repeat", a->params.repeat, "Generations per prompt and temperature (seeds SEED, SEED+1, ...)")
+    cmd->add_option("--temperatures,--temp", a->temperatures,
+                    "Comma-separated temperatures to sweep, e.g. 0.1,0.3,0.7,0.9")
         ->capture_default_str();
-    cmd->add_option("--seed", a->params.seed, "Sampling seed of the first repetition")->capture_default_str();
-    cmd->add_option("-n,--max-tokens", a->params.max_tokens_cap,
-                    "Cap every prompt's token budget (0: the suite's own); min_words is then not checked");
-    cmd->add_flag("--no-chat", a->no_chat, "Send prompts as plain text (completions), not through the chat template");
-    cmd->add_option("--compare", a->compare,
-                    "Run again with these placement flags, e.g. \"--ram-budget 64MiB --fit\", and require "
-                    "byte-identical outputs (exit 3 if not)");
-    cmd->add_option("--stream", a->stream, "With --url: both, on (streamed only) or off")->capture_default_str();
+    cmd->add_option("--repeat", a->params.repeat,
+                    "Generations per prompt and temperature (seeds SEED, SEED+1, ...)")
+        ->capture_default_str();
+    cmd->add_option("--seed", a->params.seed, "Sampling seed of the first repetition")
+        ->capture_default_str();
+    cmd->add_option(
+        "-n,--max-tokens", a->params.max_tokens_cap,
+        "Cap every prompt's token budget (0: the suite's own); min_words is then not checked");
+    cmd->add_flag("--no-chat", a->no_chat,
+                  "Send prompts as plain text (completions), not through the chat template");
+    cmd->add_option(
+        "--compare", a->compare,
+        "Run again with these placement flags, e.g. \"--ram-budget 64MiB --fit\", and require "
+        "byte-identical outputs (exit 3 if not)");
+    cmd->add_option("--stream", a->stream, "With --url: both, on (streamed only) or off")
+        ->capture_default_str();
     cmd->add_option("--json", a->json_out, "Write the machine-readable report to FILE");
     cmd->add_flag("--show-output", a->show_output, "Print every generated text before the tables");
-    cmd->add_option("-c,--ctx-size", a->n_ctx, "Context size in tokens (0: the model's training context)")
+    cmd->add_option("-c,--ctx-size", a->n_ctx,
+                    "Context size in tokens (0: the model's training context)")
         ->capture_default_str();
     cmd->add_option("--kv-type", a->kv_type, "KV cache type: f16 or f32")->capture_default_str();
     cmd->add_option("-t,--threads", a->threads, "Threads (default: physical cores)");

@@ -18,7 +18,8 @@ struct Endpoint {
 
 Result<Endpoint> endpoint(const std::string& url, bool chat) {
     const size_t scheme = url.find("://");
-    if (scheme == std::string::npos || (url.compare(0, scheme, "http") != 0 && url.compare(0, scheme, "https") != 0))
+    if (scheme == std::string::npos ||
+        (url.compare(0, scheme, "http") != 0 && url.compare(0, scheme, "https") != 0))
         return err("--url '{}': expected http://HOST:PORT", url);
     const size_t slash = url.find('/', scheme + 3);
     Endpoint e{.origin = url.substr(0, slash)};
@@ -29,8 +30,8 @@ Result<Endpoint> endpoint(const std::string& url, bool chat) {
     return e;
 }
 
-json request_body(const ClientOptions& o, const SuitePrompt& sp, const ValidateParams& p, double temperature,
-                  int rep, bool stream) {
+json request_body(const ClientOptions& o, const SuitePrompt& sp, const ValidateParams& p,
+                  double temperature, int rep, bool stream) {
     json body = {{"max_tokens", max_tokens(sp, p)},
                  {"temperature", temperature},
                  {"seed", p.seed + static_cast<uint64_t>(rep)},
@@ -54,10 +55,13 @@ std::string choice_text(const json& choice) {
     for (const char* key : {"delta", "message"}) {
         if (choice.contains(key) && choice[key].is_object()) {
             const json& m = choice[key];
-            return m.contains("content") && m["content"].is_string() ? m["content"].get<std::string>() : "";
+            return m.contains("content") && m["content"].is_string()
+                       ? m["content"].get<std::string>()
+                       : "";
         }
     }
-    return choice.contains("text") && choice["text"].is_string() ? choice["text"].get<std::string>() : "";
+    return choice.contains("text") && choice["text"].is_string() ? choice["text"].get<std::string>()
+                                                                 : "";
 }
 
 // Takes what one response body (a whole JSON object, or one stream event)
@@ -65,18 +69,21 @@ std::string choice_text(const json& choice) {
 void take_event(const json& ev, Sample& s) {
     if (ev.contains("error")) {
         const json& e = ev["error"];
-        s.error = e.is_object() && e.contains("message") && e["message"].is_string() ? e["message"].get<std::string>()
-                                                                                     : ev["error"].dump();
+        s.error = e.is_object() && e.contains("message") && e["message"].is_string()
+                      ? e["message"].get<std::string>()
+                      : ev["error"].dump();
         return;
     }
     if (ev.contains("choices") && ev["choices"].is_array() && !ev["choices"].empty()) {
         const json& c = ev["choices"][0];
         s.text += choice_text(c);
-        if (c.contains("finish_reason") && c["finish_reason"].is_string()) s.finish = c["finish_reason"];
+        if (c.contains("finish_reason") && c["finish_reason"].is_string())
+            s.finish = c["finish_reason"];
     }
     if (ev.contains("usage") && ev["usage"].is_object()) {
         const json& u = ev["usage"];
-        if (u.contains("prompt_tokens") && u["prompt_tokens"].is_number_integer()) s.prompt_tokens = u["prompt_tokens"];
+        if (u.contains("prompt_tokens") && u["prompt_tokens"].is_number_integer())
+            s.prompt_tokens = u["prompt_tokens"];
         if (u.contains("completion_tokens") && u["completion_tokens"].is_number_integer())
             s.completion_tokens = u["completion_tokens"];
     }
@@ -85,8 +92,9 @@ void take_event(const json& ev, Sample& s) {
 // Server-sent events arrive in arbitrary pieces: lines are cut out of `buf` as
 // they complete, and each `data:` line is one event.
 class SseParser {
-public:
-    SseParser(Sample& s, Clock::time_point& first_text, bool& has_first) : s_(s), first_(first_text), has_(has_first) {}
+  public:
+    SseParser(Sample& s, Clock::time_point& first_text, bool& has_first)
+        : s_(s), first_(first_text), has_(has_first) {}
     void feed(const char* data, size_t n) {
         buf_.append(data, n);
         for (size_t eol; (eol = buf_.find('\n')) != std::string::npos;) {
@@ -99,7 +107,8 @@ public:
             if (payload == "[DONE]") continue;
             const json ev = json::parse(payload, nullptr, false);
             if (ev.is_discarded()) {
-                s_.error = "the server sent an event that is not JSON: " + std::string(payload.substr(0, 200));
+                s_.error = "the server sent an event that is not JSON: " +
+                           std::string(payload.substr(0, 200));
                 continue;
             }
             const size_t before = s_.text.size();
@@ -108,16 +117,20 @@ public:
         }
     }
 
-private:
+  private:
     std::string buf_;
     Sample& s_;
     Clock::time_point& first_;
     bool& has_;
 };
 
-Result<Sample> request(httplib::Client& client, const ClientOptions& o, const Endpoint& ep, const SuitePrompt& sp,
-                       const ValidateParams& p, double temperature, int rep, bool stream) {
-    Sample s{.prompt = sp.name, .temperature = temperature, .repeat = rep, .mode = stream ? "stream" : "non-stream"};
+Result<Sample> request(httplib::Client& client, const ClientOptions& o, const Endpoint& ep,
+                       const SuitePrompt& sp, const ValidateParams& p, double temperature, int rep,
+                       bool stream) {
+    Sample s{.prompt = sp.name,
+             .temperature = temperature,
+             .repeat = rep,
+             .mode = stream ? "stream" : "non-stream"};
     httplib::Request req;
     req.method = "POST";
     req.path = ep.path;
@@ -147,11 +160,14 @@ Result<Sample> request(httplib::Client& client, const ClientOptions& o, const En
         const json e = json::parse(body, nullptr, false);
         Sample failed = s;
         if (!e.is_discarded()) take_event(e, failed);
-        s.error = fmt::format("HTTP {}: {}", status, failed.error.empty() ? body.substr(0, 300) : failed.error);
+        s.error = fmt::format("HTTP {}: {}", status,
+                              failed.error.empty() ? body.substr(0, 300) : failed.error);
     } else if (!stream) {
         const json j = json::parse(body, nullptr, false);
-        if (j.is_discarded()) s.error = "the response is not JSON";
-        else take_event(j, s);
+        if (j.is_discarded())
+            s.error = "the response is not JSON";
+        else
+            take_event(j, s);
     }
     if (has_first) s.ttft_s = std::chrono::duration<double>(first - t0).count();
     if (s.completion_tokens) {
@@ -165,8 +181,8 @@ Result<Sample> request(httplib::Client& client, const ClientOptions& o, const En
 
 }  // namespace
 
-Result<std::vector<Sample>> validate_url(const ClientOptions& o, const Suite& suite, const ValidateParams& p,
-                                         const SampleFn& on_sample) {
+Result<std::vector<Sample>> validate_url(const ClientOptions& o, const Suite& suite,
+                                         const ValidateParams& p, const SampleFn& on_sample) {
     auto ep = endpoint(o.url, p.chat);
     if (!ep) return ep.error();
     httplib::Client client(ep->origin);

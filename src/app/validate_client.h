@@ -13,8 +13,8 @@
 namespace strata::app {
 
 struct ClientOptions {
-    std::string url;  // http://HOST:PORT, optionally with a path prefix (".../v1" is understood)
-    std::string model;    // sent as `model`; empty: left out (strata then uses its only model)
+    std::string url;    // http://HOST:PORT, optionally with a path prefix (".../v1" is understood)
+    std::string model;  // sent as `model`; empty: left out (strata then uses its only model)
     std::string api_key;  // sent as a bearer token when set
     bool stream = true, non_stream = true;
     int timeout_s = 600;  // per request
@@ -23,7 +23,7 @@ struct ClientOptions {
 // Every prompt x temperature x repetition, streamed then not (as asked). A
 // request the server refuses is a sample with `error` set; a server that
 // cannot be reached at all is an error.
-Result<std::vector<Sample>> validate_url(const ClientOptions& o, const Suite& suite, const ValidateParams& p,
-                                         const SampleFn& on_sample);
+Result<std::vector<Sample>> validate_url(const ClientOptions& o, const Suite& suite,
+                                         const ValidateParams& p, const SampleFn& on_sample);
 
 }  // namespace strata::app

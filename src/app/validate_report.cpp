@@ -71,54 +71,80 @@ std::string checks_cell(const std::vector<const Sample*>& g) {
 
 std::string sep(size_t n, std::string_view cells) {
     std::string s = "|";
-    for (size_t i = 0; i < n; ++i) s += std::string(cells.substr(i, 1) == "l" ? "---" : "---:") + "|";
+    for (size_t i = 0; i < n; ++i)
+        s += std::string(cells.substr(i, 1) == "l" ? "---" : "---:") + "|";
     return s;
 }
 
-ojson opt_json(const std::optional<double>& v) { return v ? ojson(*v) : ojson(nullptr); }
-ojson opt_json(const std::optional<int64_t>& v) { return v ? ojson(*v) : ojson(nullptr); }
+ojson opt_json(const std::optional<double>& v) {
+    return v ? ojson(*v) : ojson(nullptr);
+}
+ojson opt_json(const std::optional<int64_t>& v) {
+    return v ? ojson(*v) : ojson(nullptr);
+}
 
 }  // namespace
 
 bool Comparison::identical() const {
-    return std::all_of(pairs.begin(), pairs.end(), [](const Pair& p) { return !p.first_difference; });
+    return std::all_of(pairs.begin(), pairs.end(),
+                       [](const Pair& p) { return !p.first_difference; });
 }
 
 Comparison compare_samples(const std::vector<Sample>& a, const std::vector<Sample>& b) {
     Comparison c;
     for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-        Comparison::Pair p{.prompt = a[i].prompt, .temperature = a[i].temperature, .repeat = a[i].repeat};
+        Comparison::Pair p{
+            .prompt = a[i].prompt, .temperature = a[i].temperature, .repeat = a[i].repeat};
         const std::string &x = a[i].text, &y = b[i].text;
         const auto [ix, iy] = std::mismatch(x.begin(), x.end(), y.begin(), y.end());
-        if (ix != x.end() || iy != y.end()) p.first_difference = static_cast<size_t>(ix - x.begin());
+        if (ix != x.end() || iy != y.end())
+            p.first_difference = static_cast<size_t>(ix - x.begin());
         c.pairs.push_back(p);
     }
     return c;
 }
 
 void print_prompt_table(const std::vector<Sample>& samples) {
-    fmt::print("| prompt | temp | mode | runs | prompt tok | gen tok | TTFT ms | tok/s | e2e tok/s | word rep3 | "
-               "token rep{} | checks |\n{}\n",
-               kTokenNgram, sep(12, "llllrrrrrrrl"));
+    fmt::print(
+        "| prompt | temp | mode | runs | prompt tok | gen tok | TTFT ms | tok/s | e2e tok/s | word "
+        "rep3 | "
+        "token rep{} | checks |\n{}\n",
+        kTokenNgram, sep(12, "llllrrrrrrrl"));
     using Key = std::tuple<std::string, double, std::string>;
-    for (const auto& g : group<Key>(samples, [](const Sample& s) { return Key{s.prompt, s.temperature, s.mode}; })) {
+    for (const auto& g : group<Key>(samples, [](const Sample& s) {
+             return Key{s.prompt, s.temperature, s.mode};
+         })) {
         const Sample& s = *g.front();
-        fmt::print("| {} | {:.2f} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", s.prompt, s.temperature, s.mode,
-                   g.size(), stat(g, [](const Sample& x) { return as_double(x.prompt_tokens); }, "{:.0f}"),
-                   stat(g, [](const Sample& x) { return as_double(x.completion_tokens); }, "{:.0f}"),
-                   stat(g, [](const Sample& x) { return x.ttft_s; }, "{:.1f}", 1e3),
-                   stat(g, [](const Sample& x) { return x.tokens_per_s; }, "{:.1f}"),
-                   stat(g, [](const Sample& x) { return x.e2e_tokens_per_s; }, "{:.1f}"),
-                   stat(g, [](const Sample& x) { return std::optional<double>(x.word_repetition); }, "{:.3f}"),
-                   stat(g, [](const Sample& x) { return x.token_repetition; }, "{:.3f}"), checks_cell(g));
+        fmt::print("| {} | {:.2f} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", s.prompt,
+                   s.temperature, s.mode, g.size(),
+                   stat(
+                       g, [](const Sample& x) { return as_double(x.prompt_tokens); }, "{:.0f}"),
+                   stat(
+                       g, [](const Sample& x) { return as_double(x.completion_tokens); }, "{:.0f}"),
+                   stat(
+                       g, [](const Sample& x) { return x.ttft_s; }, "{:.1f}", 1e3),
+                   stat(
+                       g, [](const Sample& x) { return x.tokens_per_s; }, "{:.1f}"),
+                   stat(
+                       g, [](const Sample& x) { return x.e2e_tokens_per_s; }, "{:.1f}"),
+                   stat(
+                       g, [](const Sample& x) { return std::optional<double>(x.word_repetition); },
+                       "{:.3f}"),
+                   stat(
+                       g, [](const Sample& x) { return x.token_repetition; }, "{:.3f}"),
+                   checks_cell(g));
     }
 }
 
 void print_temperature_table(const std::vector<Sample>& samples) {
-    fmt::print("\n| temp | mode | runs | word rep3 mean ± sd | min | max | token rep{} mean ± sd | passed |\n{}\n",
-               kTokenNgram, sep(8, "llrrrrrr"));
+    fmt::print(
+        "\n| temp | mode | runs | word rep3 mean ± sd | min | max | token rep{} mean ± sd | passed "
+        "|\n{}\n",
+        kTokenNgram, sep(8, "llrrrrrr"));
     using Key = std::pair<double, std::string>;
-    for (const auto& g : group<Key>(samples, [](const Sample& s) { return Key{s.temperature, s.mode}; })) {
+    for (const auto& g : group<Key>(samples, [](const Sample& s) {
+             return Key{s.temperature, s.mode};
+         })) {
         double lo = 1, hi = 0;
         size_t passed = 0;
         for (const Sample* s : g) {
@@ -126,38 +152,51 @@ void print_temperature_table(const std::vector<Sample>& samples) {
             hi = std::max(hi, s->word_repetition);
             passed += s->passed();
         }
-        fmt::print("| {:.2f} | {} | {} | {} | {:.3f} | {:.3f} | {} | {}/{} |\n", g.front()->temperature, g.front()->mode,
-                   g.size(), stat(g, [](const Sample& x) { return std::optional<double>(x.word_repetition); }, "{:.3f}"),
-                   lo, hi, stat(g, [](const Sample& x) { return x.token_repetition; }, "{:.3f}"), passed, g.size());
+        fmt::print("| {:.2f} | {} | {} | {} | {:.3f} | {:.3f} | {} | {}/{} |\n",
+                   g.front()->temperature, g.front()->mode, g.size(),
+                   stat(
+                       g, [](const Sample& x) { return std::optional<double>(x.word_repetition); },
+                       "{:.3f}"),
+                   lo, hi,
+                   stat(
+                       g, [](const Sample& x) { return x.token_repetition; }, "{:.3f}"),
+                   passed, g.size());
     }
 }
 
 void print_comparison(const Comparison& c) {
-    fmt::print("\ncompare: A = [{}], B = [{}]\n\n| prompt | temp | repeat | identical | first difference |\n{}\n",
-               c.placement_a, c.placement_b, sep(5, "lrrll"));
+    fmt::print(
+        "\ncompare: A = [{}], B = [{}]\n\n| prompt | temp | repeat | identical | first difference "
+        "|\n{}\n",
+        c.placement_a, c.placement_b, sep(5, "lrrll"));
     for (const Comparison::Pair& p : c.pairs) {
         fmt::print("| {} | {:.2f} | {} | {} | {} |\n", p.prompt, p.temperature, p.repeat,
                    p.first_difference ? "NO" : "yes",
                    p.first_difference ? fmt::format("byte {}", *p.first_difference) : "");
     }
-    fmt::print("\n{}\n", c.identical() ? "all outputs are byte-identical" : "OUTPUTS DIFFER between the placements");
+    fmt::print("\n{}\n", c.identical() ? "all outputs are byte-identical"
+                                       : "OUTPUTS DIFFER between the placements");
 }
 
-ojson report_json(const ReportInfo& info, const std::vector<Sample>& samples, const std::optional<Comparison>& cmp) {
-    ojson out = {{"target", info.target},
-                 {"model", info.model.empty() ? ojson(nullptr) : ojson(info.model)},
-                 {"suite", info.suite},
-                 {"temperatures", info.params.temperatures},
-                 {"repeat", info.params.repeat},
-                 {"seed", info.params.seed},
-                 {"max_tokens_cap", info.params.max_tokens_cap > 0 ? ojson(info.params.max_tokens_cap) : ojson(nullptr)},
-                 {"chat", info.params.chat},
-                 {"token_ngram", kTokenNgram}};
+ojson report_json(const ReportInfo& info, const std::vector<Sample>& samples,
+                  const std::optional<Comparison>& cmp) {
+    ojson out = {
+        {"target", info.target},
+        {"model", info.model.empty() ? ojson(nullptr) : ojson(info.model)},
+        {"suite", info.suite},
+        {"temperatures", info.params.temperatures},
+        {"repeat", info.params.repeat},
+        {"seed", info.params.seed},
+        {"max_tokens_cap",
+         info.params.max_tokens_cap > 0 ? ojson(info.params.max_tokens_cap) : ojson(nullptr)},
+        {"chat", info.params.chat},
+        {"token_ngram", kTokenNgram}};
     ojson rows = ojson::array();
     bool all_passed = true;
     for (const Sample& s : samples) {
         ojson checks = ojson::array();
-        for (const CheckResult& c : s.checks) checks.push_back({{"name", c.name}, {"pass", c.pass}, {"detail", c.detail}});
+        for (const CheckResult& c : s.checks)
+            checks.push_back({{"name", c.name}, {"pass", c.pass}, {"detail", c.detail}});
         all_passed = all_passed && s.passed();
         rows.push_back({{"prompt", s.prompt},
                         {"temperature", s.temperature},
@@ -187,7 +226,8 @@ ojson report_json(const ReportInfo& info, const std::vector<Sample>& samples, co
                              {"temperature", p.temperature},
                              {"repeat", p.repeat},
                              {"identical", !p.first_difference},
-                             {"first_difference", p.first_difference ? ojson(*p.first_difference) : ojson(nullptr)}});
+                             {"first_difference",
+                              p.first_difference ? ojson(*p.first_difference) : ojson(nullptr)}});
         }
         out["compare"] = {{"placement_a", cmp->placement_a},
                           {"placement_b", cmp->placement_b},

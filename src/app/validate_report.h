@@ -23,7 +23,8 @@ struct Comparison {
         std::optional<size_t> first_difference;  // byte offset; none when identical
     };
     std::vector<Pair> pairs;
-    ExpertCacheStats cache_b;  // the disk tier's cache in B's run: proof that B read experts from disk
+    ExpertCacheStats
+        cache_b;  // the disk tier's cache in B's run: proof that B read experts from disk
     bool identical() const;
 };
 Comparison compare_samples(const std::vector<Sample>& a, const std::vector<Sample>& b);

@@ -11,7 +11,8 @@ std::vector<std::string> split_words(std::string_view text) {
     std::string word;
     for (const char ch : text) {
         const auto c = static_cast<unsigned char>(ch);
-        const bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80;
+        const bool alnum =
+            (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80;
         if (alnum) {
             word += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : ch;
         } else if (!word.empty()) {
@@ -48,7 +49,11 @@ double repetition(std::span<const T> items, int n) {
 
 }  // namespace
 
-double ngram_repetition(std::span<const std::string> items, int n) { return repetition(items, n); }
-double ngram_repetition(std::span<const int32_t> items, int n) { return repetition(items, n); }
+double ngram_repetition(std::span<const std::string> items, int n) {
+    return repetition(items, n);
+}
+double ngram_repetition(std::span<const int32_t> items, int n) {
+    return repetition(items, n);
+}
 
 }  // namespace strata

@@ -24,7 +24,8 @@ constexpr double kLoopRepetition = 0.25;
 // Special-token texts in an answer mean the chat template and the model disagree.
 const std::vector<std::string> kLeakedTokens = {"<|im_start|>", "<|im_end|>", "<|endoftext|>"};
 
-SuitePrompt prompt(std::string name, std::string text, int max_tokens, std::vector<std::string> expect,
+SuitePrompt prompt(std::string name, std::string text, int max_tokens,
+                   std::vector<std::string> expect,
                    std::optional<int64_t> min_words = std::nullopt) {
     return {.name = std::move(name),
             .prompt = std::move(text),
@@ -36,45 +37,54 @@ SuitePrompt prompt(std::string name, std::string text, int max_tokens, std::vect
 }
 
 Suite basic() {
-    return {"basic",
-            {prompt("greeting", "Hello! Please introduce yourself in two or three sentences.", 128, {}, 5),
-             prompt("factorial",
-                    "Write a Python function that returns the factorial of a non-negative integer n, with a short "
-                    "docstring.",
-                    256, {"def", "factorial", "return"}),
-             prompt("binary_search", "Explain how binary search works and state its time complexity.", 300,
-                    {"sorted", "log"})}};
+    return {
+        "basic",
+        {prompt("greeting", "Hello! Please introduce yourself in two or three sentences.", 128, {},
+                5),
+         prompt("factorial",
+                "Write a Python function that returns the factorial of a non-negative integer n, "
+                "with a short "
+                "docstring.",
+                256, {"def", "factorial", "return"}),
+         prompt("binary_search", "Explain how binary search works and state its time complexity.",
+                300, {"sorted", "log"})}};
 }
 
 Suite reasoning() {
     return {"reasoning",
             {prompt("water_jugs",
-                    "You have a 3-gallon jug, a 5-gallon jug and an unlimited supply of water. How can you measure "
+                    "You have a 3-gallon jug, a 5-gallon jug and an unlimited supply of water. How "
+                    "can you measure "
                     "exactly 4 gallons? Explain each step.",
                     512, {"fill", "4"}),
              prompt("chat_architecture",
-                    "Design the architecture of a real-time chat application for one million concurrent users. "
+                    "Design the architecture of a real-time chat application for one million "
+                    "concurrent users. "
                     "Describe the main components and how a message flows between them.",
                     512, {"websocket", "database"}),
              prompt("sorting",
-                    "Compare bubble sort and quicksort: how each works, their best, average and worst-case time "
+                    "Compare bubble sort and quicksort: how each works, their best, average and "
+                    "worst-case time "
                     "complexity, and when you would use each.",
                     512, {"bubble", "quick", "o(n"})}};
 }
 
 Suite long_form() {
-    return {"long",
-            {prompt("short_story",
-                    "Write a short story about a lighthouse keeper who finds a message in a bottle.", 800,
-                    {"lighthouse"}, 200),
-             prompt("rest_api_docs",
-                    "Write the documentation of a REST API that manages a library's books: every endpoint with its "
-                    "method, path, request and response bodies, status codes and errors.",
-                    1000, {"/books", "post", "delete"}, 200),
-             prompt("renewable_energy",
-                    "Analyse the advantages and challenges of renewable energy: solar, wind and hydroelectric power, "
-                    "their cost, reliability, storage and environmental impact.",
-                    600, {"solar", "wind", "storage"}, 150)}};
+    return {
+        "long",
+        {prompt("short_story",
+                "Write a short story about a lighthouse keeper who finds a message in a bottle.",
+                800, {"lighthouse"}, 200),
+         prompt("rest_api_docs",
+                "Write the documentation of a REST API that manages a library's books: every "
+                "endpoint with its "
+                "method, path, request and response bodies, status codes and errors.",
+                1000, {"/books", "post", "delete"}, 200),
+         prompt("renewable_energy",
+                "Analyse the advantages and challenges of renewable energy: solar, wind and "
+                "hydroelectric power, "
+                "their cost, reliability, storage and environmental impact.",
+                600, {"solar", "wind", "storage"}, 150)}};
 }
 
 using json = nlohmann::json;
@@ -83,14 +93,16 @@ Result<std::vector<std::string>> string_list(const json& v, const std::string& w
     if (!v.is_array()) return err("{}: expected an array of strings", where);
     std::vector<std::string> out;
     for (const json& s : v) {
-        if (!s.is_string() || s.get<std::string>().empty()) return err("{}: expected non-empty strings", where);
+        if (!s.is_string() || s.get<std::string>().empty())
+            return err("{}: expected non-empty strings", where);
         out.push_back(s.get<std::string>());
     }
     return out;
 }
 
 Result<int64_t> count(const json& v, const std::string& where, int64_t min) {
-    if (!v.is_number_integer() || v.get<int64_t>() < min) return err("{}: expected an integer >= {}", where, min);
+    if (!v.is_number_integer() || v.get<int64_t>() < min)
+        return err("{}: expected an integer >= {}", where, min);
     return v.get<int64_t>();
 }
 
@@ -120,15 +132,19 @@ Result<SuitePrompt> parse_prompt(const json& j, const std::string& where) {
                 return err("{}: expected a number from 0 to 1", at);
             p.max_repetition = v.get<double>();
         } else {
-            return err("{}: unknown key (expected name, prompt, system, max_tokens, expect, must_not_contain, "
-                       "min_words, max_words, max_repetition)",
-                       at);
+            return err(
+                "{}: unknown key (expected name, prompt, system, max_tokens, expect, "
+                "must_not_contain, "
+                "min_words, max_words, max_repetition)",
+                at);
         }
     }
     if (p.name.empty()) return err("{}.name: required, a non-empty string", where);
-    if (p.prompt.empty()) return err("{} ('{}').prompt: required, a non-empty string", where, p.name);
+    if (p.prompt.empty())
+        return err("{} ('{}').prompt: required, a non-empty string", where, p.name);
     if (p.min_words && p.max_words && *p.min_words > *p.max_words)
-        return err("{} ('{}'): min_words {} is above max_words {}", where, p.name, *p.min_words, *p.max_words);
+        return err("{} ('{}'): min_words {} is above max_words {}", where, p.name, *p.min_words,
+                   *p.max_words);
     return p;
 }
 
@@ -185,12 +201,15 @@ Result<Suite> parse_suite(std::string_view json_text, const std::string& source)
 Result<Suite> load_suite(const std::string& spec) {
     if (auto s = builtin_suite(spec)) return *s;
     std::ifstream in(spec, std::ios::binary);
-    if (!in) return err("--suite '{}': neither basic, reasoning, long, all nor a readable JSON file", spec);
+    if (!in)
+        return err("--suite '{}': neither basic, reasoning, long, all nor a readable JSON file",
+                   spec);
     const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
     return parse_suite(text, spec);
 }
 
-std::vector<CheckResult> run_checks(const SuitePrompt& p, std::string_view text, bool length_capped) {
+std::vector<CheckResult> run_checks(const SuitePrompt& p, std::string_view text,
+                                    bool length_capped) {
     std::vector<CheckResult> out;
     const std::string low = lower(text);
     for (const std::string& k : p.expect) {
@@ -205,11 +224,13 @@ std::vector<CheckResult> run_checks(const SuitePrompt& p, std::string_view text,
     const auto n_words = static_cast<int64_t>(words.size());
     if (p.min_words && !length_capped) {
         const bool ok = n_words >= *p.min_words;
-        out.push_back({fmt::format("min_words {}", *p.min_words), ok, ok ? "" : fmt::format("{} words", n_words)});
+        out.push_back({fmt::format("min_words {}", *p.min_words), ok,
+                       ok ? "" : fmt::format("{} words", n_words)});
     }
     if (p.max_words) {
         const bool ok = n_words <= *p.max_words;
-        out.push_back({fmt::format("max_words {}", *p.max_words), ok, ok ? "" : fmt::format("{} words", n_words)});
+        out.push_back({fmt::format("max_words {}", *p.max_words), ok,
+                       ok ? "" : fmt::format("{} words", n_words)});
     }
     if (p.max_repetition) {
         const double r = ngram_repetition(std::span<const std::string>(words), 3);

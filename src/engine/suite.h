@@ -50,7 +50,7 @@ Result<Suite> parse_suite(std::string_view json_text, const std::string& source)
 Result<Suite> load_suite(const std::string& spec);
 
 struct CheckResult {
-    std::string name;    // "expect 'def'", "min_words 20", ...
+    std::string name;  // "expect 'def'", "min_words 20", ...
     bool pass = false;
     std::string detail;  // what was found, when it failed
 };
@@ -58,6 +58,7 @@ struct CheckResult {
 // Every check `p` asks for, on `text`. With `length_capped` (a token cap below
 // the prompt's own `max_tokens` cut the text short) `min_words` is not checked:
 // the cap, not the model, decided the length.
-std::vector<CheckResult> run_checks(const SuitePrompt& p, std::string_view text, bool length_capped);
+std::vector<CheckResult> run_checks(const SuitePrompt& p, std::string_view text,
+                                    bool length_capped);
 
 }  // namespace strata

@@ -10,14 +10,16 @@
 namespace strata {
 
 bool Sample::passed() const {
-    return error.empty() && std::all_of(checks.begin(), checks.end(), [](const CheckResult& c) { return c.pass; });
+    return error.empty() &&
+           std::all_of(checks.begin(), checks.end(), [](const CheckResult& c) { return c.pass; });
 }
 
 int max_tokens(const SuitePrompt& prompt, const ValidateParams& p) {
     return p.max_tokens_cap > 0 ? std::min(prompt.max_tokens, p.max_tokens_cap) : prompt.max_tokens;
 }
 
-void score_sample(Sample& s, const SuitePrompt& prompt, const ValidateParams& p, std::span<const int32_t> tokens) {
+void score_sample(Sample& s, const SuitePrompt& prompt, const ValidateParams& p,
+                  std::span<const int32_t> tokens) {
     s.length_capped = p.max_tokens_cap > 0 && p.max_tokens_cap < prompt.max_tokens;
     s.word_repetition = word_trigram_repetition(s.text);
     if (!tokens.empty()) s.token_repetition = ngram_repetition(tokens, kTokenNgram);
@@ -36,15 +38,18 @@ Result<std::vector<int32_t>> prompt_ids(const Engine& e, const SuitePrompt& sp, 
     return prompt_tokens(e, *rendered, true);
 }
 
-Result<Sample> run_one(Engine& e, const SuitePrompt& sp, const ValidateParams& p, double temperature, int rep,
-                       int64_t n_ctx, KvType kv_type) {
+Result<Sample> run_one(Engine& e, const SuitePrompt& sp, const ValidateParams& p,
+                       double temperature, int rep, int64_t n_ctx, KvType kv_type) {
     using Clock = std::chrono::steady_clock;
+    // The session (its KV cache allocated) is made before the clock starts, as a
+    // server holds its slots before a request arrives; rendering and tokenising
+    // the prompt are timed, as a server does them per request.
+    auto session = Session::create(e, n_ctx, kv_type);
+    if (!session) return session.error();
     const auto t0 = Clock::now();
     std::optional<Clock::time_point> first;
     auto ids = prompt_ids(e, sp, p.chat);
     if (!ids) return ids.error();
-    auto session = Session::create(e, n_ctx, kv_type);
-    if (!session) return session.error();
     GenerateParams gp{.n_predict = max_tokens(sp, p)};
     gp.sampling.temperature = static_cast<float>(temperature);
     gp.sampling.seed = p.seed + static_cast<uint64_t>(rep);
@@ -61,7 +66,8 @@ Result<Sample> run_one(Engine& e, const SuitePrompt& sp, const ValidateParams& p
     if (first) s.ttft_s = std::chrono::duration<double>(*first - t0).count();
     // The decode rate `strata run` reports: tokens over the time from the first
     // sampled token to the end.
-    if (r->generate_seconds > 0) s.tokens_per_s = static_cast<double>(r->n_generated) / r->generate_seconds;
+    if (r->generate_seconds > 0)
+        s.tokens_per_s = static_cast<double>(r->n_generated) / r->generate_seconds;
     if (s.total_s > 0) s.e2e_tokens_per_s = static_cast<double>(r->n_generated) / s.total_s;
     s.finish = finish_reason_name(r->finish);
     s.text = r->text;
@@ -71,8 +77,9 @@ Result<Sample> run_one(Engine& e, const SuitePrompt& sp, const ValidateParams& p
 
 }  // namespace
 
-Result<std::vector<Sample>> validate_in_process(Engine& engine, const Suite& suite, const ValidateParams& p,
-                                                int64_t n_ctx, KvType kv_type, const SampleFn& on_sample) {
+Result<std::vector<Sample>> validate_in_process(Engine& engine, const Suite& suite,
+                                                const ValidateParams& p, int64_t n_ctx,
+                                                KvType kv_type, const SampleFn& on_sample) {
     std::vector<Sample> out;
     for (const double t : p.temperatures) {
         for (const SuitePrompt& sp : suite.prompts) {
