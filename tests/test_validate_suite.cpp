@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <utility>
+
 namespace strata {
 namespace {
 
@@ -62,29 +65,23 @@ TEST(ValidateSuite, ErrorsNameTheCulprit) {
     EXPECT_NE(error_of("[]").find("expected an object"), std::string::npos);
     EXPECT_NE(error_of("{}").find("prompts: required"), std::string::npos);
     EXPECT_NE(error_of(R"({"prompts": [], "x": 1})").find("x: unknown key"), std::string::npos);
-    const std::string one = R"({"prompts": [{"name": "ok", "prompt": "p"}, )";
-    EXPECT_NE(error_of(one + R"({"name": "b", "prompt": "p", "expected": ["x"]}]})")
-                  .find("prompts[1].expected: unknown key"),
-              std::string::npos);
-    EXPECT_NE(error_of(one + R"({"name": "b"}]})").find("prompts[1] ('b').prompt: required"),
-              std::string::npos);
-    EXPECT_NE(error_of(one + R"({"prompt": "p"}]})").find("prompts[1].name: required"),
-              std::string::npos);
-    EXPECT_NE(error_of(one + R"({"name": "ok", "prompt": "p"}]})")
-                  .find("prompts[1].name: 'ok' is used twice"),
-              std::string::npos);
-    EXPECT_NE(error_of(one + R"({"name": "b", "prompt": "p", "max_tokens": 0}]})")
-                  .find("prompts[1].max_tokens: expected an integer >= 1"),
-              std::string::npos);
-    EXPECT_NE(error_of(one + R"({"name": "b", "prompt": "p", "expect": "x"}]})")
-                  .find("prompts[1].expect: expected an array"),
-              std::string::npos);
-    EXPECT_NE(error_of(one + R"({"name": "b", "prompt": "p", "max_repetition": 1.5}]})")
-                  .find("prompts[1].max_repetition"),
-              std::string::npos);
-    EXPECT_NE(error_of(one + R"({"name": "b", "prompt": "p", "min_words": 5, "max_words": 2}]})")
-                  .find("min_words 5 is above max_words 2"),
-              std::string::npos);
+    // A second prompt after a good one, and the part of the message that names it.
+    const std::pair<std::string, std::string> cases[] = {
+        {R"({"name": "b", "prompt": "p", "expected": ["x"]})", "prompts[1].expected: unknown key"},
+        {R"({"name": "b"})", "prompts[1] ('b').prompt: required"},
+        {R"({"prompt": "p"})", "prompts[1].name: required"},
+        {R"({"name": "ok", "prompt": "p"})", "prompts[1].name: 'ok' is used twice"},
+        {R"({"name": "b", "prompt": "p", "max_tokens": 0})",
+         "prompts[1].max_tokens: expected an integer >= 1"},
+        {R"({"name": "b", "prompt": "p", "expect": "x"})", "prompts[1].expect: expected an array"},
+        {R"({"name": "b", "prompt": "p", "max_repetition": 1.5})", "prompts[1].max_repetition"},
+        {R"({"name": "b", "prompt": "p", "min_words": 5, "max_words": 2})",
+         "min_words 5 is above max_words 2"},
+    };
+    for (const auto& [second, message] : cases) {
+        const std::string json = R"({"prompts": [{"name": "ok", "prompt": "p"}, )" + second + "]}";
+        EXPECT_NE(error_of(json).find(message), std::string::npos) << json;
+    }
     auto missing = load_suite("/nonexistent/suite.json");
     ASSERT_FALSE(missing.ok());
     EXPECT_NE(missing.error().message.find("--suite '/nonexistent/suite.json'"), std::string::npos);
