@@ -83,6 +83,7 @@ Result<PlacementFlags> parse_compare(const std::string& text) {
     }
     if (!parser.remaining().empty())
         return err("--compare '{}': only placement flags belong here", text);
+    if (auto o = placement_options(f); !o) return err("--compare: {}", o.error().message);
     return f;
 }
 
@@ -175,12 +176,17 @@ int validate(ValidateArgs a) {
             kv = KvType::F32;
         else if (a.kv_type != "f16")
             return fail(fmt::format("--kv-type '{}': expected f16 or f32", a.kv_type));
+        // Parsed before the first run, so a mistyped flag does not wait for a whole suite.
+        std::optional<PlacementFlags> flags;
+        if (!a.compare.empty()) {
+            auto f = parse_compare(a.compare);
+            if (!f) return fail(f.error().message);
+            flags = std::move(*f);
+        }
         auto r = run_in_process(a, a.placement, *suite, kv);
         if (!r) return fail(r.error().message);
         samples = std::move(r->samples);
-        if (!a.compare.empty()) {
-            auto flags = parse_compare(a.compare);
-            if (!flags) return fail(flags.error().message);
+        if (flags) {
             fmt::print(stderr, "again with {}\n", describe(*flags));
             auto b = run_in_process(a, *flags, *suite, kv);
             if (!b) return fail(b.error().message);
