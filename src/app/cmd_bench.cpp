@@ -11,6 +11,7 @@
 #include "engine/bench.h"
 #include "model/info.h"
 #include "util/format.h"
+#include "util/stats.h"
 
 #include <fmt/format.h>
 
@@ -64,17 +65,6 @@ ModelLabel label_model(const Engine& e) {
         m.types += (m.types.empty() ? "" : "+") + u.type;
     }
     return m;
-}
-
-// mean and sample standard deviation (n - 1), as llama-bench reports them.
-std::pair<double, double> mean_stddev(const std::vector<double>& v) {
-    double sum = 0;
-    for (double x : v) sum += x;
-    const double mean = sum / static_cast<double>(v.size());
-    if (v.size() < 2) return {mean, 0.0};
-    double sq = 0;
-    for (double x : v) sq += (x - mean) * (x - mean);
-    return {mean, std::sqrt(sq / static_cast<double>(v.size() - 1))};
 }
 
 std::vector<Row> summarise(const BenchParams& p, const BenchResult& r) {

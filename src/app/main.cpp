@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
     strata::app::add_tokenize_command(app, exit_code);
     strata::app::add_template_command(app, exit_code);
     strata::app::add_bench_command(app, exit_code);
+    strata::app::add_validate_command(app, exit_code);
     CLI11_PARSE(app, argc, argv);
     return exit_code;
 }

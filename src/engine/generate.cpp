@@ -43,6 +43,7 @@ std::optional<int32_t> Generation::next(std::span<const float> logits, std::span
     logits_.assign(logits.begin(), logits.end());
     const int32_t id = sampler_.sample(logits_, history);
     ++r_.n_generated;
+    r_.tokens.push_back(id);
     if (!p_.ignore_eos && tok_.vocab().is_eog(id)) return finish(FinishReason::Stop), std::nullopt;
     if (!emit(stops_.push(decoder_.push(id)))) return finish(FinishReason::Cancelled), std::nullopt;
     if (stops_.stopped()) return finish(FinishReason::Stop), std::nullopt;

@@ -36,6 +36,7 @@ struct GenerateResult {
     double generate_seconds = 0;
     FinishReason finish = FinishReason::Length;
     std::string text;  // everything emitted
+    std::vector<int32_t> tokens;  // every token sampled, in order (n_generated of them)
 };
 
 // Receives each piece of text as it becomes safe to show (valid UTF-8, not part
