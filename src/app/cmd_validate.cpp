@@ -11,6 +11,7 @@
 // script gating on them must not have to parse the table; 3 separates "the
 // engine changed the result" from "the model answered badly".
 
+#include "app/builtin_model.h"
 #include "app/commands.h"
 #include "app/placement_flags.h"
 #include "app/validate_client.h"
@@ -34,6 +35,7 @@ struct ValidateArgs {
     bool no_chat = false, show_output = false;
     int threads = 0;
     int64_t n_ctx = 4096;
+    CLI::Option* ctx_option = nullptr;
     PlacementFlags placement;
 };
 
@@ -134,8 +136,15 @@ void print_outputs(const std::vector<Sample>& samples) {
 }
 
 int validate(ValidateArgs a) {
-    if (a.model.empty() == a.url.empty())
-        return fail("validate needs a MODEL file or --url (one of them)");
+    if (!a.model.empty() && !a.url.empty()) return fail("validate takes a MODEL file or --url, not both");
+    if (a.model.empty() && a.url.empty()) {
+        // Like run: the built-in model, within the context it was trained on.
+        auto path = builtin_model_path();
+        if (!path) return fail(path.error().message);
+        a.model = *path;
+        if (a.ctx_option->count() == 0) a.n_ctx = 0;
+        fmt::print(stderr, "no model given; using the built-in {}\n", kBuiltinModelName);
+    }
     auto temps = parse_temperatures(a.temperatures);
     if (!temps) return fail(temps.error().message);
     a.params.temperatures = *temps;
@@ -224,7 +233,7 @@ void add_validate_command(CLI::App& app, int& exit_code) {
     CLI::App* cmd = app.add_subcommand("validate",
                                        "Run prompt suites against a model or a server: tokens, "
                                        "TTFT, tokens/s, repetition, checks");
-    cmd->add_option("model", a->model, "GGUF model to run in-process");
+    cmd->add_option("model", a->model, "GGUF model to run in-process (default: the built-in model)");
     cmd->add_option("--url", a->url,
                     "OpenAI-compatible server to measure instead, e.g. http://127.0.0.1:11435");
     cmd->add_option("--model", a->model_name, "With --url: the model name to request");
@@ -252,9 +261,9 @@ void add_validate_command(CLI::App& app, int& exit_code) {
         ->capture_default_str();
     cmd->add_option("--json", a->json_out, "Write the machine-readable report to FILE");
     cmd->add_flag("--show-output", a->show_output, "Print every generated text before the tables");
-    cmd->add_option("-c,--ctx-size", a->n_ctx,
-                    "Context size in tokens (0: the model's training context)")
-        ->capture_default_str();
+    a->ctx_option = cmd->add_option("-c,--ctx-size", a->n_ctx,
+                                    "Context size in tokens (0: the model's training context)")
+                        ->capture_default_str();
     cmd->add_option("--kv-type", a->kv_type, "KV cache type: f16 or f32")->capture_default_str();
     cmd->add_option("-t,--threads", a->threads, "Threads (default: physical cores)");
     add_placement_flags(cmd, a->placement);
