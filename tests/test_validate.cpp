@@ -159,8 +159,13 @@ TEST(Validate, CliErrorsAndFailedChecks) {
     r = test::run_strata("validate " + stories() + " --compare '--bogus 1'");
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.out.find("--compare"), std::string::npos) << r.out;
-    r = test::run_strata("validate --suite basic");
+    r = test::run_strata("validate " + stories() + " --url http://127.0.0.1:1");
     EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.out.find("not both"), std::string::npos) << r.out;
+    // No MODEL and no --url: the built-in model, which says so (its checks may fail: exit 2).
+    r = test::run_strata("validate -n 4 -t 2", true);
+    EXPECT_NE(r.exit_code, 1) << r.out;
+    EXPECT_NE(r.out.find("using the built-in strata-tiny-moe"), std::string::npos) << r.out;
     r = test::run_strata("validate --url http://127.0.0.1:1 --ram-budget 1GiB");
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.out.find("not to --url"), std::string::npos) << r.out;
