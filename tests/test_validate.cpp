@@ -163,7 +163,7 @@ TEST(Validate, CliErrorsAndFailedChecks) {
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.out.find("not both"), std::string::npos) << r.out;
     // No MODEL and no --url: the built-in model, which says so (its checks may fail: exit 2).
-    r = test::run_strata("validate -n 4 -t 2", true);
+    r = test::run_strata("validate -n 4 -t 2");
     EXPECT_NE(r.exit_code, 1) << r.out;
     EXPECT_NE(r.out.find("using the built-in strata-tiny-moe"), std::string::npos) << r.out;
     r = test::run_strata("validate --url http://127.0.0.1:1 --ram-budget 1GiB");
