@@ -243,6 +243,7 @@ bool HttpCore::process_and_close_socket(socket_t sock) {
 // the keep-alive timeout (and no longer once the server stops), then read and
 // answer it.
 void HttpCore::serve(socket_t sock) {
+    ::setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &limits_.send_buffer_bytes, sizeof limits_.send_buffer_bytes);
     SocketStream strm(sock, to_ms(read_timeout_sec_, read_timeout_usec_), to_ms(write_timeout_sec_, write_timeout_usec_));
     for (size_t left = keep_alive_max_count_; left > 0; --left) {
         const auto idle_until = Clock::now() + std::chrono::seconds(keep_alive_timeout_sec_);

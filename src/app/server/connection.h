@@ -23,6 +23,11 @@ struct ConnectionLimits {
     // bytes its request line and headers may take together.
     int header_timeout = 30;
     size_t max_header_bytes = 64 << 10;
+    // The kernel's send buffer per connection (Linux doubles it). Fixed rather
+    // than grown by the kernel (up to megabytes), so a client that stops reading
+    // blocks its stream's writes after a bounded amount of text and is dropped
+    // after the write timeout; ample for token streams and JSON answers.
+    int send_buffer_bytes = 64 << 10;
 };
 
 // Why the headers of the request this thread is serving could not be read; the

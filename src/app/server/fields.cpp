@@ -43,8 +43,9 @@ std::optional<json> parse_body(const std::string& body, ApiError& error) {
     json j;
     try {
         j = json::parse(body);
-    } catch (const json::parse_error& e) {
-        // nlohmann says where (byte offset) and what it expected.
+    } catch (const json::exception& e) {
+        // nlohmann says where (byte offset) and what it expected. Not only
+        // `parse_error`: a number too large for a double (1e400) is `out_of_range`.
         error = {.status = 400, .message = fmt::format("the request body is not valid JSON: {}", e.what())};
         return std::nullopt;
     }
