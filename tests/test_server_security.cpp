@@ -429,6 +429,12 @@ class ServeProcess {
     bool waited_ = false;
 };
 
+// `strata serve` of a synthetic model with room for long streams.
+std::vector<std::string> synth_server_args(const test::TempDir& dir, const char* drain_timeout) {
+    return {"--port", "0", "--no-discover", "--no-prefetch", "--model", test::synth_model(dir),
+            "--ctx",  "16384", "--drain-timeout", drain_timeout};
+}
+
 const char* const kEndless = R"({"model":"syn","prompt":"hi","max_tokens":16000,"ignore_eos":true,"stream":true})";
 
 // A streamed completion of `body` that has sent its first event; -1 on failure.
@@ -456,8 +462,7 @@ TEST(ServeShutdown, FirstSignalDrainsRunningStreamsThenExitsZero) {
 TEST(ServeShutdown, StreamsPastTheDeadlineEndWithAnErrorEvent) {
     std::signal(SIGPIPE, SIG_IGN);
     test::TempDir dir;
-    ServeProcess p({"--port", "0", "--no-discover", "--no-prefetch", "--model", test::synth_model(dir), "--ctx",
-                    "16384", "--drain-timeout", "0"});
+    ServeProcess p(synth_server_args(dir, "0"));
     ASSERT_GT(p.port(), 0);
     const int fd = start_stream(p.port(), kEndless);
     ASSERT_GE(fd, 0);
@@ -473,8 +478,7 @@ TEST(ServeShutdown, StreamsPastTheDeadlineEndWithAnErrorEvent) {
 TEST(ServeShutdown, SecondSignalExitsAtOnce) {
     std::signal(SIGPIPE, SIG_IGN);
     test::TempDir dir;
-    ServeProcess p({"--port", "0", "--no-discover", "--no-prefetch", "--model", test::synth_model(dir), "--ctx",
-                    "16384", "--drain-timeout", "3600"});
+    ServeProcess p(synth_server_args(dir, "3600"));
     ASSERT_GT(p.port(), 0);
     const int fd = start_stream(p.port(), kEndless);
     ASSERT_GE(fd, 0);
