@@ -29,7 +29,8 @@ std::string raw_sse_text(const std::string& raw) {
         const size_t end = raw.find("\n\n", pos);
         if (end == std::string::npos) break;
         const json ev = json::parse(raw.substr(pos + 6, end - pos - 6), nullptr, false);
-        if (ev.contains("choices") && !ev["choices"].empty()) text += ev["choices"][0]["text"].get<std::string>();
+        if (ev.contains("choices") && !ev["choices"].empty())
+            text += ev["choices"][0]["text"].get<std::string>();
         pos = end;
     }
     return text;
@@ -44,7 +45,8 @@ std::string good_client(int port, std::atomic<bool>* started) {
     std::string first, rest;
     const bool ok = fd >= 0 && test::read_until(fd, "data: ", &first);
     if (started) *started = true;
-    const bool done = ok && (first.find("[DONE]") != std::string::npos || test::read_until(fd, "[DONE]", &rest));
+    const bool done =
+        ok && (first.find("[DONE]") != std::string::npos || test::read_until(fd, "[DONE]", &rest));
     if (fd >= 0) ::close(fd);
     return done ? raw_sse_text(first + rest) : "(incomplete)";
 }
@@ -72,10 +74,12 @@ std::string raw_request(int port, const std::string& request) {
     return got;
 }
 
-std::string post(int port, const std::string& path, const std::string& body, const std::string& extra_headers = "") {
-    return status_of(raw_request(port, "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra_headers +
-                                        "Content-Type: application/json\r\nContent-Length: " +
-                                        std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body));
+std::string post(int port, const std::string& path, const std::string& body,
+                 const std::string& extra_headers = "") {
+    return status_of(raw_request(
+        port, "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra_headers +
+                  "Content-Type: application/json\r\nContent-Length: " +
+                  std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body));
 }
 
 std::string chat(const std::string& content_json, const std::string& extra = "") {
@@ -119,40 +123,64 @@ TEST(ServerAbuseSuite, EveryAttackIsAnsweredWhileAWellBehavedClientFinishes) {
         std::function<std::string()> run;
     };
     std::string long_prompt;
-    for (int i = 0; i < 21000; ++i) long_prompt += "hello world ";  // ~42,000 tokens: 10x the context of 4096
+    for (int i = 0; i < 21000; ++i)
+        long_prompt += "hello world ";  // ~42,000 tokens: 10x the context of 4096
     std::string many = R"({"model":"stories260K","messages":[)";
-    for (int i = 0; i < 100000; ++i) many += std::string(i ? "," : "") + R"({"role":"user","content":"hi"})";
+    for (int i = 0; i < 100000; ++i)
+        many += std::string(i ? "," : "") + R"({"role":"user","content":"hi"})";
     many += "]}";
     std::string stops = "[";
-    for (int i = 0; i < 1000; ++i) stops += std::string(i ? "," : "") + "\"s" + std::to_string(i) + "\"";
+    for (int i = 0; i < 1000; ++i)
+        stops += std::string(i ? "," : "") + "\"s" + std::to_string(i) + "\"";
     stops += "]";
 
     const char* kChat = "/v1/chat/completions";
     const std::vector<Case> cases = {
         {"malformed JSON `{\"model\":`", "400", [&] { return post(port, kChat, R"({"model":)"); }},
-        {"wrong type: temperature \"hot\"", "400", [&] { return post(port, kChat, chat("\"x\"", R"("temperature":"hot")")); }},
-        {"NaN literal", "400", [&] { return post(port, kChat, chat("\"x\"", R"("temperature":NaN)")); }},
-        {"Infinity literal", "400", [&] { return post(port, kChat, chat("\"x\"", R"("temperature":Infinity)")); }},
-        {"temperature 1e400 (overflows a double)", "400", [&] { return post(port, kChat, chat("\"x\"", R"("temperature":1e400)")); }},
-        {"negative temperature -1", "400", [&] { return post(port, kChat, chat("\"x\"", R"("temperature":-1)")); }},
-        {"max_tokens 3e9 (wraps as int32)", "400", [&] { return post(port, kChat, chat("\"x\"", R"("max_tokens":3000000000)")); }},
-        {"max_tokens -1", "400", [&] { return post(port, kChat, chat("\"x\"", R"("max_tokens":-1)")); }},
-        {"max_tokens past context - prompt", "400", [&] { return post(port, kChat, chat("\"x\"", R"("max_tokens":5000)")); }},
-        {"empty chat (messages [])", "400", [&] { return post(port, kChat, R"({"model":"stories260K","messages":[]})"); }},
+        {"wrong type: temperature \"hot\"", "400",
+         [&] { return post(port, kChat, chat("\"x\"", R"("temperature":"hot")")); }},
+        {"NaN literal", "400",
+         [&] { return post(port, kChat, chat("\"x\"", R"("temperature":NaN)")); }},
+        {"Infinity literal", "400",
+         [&] { return post(port, kChat, chat("\"x\"", R"("temperature":Infinity)")); }},
+        {"temperature 1e400 (overflows a double)", "400",
+         [&] { return post(port, kChat, chat("\"x\"", R"("temperature":1e400)")); }},
+        {"negative temperature -1", "400",
+         [&] { return post(port, kChat, chat("\"x\"", R"("temperature":-1)")); }},
+        {"max_tokens 3e9 (wraps as int32)", "400",
+         [&] { return post(port, kChat, chat("\"x\"", R"("max_tokens":3000000000)")); }},
+        {"max_tokens -1", "400",
+         [&] { return post(port, kChat, chat("\"x\"", R"("max_tokens":-1)")); }},
+        {"max_tokens past context - prompt", "400",
+         [&] { return post(port, kChat, chat("\"x\"", R"("max_tokens":5000)")); }},
+        {"empty chat (messages [])", "400",
+         [&] { return post(port, kChat, R"({"model":"stories260K","messages":[]})"); }},
         {"100,000-message chat", "400", [&] { return post(port, kChat, many); }},
-        {"1,000 stop strings", "400", [&] { return post(port, kChat, chat("\"x\"", "\"stop\":" + stops)); }},
+        {"1,000 stop strings", "400",
+         [&] { return post(port, kChat, chat("\"x\"", "\"stop\":" + stops)); }},
         {"JSON nested 3,000 deep", "400",
          [&] { return post(port, kChat, chat(std::string(3000, '[') + std::string(3000, ']'))); }},
-        {"invalid UTF-8 in content", "400", [&] { return post(port, kChat, chat("\"\xff\xfe\xc0\xaf\"")); }},
+        {"invalid UTF-8 in content", "400",
+         [&] { return post(port, kChat, chat("\"\xff\xfe\xc0\xaf\"")); }},
         {"prompt of 10x the context", "400",
-         [&] { return post(port, "/v1/completions", json{{"prompt", long_prompt}, {"model", "stories260K"}}.dump()); }},
+         [&] {
+             return post(port, "/v1/completions",
+                         json{{"prompt", long_prompt}, {"model", "stories260K"}}.dump());
+         }},
         {"token-id prompt [1, -5, 99999]", "400",
-         [&] { return post(port, "/v1/completions", R"({"model":"stories260K","prompt":[1,-5,99999]})"); }},
+         [&] {
+             return post(port, "/v1/completions",
+                         R"({"model":"stories260K","prompt":[1,-5,99999]})");
+         }},
         {"unknown model `../../etc/passwd`", "404",
-         [&] { return post(port, "/api/generate", R"({"model":"../../etc/passwd","prompt":"x"})"); }},
+         [&] {
+             return post(port, "/api/generate", R"({"model":"../../etc/passwd","prompt":"x"})");
+         }},
         {"Host: attacker.example (DNS rebinding)", "403",
          [&] {
-             return status_of(raw_request(port, "GET /api/tags HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n"));
+             return status_of(raw_request(
+                 port,
+                 "GET /api/tags HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n"));
          }},
         {"100 MB body", "413",
          [&] {
@@ -162,7 +190,8 @@ TEST(ServerAbuseSuite, EveryAttackIsAnsweredWhileAWellBehavedClientFinishes) {
          }},
         {"slowloris: a header byte every 100 ms", "408",
          [&] {
-             const int fd = test::send_raw(port, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+             const int fd =
+                 test::send_raw(port, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n");
              std::string got;
              for (int i = 0; i < 200 && got.empty(); ++i) {
                  if (::send(fd, "X", 1, MSG_NOSIGNAL) != 1) break;
@@ -182,16 +211,21 @@ TEST(ServerAbuseSuite, EveryAttackIsAnsweredWhileAWellBehavedClientFinishes) {
              std::vector<std::thread> ts;
              for (int i = 0; i < 64; ++i)
                  ts.emplace_back([&, i] {
-                     const std::string st = post(
-                         port, "/v1/completions",
-                         json{{"model", "stories260K"}, {"prompt", "Once"}, {"max_tokens", 32}, {"seed", i}}.dump());
+                     const std::string st = post(port, "/v1/completions",
+                                                 json{{"model", "stories260K"},
+                                                      {"prompt", "Once"},
+                                                      {"max_tokens", 32},
+                                                      {"seed", i}}
+                                                     .dump());
                      std::lock_guard lock(mu);
                      ++by_status[st];
                  });
              for (auto& t : ts) t.join();
              std::string out;
-             for (const auto& [st, n] : by_status) out += (out.empty() ? "" : ", ") + st + " x" + std::to_string(n);
-             const bool ok = by_status.size() <= 2 && by_status.count("200") && by_status["200"] + by_status["503"] == 64;
+             for (const auto& [st, n] : by_status)
+                 out += (out.empty() ? "" : ", ") + st + " x" + std::to_string(n);
+             const bool ok = by_status.size() <= 2 && by_status.count("200") &&
+                             by_status["200"] + by_status["503"] == 64;
              return ok ? "all answered 200 or 503 (" + out + ")" : out;
          }},
         {"a reader that never reads its stream", "200, dropped, slot freed",
@@ -204,27 +238,35 @@ TEST(ServerAbuseSuite, EveryAttackIsAnsweredWhileAWellBehavedClientFinishes) {
              addr.sin_family = AF_INET;
              addr.sin_port = htons(static_cast<uint16_t>(port));
              addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-             if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return std::string("no connect");
+             if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+                 return std::string("no connect");
              const std::string req = test::http_post(
-                 "/v1/completions", R"({"model":"syn","prompt":"hi","max_tokens":4000,"ignore_eos":true,"stream":true})");
-             if (::write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) return std::string("no write");
+                 "/v1/completions",
+                 R"({"model":"syn","prompt":"hi","max_tokens":4000,"ignore_eos":true,"stream":true})");
+             if (::write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size()))
+                 return std::string("no write");
              char head[12] = {};
-             if (::recv(fd, head, sizeof head, MSG_WAITALL) != sizeof head) return std::string("no answer");
+             if (::recv(fd, head, sizeof head, MSG_WAITALL) != sizeof head)
+                 return std::string("no answer");
              const int64_t after = settle(port);
              ::close(fd);
-             return status_of(std::string(head, sizeof head)) + (after == before + 1 ? ", dropped, slot freed" : ", not dropped");
+             return status_of(std::string(head, sizeof head)) +
+                    (after == before + 1 ? ", dropped, slot freed" : ", not dropped");
          }},
         {"mid-stream disconnect", "200, cancelled, slot freed",
          [&] {
              const int64_t before = settle(port);
              const int fd = test::send_raw(
-                 port, test::http_post("/v1/completions",
-                                       R"({"model":"syn","prompt":"hi","max_tokens":250,"ignore_eos":true,"stream":true})"));
+                 port,
+                 test::http_post(
+                     "/v1/completions",
+                     R"({"model":"syn","prompt":"hi","max_tokens":250,"ignore_eos":true,"stream":true})"));
              std::string got;
              test::read_until(fd, "data: ", &got);
              ::close(fd);
              const int64_t after = settle(port);
-             return status_of(got) + (after == before + 1 ? ", cancelled, slot freed" : ", not cancelled");
+             return status_of(got) +
+                    (after == before + 1 ? ", cancelled, slot freed" : ", not cancelled");
          }},
     };
 

@@ -21,7 +21,9 @@ namespace {
 using nlohmann::json;
 using test::TestServer;
 
-std::string stories() { return test::data_path("real/stories260K.gguf"); }
+std::string stories() {
+    return test::data_path("real/stories260K.gguf");
+}
 
 using test::health;
 using test::wait_health;
@@ -34,7 +36,8 @@ std::string raw_exchange(int port, const std::string& request, const std::string
     std::string got;
     if (needle.empty()) {
         char buf[4096];
-        for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) got.append(buf, static_cast<size_t>(n));
+        for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;)
+            got.append(buf, static_cast<size_t>(n));
     } else {
         test::read_until(fd, needle, &got);
     }
@@ -45,23 +48,24 @@ std::string raw_exchange(int port, const std::string& request, const std::string
 TEST(ServerSecurity, LoopbackServerAnswersOnlyLoopbackHostNames) {
     TestServer s({.models = {stories()}});
     const std::string port = std::to_string(s.port());
-    for (const std::string& host : std::vector<std::string>{"127.0.0.1:" + port, "localhost:" + port, "localhost",
-                                                            "[::1]:" + port, "127.0.0.2"}) {
+    for (const std::string& host : std::vector<std::string>{
+             "127.0.0.1:" + port, "localhost:" + port, "localhost", "[::1]:" + port, "127.0.0.2"}) {
         auto res = s.client().Get("/v1/models", {{"Host", host}});
         ASSERT_TRUE(res);
         EXPECT_EQ(res->status, 200) << host;
     }
     // A page at attacker.example whose name now resolves to 127.0.0.1.
-    for (const std::string& host :
-         std::vector<std::string>{"attacker.example", "attacker.example:" + port, "127.0.0.1.attacker.example",
-                                  "localhost.attacker.example", "[::2]:" + port, "localhost:x"}) {
+    for (const std::string& host : std::vector<std::string>{
+             "attacker.example", "attacker.example:" + port, "127.0.0.1.attacker.example",
+             "localhost.attacker.example", "[::2]:" + port, "localhost:x"}) {
         auto res = s.client().Get("/v1/models", {{"Host", host}});
         ASSERT_TRUE(res);
         EXPECT_EQ(res->status, 403) << host;
-        EXPECT_NE(json::parse(res->body)["error"]["message"].get<std::string>().find("DNS rebinding"),
-                  std::string::npos);
-        res = s.client().Post("/api/generate", {{"Host", host}}, R"({"model":"stories260K","prompt":"x"})",
-                              "application/json");
+        EXPECT_NE(
+            json::parse(res->body)["error"]["message"].get<std::string>().find("DNS rebinding"),
+            std::string::npos);
+        res = s.client().Post("/api/generate", {{"Host", host}},
+                              R"({"model":"stories260K","prompt":"x"})", "application/json");
         ASSERT_TRUE(res);
         EXPECT_EQ(res->status, 403) << host;
         EXPECT_TRUE(json::parse(res->body)["error"].is_string());
@@ -69,7 +73,9 @@ TEST(ServerSecurity, LoopbackServerAnswersOnlyLoopbackHostNames) {
 }
 
 TEST(ServerSecurity, ApiKeyByBearerOrHeaderAndCorsOnlyForListedOrigins) {
-    TestServer s({.models = {stories()}, .api_key = "0123456789abcdef", .cors_origins = {"http://app.example"}});
+    TestServer s({.models = {stories()},
+                  .api_key = "0123456789abcdef",
+                  .cors_origins = {"http://app.example"}});
     auto c = s.client();
     auto status = [&](const httplib::Headers& h) {
         auto res = c.Get("/api/tags", h);
@@ -79,25 +85,28 @@ TEST(ServerSecurity, ApiKeyByBearerOrHeaderAndCorsOnlyForListedOrigins) {
     EXPECT_EQ(status({{"Authorization", "Bearer 0123456789abcdef"}}), 200);
     EXPECT_EQ(status({{"X-Api-Key", "0123456789abcdef"}}), 200);
     EXPECT_EQ(status({{"Authorization", "Bearer 0123456789abcdeF"}}), 401);
-    EXPECT_EQ(status({{"Authorization", "Bearer 0123456789abcde"}}), 401);   // a prefix
+    EXPECT_EQ(status({{"Authorization", "Bearer 0123456789abcde"}}), 401);    // a prefix
     EXPECT_EQ(status({{"Authorization", "Bearer 0123456789abcdef0"}}), 401);  // longer
     EXPECT_EQ(status({{"X-Api-Key", ""}}), 401);
     EXPECT_EQ(c.Get("/health")->status, 200);
 
     const httplib::Headers key = {{"X-Api-Key", "0123456789abcdef"}};
-    auto res = c.Get("/v1/models", {{"X-Api-Key", "0123456789abcdef"}, {"Origin", "http://app.example"}});
+    auto res =
+        c.Get("/v1/models", {{"X-Api-Key", "0123456789abcdef"}, {"Origin", "http://app.example"}});
     ASSERT_TRUE(res);
     EXPECT_EQ(res->get_header_value("Access-Control-Allow-Origin"), "http://app.example");
     EXPECT_FALSE(res->has_header("Access-Control-Allow-Credentials"));
-    res = c.Get("/v1/models", {{"X-Api-Key", "0123456789abcdef"}, {"Origin", "http://evil.example"}});
+    res =
+        c.Get("/v1/models", {{"X-Api-Key", "0123456789abcdef"}, {"Origin", "http://evil.example"}});
     ASSERT_TRUE(res);
     EXPECT_FALSE(res->has_header("Access-Control-Allow-Origin"));
     // A preflight carries no key and is answered for the listed origin only.
-    res = c.Options("/v1/chat/completions", {{"Origin", "http://app.example"},
-                                             {"Access-Control-Request-Method", "POST"}});
+    res = c.Options("/v1/chat/completions",
+                    {{"Origin", "http://app.example"}, {"Access-Control-Request-Method", "POST"}});
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 204);
-    EXPECT_NE(res->get_header_value("Access-Control-Allow-Headers").find("Authorization"), std::string::npos);
+    EXPECT_NE(res->get_header_value("Access-Control-Allow-Headers").find("Authorization"),
+              std::string::npos);
     res = c.Options("/v1/chat/completions", {{"Origin", "http://evil.example"}});
     ASSERT_TRUE(res);
     EXPECT_NE(res->status, 204);
@@ -118,15 +127,17 @@ TEST(ServerSecurity, CorsIsOffByDefault) {
 // as paths.
 TEST(ServerSecurity, ModelNamesNeverBecomePaths) {
     TestServer s({.models = {stories()}});
-    const std::string escaped_path = "../" + std::filesystem::path(stories()).parent_path().filename().string() +
-                                     "/stories260K";
-    for (const std::string& name : {std::string("../stories260K"), std::string("sha256:../../etc/passwd"), escaped_path,
-                                   std::string("/dev/zero"), std::string("/dev/urandom"), stories(),
-                                   std::string("stories260K/../stories260K")}) {
+    const std::string escaped_path =
+        "../" + std::filesystem::path(stories()).parent_path().filename().string() + "/stories260K";
+    for (const std::string& name :
+         {std::string("../stories260K"), std::string("sha256:../../etc/passwd"), escaped_path,
+          std::string("/dev/zero"), std::string("/dev/urandom"), stories(),
+          std::string("stories260K/../stories260K")}) {
         auto res = s.client().Post("/api/show", json{{"model", name}}.dump(), "application/json");
         ASSERT_TRUE(res);
         EXPECT_EQ(res->status, 404) << name;
-        res = s.client().Post("/v1/completions", json{{"model", name}, {"prompt", "x"}}.dump(), "application/json");
+        res = s.client().Post("/v1/completions", json{{"model", name}, {"prompt", "x"}}.dump(),
+                              "application/json");
         ASSERT_TRUE(res);
         EXPECT_EQ(res->status, 404) << name;
     }
@@ -153,7 +164,8 @@ class ServerLimits : public ::testing::Test {
         if (!res) return "";
         EXPECT_EQ(res->status, status) << body.substr(0, 200) << ": " << res->body;
         const json e = json::parse(res->body, nullptr, false);
-        if (path.starts_with("/v1/")) return e["error"]["message"].is_string() ? e["error"].dump() : "";
+        if (path.starts_with("/v1/"))
+            return e["error"]["message"].is_string() ? e["error"].dump() : "";
         return e["error"].is_string() ? e["error"].get<std::string>() : "";
     }
     static inline TestServer* server_ = nullptr;
@@ -161,35 +173,46 @@ class ServerLimits : public ::testing::Test {
 
 std::string chat(int n_messages, const std::string& extra = "") {
     json msgs = json::array();
-    for (int i = 0; i < n_messages; ++i) msgs.push_back({{"role", i % 2 ? "assistant" : "user"}, {"content", "hi"}});
+    for (int i = 0; i < n_messages; ++i)
+        msgs.push_back({{"role", i % 2 ? "assistant" : "user"}, {"content", "hi"}});
     json j = {{"model", "stories260K"}, {"messages", msgs}};
     if (!extra.empty()) j.update(json::parse(extra));
     return j.dump();
 }
 
 TEST_F(ServerLimits, EachLimitIsNamedInTheApisErrorShape) {
-    EXPECT_NE(refused("/v1/chat/completions", chat(9), 400).find("--max-messages"), std::string::npos);
+    EXPECT_NE(refused("/v1/chat/completions", chat(9), 400).find("--max-messages"),
+              std::string::npos);
     EXPECT_NE(refused("/api/chat", chat(9), 400).find("--max-messages"), std::string::npos);
-    EXPECT_NE(refused("/v1/chat/completions", chat(1, R"({"stop":["a","b","c","d"]})"), 400).find("--max-stop"),
+    EXPECT_NE(refused("/v1/chat/completions", chat(1, R"({"stop":["a","b","c","d"]})"), 400)
+                  .find("--max-stop"),
               std::string::npos);
-    EXPECT_NE(refused("/v1/chat/completions", chat(1, R"({"stop":"0123456789a"})"), 400).find("--max-stop-bytes"),
+    EXPECT_NE(refused("/v1/chat/completions", chat(1, R"({"stop":"0123456789a"})"), 400)
+                  .find("--max-stop-bytes"),
               std::string::npos);
-    EXPECT_NE(refused("/api/chat", chat(1, R"({"options":{"stop":["a","b","c","d"]}})"), 400).find("--max-stop"),
+    EXPECT_NE(refused("/api/chat", chat(1, R"({"options":{"stop":["a","b","c","d"]}})"), 400)
+                  .find("--max-stop"),
               std::string::npos);
     // max_tokens past what the 64-token context leaves after the prompt.
-    const std::string e = refused("/v1/completions", R"({"prompt":"Once upon a time","max_tokens":64})", 400);
+    const std::string e =
+        refused("/v1/completions", R"({"prompt":"Once upon a time","max_tokens":64})", 400);
     EXPECT_NE(e.find("context_length_exceeded"), std::string::npos) << e;
     EXPECT_NE(e.find("leaves"), std::string::npos) << e;
     // Numbers are range-checked before narrowing: 3e9 would wrap to negative as an int.
-    EXPECT_NE(refused("/v1/completions", R"({"prompt":"x","max_tokens":3000000000})", 400).find("max_tokens"),
+    EXPECT_NE(refused("/v1/completions", R"({"prompt":"x","max_tokens":3000000000})", 400)
+                  .find("max_tokens"),
               std::string::npos);
-    EXPECT_NE(refused("/v1/completions", R"({"prompt":"x","max_tokens":3e9})", 400).find("max_tokens"),
-              std::string::npos);
-    refused("/api/generate", R"({"model":"stories260K","prompt":"x","options":{"num_ctx":3000000000}})", 400);
-    refused("/api/generate", R"({"model":"stories260K","prompt":"x","options":{"top_k":-3000000000}})", 400);
+    EXPECT_NE(
+        refused("/v1/completions", R"({"prompt":"x","max_tokens":3e9})", 400).find("max_tokens"),
+        std::string::npos);
+    refused("/api/generate",
+            R"({"model":"stories260K","prompt":"x","options":{"num_ctx":3000000000}})", 400);
+    refused("/api/generate",
+            R"({"model":"stories260K","prompt":"x","options":{"top_k":-3000000000}})", 400);
     // Within every limit: served, and Ollama's num_predict past the context just stops there.
     auto res = server_->client().Post(
-        "/api/generate", R"({"model":"stories260K","prompt":"x","stream":false,"options":{"num_predict":1000}})",
+        "/api/generate",
+        R"({"model":"stories260K","prompt":"x","stream":false,"options":{"num_predict":1000}})",
         "application/json");
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 200) << res->body;
@@ -197,14 +220,19 @@ TEST_F(ServerLimits, EachLimitIsNamedInTheApisErrorShape) {
 
 TEST_F(ServerLimits, JsonNestedThreeThousandDeepIs400) {
     for (const char* path : {"/v1/chat/completions", "/api/chat"}) {
-        std::string deep = R"({"model":"stories260K","messages":[{"role":"user","content":"x","extra":)";
+        std::string deep =
+            R"({"model":"stories260K","messages":[{"role":"user","content":"x","extra":)";
         deep += std::string(3000, '[') + std::string(3000, ']') + "}]}";
-        EXPECT_NE(refused(path, deep, 400).find("deeper than the limit of 64"), std::string::npos) << path;
+        EXPECT_NE(refused(path, deep, 400).find("deeper than the limit of 64"), std::string::npos)
+            << path;
     }
     // Brackets inside strings are text, not nesting.
-    const std::string text =
-        json{{"model", "stories260K"}, {"prompt", std::string(3000, '[')}, {"max_tokens", 1}}.dump();
-    EXPECT_NE(refused("/v1/completions", text, 400).find("longer than the context"), std::string::npos);
+    const std::string text = json{
+        {"model", "stories260K"},
+        {"prompt", std::string(3000, '[')},
+        {"max_tokens", 1}}.dump();
+    EXPECT_NE(refused("/v1/completions", text, 400).find("longer than the context"),
+              std::string::npos);
 }
 
 // A client that sends its request line and then a header byte at a time holds
@@ -229,7 +257,8 @@ TEST_F(ServerLimits, SlowOrEndlessHeadersAreCutOff) {
     EXPECT_TRUE(got.starts_with("HTTP/1.1 408")) << got;
 
     std::string big = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n";
-    for (int i = 0; i < 2000; ++i) big += "X-Filler-" + std::to_string(i) + ": " + std::string(60, 'a') + "\r\n";
+    for (int i = 0; i < 2000; ++i)
+        big += "X-Filler-" + std::to_string(i) + ": " + std::string(60, 'a') + "\r\n";
     big += "\r\n";
     got = raw_exchange(server_->port(), big);
     EXPECT_TRUE(got.starts_with("HTTP/1.1 431")) << got.substr(0, 200);
@@ -247,7 +276,8 @@ TEST(ServerConnections, PastTheLimitConnectionsGet503InTheirApisShape) {
         ASSERT_TRUE(test::read_until(fd, "}"));
         idle.push_back(fd);
     }
-    std::string got = raw_exchange(s.port(), test::http_post("/v1/completions", R"({"prompt":"x"})"));
+    std::string got =
+        raw_exchange(s.port(), test::http_post("/v1/completions", R"({"prompt":"x"})"));
     EXPECT_TRUE(got.starts_with("HTTP/1.1 503")) << got;
     EXPECT_NE(got.find("Retry-After: 1"), std::string::npos) << got;
     EXPECT_NE(got.find(R"("type":"server_error")"), std::string::npos) << got;
@@ -266,7 +296,8 @@ std::string streamed_text(const std::string& body) {
     std::string t;
     auto ev = test::sse_events(body);
     if (ev.empty() || ev.back() != "[DONE]") return "(no [DONE])";
-    for (size_t i = 0; i + 1 < ev.size(); ++i) t += json::parse(ev[i])["choices"][0]["text"].get<std::string>();
+    for (size_t i = 0; i + 1 < ev.size(); ++i)
+        t += json::parse(ev[i])["choices"][0]["text"].get<std::string>();
     return t;
 }
 
@@ -277,8 +308,12 @@ std::string streamed_text(const std::string& body) {
 TEST(ServerSlowClients, AReaderThatNeverReadsIsDroppedAndOthersFinish) {
     std::signal(SIGPIPE, SIG_IGN);
     test::TempDir dir;
-    TestServer s({.models = {test::synth_model(dir), stories()}, .n_ctx = 16384, .parallel = 2, .write_timeout = 1});
-    const std::string good = R"({"model":"stories260K","prompt":"Once upon a time","max_tokens":40,"temperature":0,"stream":true})";
+    TestServer s({.models = {test::synth_model(dir), stories()},
+                  .n_ctx = 16384,
+                  .parallel = 2,
+                  .write_timeout = 1});
+    const std::string good =
+        R"({"model":"stories260K","prompt":"Once upon a time","max_tokens":40,"temperature":0,"stream":true})";
     auto run_good = [&] {
         auto res = s.client().Post("/v1/completions", good, "application/json");
         return res && res->status == 200 ? streamed_text(res->body) : std::string("(failed)");
@@ -296,7 +331,8 @@ TEST(ServerSlowClients, AReaderThatNeverReadsIsDroppedAndOthersFinish) {
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
     const std::string req = test::http_post(
-        "/v1/completions", R"({"model":"syn","prompt":"hi","max_tokens":16000,"ignore_eos":true,"stream":true})");
+        "/v1/completions",
+        R"({"model":"syn","prompt":"hi","max_tokens":16000,"ignore_eos":true,"stream":true})");
     ASSERT_EQ(::write(fd, req.data(), req.size()), static_cast<ssize_t>(req.size()));
     wait_health(s, [](const json& h) { return h["slots_busy"] == 1; });
     EXPECT_EQ(run_good(), alone);  // served while the other is stuck
@@ -310,19 +346,23 @@ TEST(ServerSlowClients, AReaderThatNeverReadsIsDroppedAndOthersFinish) {
 // Greedy text of a completion, or its error.
 std::string complete(const TestServer& s, const std::string& model) {
     auto res = s.client().Post(
-        "/v1/completions", json{{"model", model}, {"prompt", "hi"}, {"max_tokens", 8}, {"temperature", 0}}.dump(),
+        "/v1/completions",
+        json{{"model", model}, {"prompt", "hi"}, {"max_tokens", 8}, {"temperature", 0}}.dump(),
         "application/json");
     if (!res) return "(no response)";
     const json j = json::parse(res->body);
     return res->status == 200 ? j["choices"][0]["text"].get<std::string>()
-                              : "error " + std::to_string(res->status) + ": " + j["error"]["message"].get<std::string>();
+                              : "error " + std::to_string(res->status) + ": " +
+                                    j["error"]["message"].get<std::string>();
 }
 
 TEST(ServerModelFiles, AReplacedFileIsReloadedAndAFailedLoadIsNotRetriedUntilItChanges) {
     test::TempDir dir;
     const std::string path = dir.file("m.gguf");
     ASSERT_EQ(test::run_strata("synth --arch qwen3moe --seed 1 --out " + path).exit_code, 0);
-    ASSERT_EQ(test::run_strata("synth --arch qwen3moe --seed 2 --out " + dir.file("two.gguf")).exit_code, 0);
+    ASSERT_EQ(
+        test::run_strata("synth --arch qwen3moe --seed 2 --out " + dir.file("two.gguf")).exit_code,
+        0);
     std::filesystem::copy_file(path, dir.file("one.gguf"));
     TestServer s({.models = {path}, .n_ctx = 256});
     auto& registry = s.server().context().registry();
@@ -333,7 +373,8 @@ TEST(ServerModelFiles, AReplacedFileIsReloadedAndAFailedLoadIsNotRetriedUntilItC
 
     // Replaced the way downloaders do it: a new file renamed over the old.
     auto replace = [&](const std::string& from) {
-        std::filesystem::copy_file(from, dir.file("tmp.gguf"), std::filesystem::copy_options::overwrite_existing);
+        std::filesystem::copy_file(from, dir.file("tmp.gguf"),
+                                   std::filesystem::copy_options::overwrite_existing);
         std::filesystem::rename(dir.file("tmp.gguf"), path);
     };
     replace(dir.file("two.gguf"));
@@ -396,7 +437,8 @@ class ServeProcess {
             ::close(out[0]);
             ::close(out[1]);
             std::freopen("/dev/null", "w", stderr);
-            std::vector<char*> argv = {const_cast<char*>(STRATA_BINARY), const_cast<char*>("serve")};
+            std::vector<char*> argv = {const_cast<char*>(STRATA_BINARY),
+                                       const_cast<char*>("serve")};
             for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
             argv.push_back(nullptr);
             ::execv(STRATA_BINARY, argv.data());
@@ -407,7 +449,8 @@ class ServeProcess {
         char line[256] = {};
         if (std::fgets(line, sizeof line, f)) {
             const std::string s(line);
-            if (s.starts_with("strata: listening on http://127.0.0.1:")) port_ = std::stoi(s.substr(s.rfind(':') + 1));
+            if (s.starts_with("strata: listening on http://127.0.0.1:"))
+                port_ = std::stoi(s.substr(s.rfind(':') + 1));
         }
         std::fclose(f);
     }
@@ -431,11 +474,13 @@ class ServeProcess {
 
 // `strata serve` of a synthetic model with room for long streams.
 std::vector<std::string> synth_server_args(const test::TempDir& dir, const char* drain_timeout) {
-    return {"--port", "0", "--no-discover", "--no-prefetch", "--model", test::synth_model(dir),
-            "--ctx",  "16384", "--drain-timeout", drain_timeout};
+    return {
+        "--port", "0",     "--no-discover",   "--no-prefetch", "--model", test::synth_model(dir),
+        "--ctx",  "16384", "--drain-timeout", drain_timeout};
 }
 
-const char* const kEndless = R"({"model":"syn","prompt":"hi","max_tokens":16000,"ignore_eos":true,"stream":true})";
+const char* const kEndless =
+    R"({"model":"syn","prompt":"hi","max_tokens":16000,"ignore_eos":true,"stream":true})";
 
 // A streamed completion of `body` that has sent its first event; -1 on failure.
 int start_stream(int port, const std::string& body) {
@@ -446,10 +491,12 @@ int start_stream(int port, const std::string& body) {
 
 TEST(ServeShutdown, FirstSignalDrainsRunningStreamsThenExitsZero) {
     std::signal(SIGPIPE, SIG_IGN);
-    ServeProcess p({"--port", "0", "--no-discover", "--no-prefetch", "--model", stories(), "--ctx", "512"});
+    ServeProcess p(
+        {"--port", "0", "--no-discover", "--no-prefetch", "--model", stories(), "--ctx", "512"});
     ASSERT_GT(p.port(), 0);
     const int fd = start_stream(
-        p.port(), R"({"model":"stories260K","prompt":"Once","max_tokens":400,"ignore_eos":true,"stream":true})");
+        p.port(),
+        R"({"model":"stories260K","prompt":"Once","max_tokens":400,"ignore_eos":true,"stream":true})");
     ASSERT_GE(fd, 0);
     p.signal(SIGTERM);
     std::string rest;
@@ -489,7 +536,8 @@ TEST(ServeShutdown, SecondSignalExitsAtOnce) {
         if (c >= 0) ::close(c);
         return c >= 0;
     };
-    for (int i = 0; i < 200 && can_connect(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    for (int i = 0; i < 200 && can_connect(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
     EXPECT_FALSE(can_connect());
     p.signal(SIGTERM);  // a hang here, for the hour of --drain-timeout, would be the bug
     const int status = p.wait();

@@ -74,7 +74,9 @@ class SocketStream final : public httplib::Stream {
     void end_head() { in_head_ = false; }
     bool has_buffered() const { return pos_ < len_; }
 
-    bool is_readable() const override { return has_buffered() || (wait_for(fd_, POLLIN, read_ms_) & POLLIN); }
+    bool is_readable() const override {
+        return has_buffered() || (wait_for(fd_, POLLIN, read_ms_) & POLLIN);
+    }
     // Writable within the write timeout, and the client has not hung up.
     bool is_writable() const override {
         const int ev = wait_for(fd_, POLLOUT, write_ms_);
@@ -142,11 +144,15 @@ class SocketStream final : public httplib::Stream {
     size_t head_left_ = 0;
 };
 
-int to_ms(time_t sec, time_t usec) { return static_cast<int>(std::min<int64_t>(sec * 1000 + usec / 1000, 1 << 30)); }
+int to_ms(time_t sec, time_t usec) {
+    return static_cast<int>(std::min<int64_t>(sec * 1000 + usec / 1000, 1 << 30));
+}
 
 }  // namespace
 
-HeaderFault current_header_fault() { return t_fault; }
+HeaderFault current_header_fault() {
+    return t_fault;
+}
 
 // A thread per connection up to the limit, created up front so that a burst of
 // connections costs no thread creation; past the limit one thread answers 503s,
@@ -214,15 +220,18 @@ class HttpCore::Pool final : public httplib::TaskQueue {
     bool stop_ = false;
 };
 
-HttpCore::HttpCore(ConnectionLimits limits, std::function<void(const httplib::Request&, httplib::Response&)> reject)
+HttpCore::HttpCore(ConnectionLimits limits,
+                   std::function<void(const httplib::Request&, httplib::Response&)> reject)
     : limits_(limits), reject_(std::move(reject)) {
     new_task_queue = [this] { return new Pool(*this); };
 }
 
 bool HttpCore::process_and_close_socket(socket_t sock) {
     t_fault = HeaderFault::None;
-    if (t_mode == Mode::Serve) serve(sock);
-    else if (t_mode == Mode::Refuse) refuse(sock);
+    if (t_mode == Mode::Serve)
+        serve(sock);
+    else if (t_mode == Mode::Refuse)
+        refuse(sock);
     // A client still sending when refused would get a reset for its unread bytes,
     // which can destroy the answer before it reads it: say we are done, and read
     // what it sends for a moment before closing.
@@ -243,8 +252,10 @@ bool HttpCore::process_and_close_socket(socket_t sock) {
 // the keep-alive timeout (and no longer once the server stops), then read and
 // answer it.
 void HttpCore::serve(socket_t sock) {
-    ::setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &limits_.send_buffer_bytes, sizeof limits_.send_buffer_bytes);
-    SocketStream strm(sock, to_ms(read_timeout_sec_, read_timeout_usec_), to_ms(write_timeout_sec_, write_timeout_usec_));
+    ::setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &limits_.send_buffer_bytes,
+                 sizeof limits_.send_buffer_bytes);
+    SocketStream strm(sock, to_ms(read_timeout_sec_, read_timeout_usec_),
+                      to_ms(write_timeout_sec_, write_timeout_usec_));
     for (size_t left = keep_alive_max_count_; left > 0; --left) {
         const auto idle_until = Clock::now() + std::chrono::seconds(keep_alive_timeout_sec_);
         bool ready = strm.has_buffered();
@@ -253,7 +264,8 @@ void HttpCore::serve(socket_t sock) {
         if (!ready || svr_sock_ == INVALID_SOCKET) return;
         strm.begin_head(std::max(1, limits_.header_timeout), limits_.max_header_bytes);
         bool closed = false;
-        const bool ok = process_request(strm, left == 1, closed, [&](httplib::Request&) { strm.end_head(); });
+        const bool ok =
+            process_request(strm, left == 1, closed, [&](httplib::Request&) { strm.end_head(); });
         if (!ok || closed) return;
     }
 }
@@ -273,14 +285,17 @@ void HttpCore::refuse(socket_t sock) {
     }
     httplib::Request req;
     const size_t sp = head.find(' ');
-    if (sp != std::string::npos) req.path = head.substr(sp + 1, head.find_first_of(" ?\r", sp + 1) - sp - 1);
+    if (sp != std::string::npos)
+        req.path = head.substr(sp + 1, head.find_first_of(" ?\r", sp + 1) - sp - 1);
     httplib::Response res;
     res.status = 503;
     if (reject_) reject_(req, res);
-    std::string out = fmt::format("HTTP/1.1 {} Service Unavailable\r\nConnection: close\r\n", res.status);
+    std::string out =
+        fmt::format("HTTP/1.1 {} Service Unavailable\r\nConnection: close\r\n", res.status);
     for (const auto& [k, v] : res.headers) out += fmt::format("{}: {}\r\n", k, v);
     out += fmt::format("Content-Length: {}\r\n\r\n", res.body.size()) + res.body;
-    if (wait_for(sock, POLLOUT, 1000) & POLLOUT) (void)::send(sock, out.data(), out.size(), MSG_NOSIGNAL);
+    if (wait_for(sock, POLLOUT, 1000) & POLLOUT)
+        (void)::send(sock, out.data(), out.size(), MSG_NOSIGNAL);
 }
 
 }  // namespace strata::app::server

@@ -39,7 +39,8 @@ class HttpCore : public httplib::Server {
   public:
     // `reject` fills the response for a connection over the limit (the request's
     // path is known, so it can use the path's API error shape).
-    HttpCore(ConnectionLimits limits, std::function<void(const httplib::Request&, httplib::Response&)> reject);
+    HttpCore(ConnectionLimits limits,
+             std::function<void(const httplib::Request&, httplib::Response&)> reject);
 
     int open_connections() const { return open_.load(); }
     uint64_t rejected_connections() const { return rejected_.load(); }
