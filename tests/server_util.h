@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <nlohmann/json.hpp>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -45,6 +46,7 @@ class TestServer {
         thread_.join();
     }
     int port() const { return port_; }
+    app::server::HttpServer& server() { return *server_; }
     std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
     httplib::Client client() const {
         httplib::Client c("127.0.0.1", port_);
@@ -57,6 +59,24 @@ class TestServer {
     std::thread thread_;
     int port_ = 0;
 };
+
+// The server's /health, or null when it did not answer.
+inline nlohmann::json health(const TestServer& s) {
+    auto res = s.client().Get("/health");
+    return res && res->status == 200 ? nlohmann::json::parse(res->body) : nlohmann::json();
+}
+
+// Polls /health until `done` holds (or about 20 s pass); the last reading.
+template <typename Pred>
+nlohmann::json wait_health(const TestServer& s, Pred done) {
+    nlohmann::json h;
+    for (int i = 0; i < 2000; ++i) {
+        h = health(s);
+        if (!h.is_null() && done(h)) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return h;
+}
 
 // The events of an SSE body, checking the framing: each is "data: ...\n\n".
 inline std::vector<std::string> sse_events(const std::string& body) {
@@ -99,7 +119,7 @@ inline int send_raw(int port, const std::string& request) {
 // A POST of JSON `body` to `path`, as raw HTTP.
 inline std::string http_post(const std::string& path, const std::string& body) {
     return "POST " + path +
-           " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+           " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
            std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 

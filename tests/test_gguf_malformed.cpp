@@ -298,6 +298,22 @@ TEST_F(Malformed, RowNotWholeBlocks) {
     expect_error(r.bytes(), "tensor 't' has rows of 100 elements, not a multiple of the Q4_K block size 256");
 }
 
+// The largest alignment a u32 holds rounds the data section's start past the
+// end of a small file; an offset aligned to it near 2^64 must not wrap when
+// rounded or added to that start.
+TEST_F(Malformed, AlignmentRoundingNearTheTop) {
+    RawGguf r;
+    r.kvs.push_back(kv("general.alignment", ValueType::U32, MetaValue::u32(1u << 31)));
+    r.infos.push_back(info("t", {4}, kF32, 0));
+    r.data.resize(64);
+    expect_error(r.bytes(), "tensor 't' data is not within the file bounds");
+    RawGguf top;
+    top.kvs.push_back(kv("general.alignment", ValueType::U32, MetaValue::u32(1u << 31)));
+    top.infos.push_back(info("t", {4}, kF32, ~0ull - ((1ull << 31) - 1)));  // the last multiple of 2^31
+    top.data.resize(64);
+    expect_error(top.bytes(), "tensor 't' data is not within the file bounds");
+}
+
 TEST_F(Malformed, MisalignedOffset) {
     RawGguf r;
     r.infos.push_back(info("t", {4}, kF32, 4));

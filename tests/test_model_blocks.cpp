@@ -10,6 +10,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
+#include <string>
 
 namespace strata {
 namespace {
@@ -44,12 +46,10 @@ TEST(Rope, YarnMatchesItsDefinition) {
     for (float v : x) EXPECT_NEAR(v, mscale, 1e-6);
 }
 
-// The header says 4 KV heads but attn_k was written for 2: loading must name the
-// tensor and both shapes rather than read past its data.
-TEST(ModelLoad, ShapeDisagreeingWithHparamsNamesTheTensor) {
-    test::TempDir dir;
+// A small qwen3moe of `n_layer` layers: 4 heads (2 KV) of 64, 4 experts of which 2 are used.
+SynthSpec small_qwen3moe(uint32_t n_layer) {
     SynthSpec spec = find_synth_preset("qwen3-30b-a3b")->spec;
-    spec.hp.n_layer = 1;
+    spec.hp.n_layer = n_layer;
     spec.hp.n_embd = 256;
     spec.hp.n_head = 4;
     spec.hp.n_head_kv = 2;
@@ -58,6 +58,14 @@ TEST(ModelLoad, ShapeDisagreeingWithHparamsNamesTheTensor) {
     spec.hp.n_expert = 4;
     spec.hp.n_expert_used = 2;
     spec.hp.n_vocab = 512;
+    return spec;
+}
+
+// The header says 4 KV heads but attn_k was written for 2: loading must name the
+// tensor and both shapes rather than read past its data.
+TEST(ModelLoad, ShapeDisagreeingWithHparamsNamesTheTensor) {
+    test::TempDir dir;
+    SynthSpec spec = small_qwen3moe(1);
     auto plan = plan_synth(spec);
     ASSERT_TRUE(plan.ok());
     plan->writer.set("qwen3moe.attention.head_count_kv", gguf::MetaValue::u32(4));
@@ -69,6 +77,36 @@ TEST(ModelLoad, ShapeDisagreeingWithHparamsNamesTheTensor) {
     EXPECT_NE(m.error().message.find("tensor 'blk.0.attn_k.weight' has shape [256, 128], expected [256, 256]"),
               std::string::npos)
         << m.error().message;
+}
+
+// The reference implementation aborts when `block_count` or the expert counts
+// disagree with the tensors in the file; here each is an error naming the key or
+// the tensor. `edit` changes one key of a valid file.
+std::string load_error_after(const std::function<void(gguf::Writer&)>& edit) {
+    test::TempDir dir;
+    SynthSpec spec = small_qwen3moe(2);
+    auto plan = plan_synth(spec);
+    if (!plan.ok()) return "plan: " + plan.error().message;
+    edit(plan->writer);
+    if (!write_synth(*plan, dir.file("m.gguf"), 1).ok()) return "write failed";
+    auto f = gguf::File::open(dir.file("m.gguf"));
+    if (!f.ok()) return "open: " + f.error().message;
+    auto m = Model::load(*f);
+    return m.ok() ? "" : m.error().message;
+}
+
+TEST(ModelLoad, CountsDisagreeingWithTheTensorsAreErrors) {
+    EXPECT_EQ(load_error_after([](gguf::Writer&) {}), "");
+    std::string e = load_error_after([](gguf::Writer& w) { w.set("qwen3moe.block_count", gguf::MetaValue::u32(3)); });
+    EXPECT_NE(e.find("blk.2."), std::string::npos) << e;  // the first tensor of the layer that is not there
+    e = load_error_after([](gguf::Writer& w) { w.set("qwen3moe.block_count", gguf::MetaValue::u32(1u << 31)); });
+    EXPECT_FALSE(e.empty());
+    e = load_error_after([](gguf::Writer& w) { w.set("qwen3moe.expert_used_count", gguf::MetaValue::u32(5)); });
+    EXPECT_NE(e.find("expert_used_count' is 5, expected 1 to 4"), std::string::npos) << e;
+    e = load_error_after([](gguf::Writer& w) { w.set("qwen3moe.expert_used_count", gguf::MetaValue::u32(0)); });
+    EXPECT_NE(e.find("expert_used_count"), std::string::npos) << e;
+    e = load_error_after([](gguf::Writer& w) { w.set("qwen3moe.expert_count", gguf::MetaValue::u32(8)); });
+    EXPECT_NE(e.find("ffn_gate_inp"), std::string::npos) << e;  // the router has 4 outputs, not 8
 }
 
 TEST(ModelLoad, UnsupportedArchitectureIsNamed) {

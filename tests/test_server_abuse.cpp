@@ -165,7 +165,7 @@ TEST_F(ServerAbuse, HundredMegabyteBodyGets413) {
 TEST_F(ServerAbuse, TricklingBodyTimesOutWhileOthersAreServed) {
     const std::string body = chat_with("");
     const std::string head =
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         "Content-Length: " +
         std::to_string(body.size()) + "\r\n\r\n";
     const int fd = test::send_raw(server_->port(), head);

@@ -35,25 +35,11 @@ std::string streamed_text(const std::string& body) {
     return t;
 }
 
-json health(const TestServer& s) {
-    auto res = s.client().Get("/health");
-    return res ? json::parse(res->body) : json();
-}
-
-// Polls /health until `done` holds (or about 20 s pass); the last reading.
-template <typename Pred>
-json wait_health(const TestServer& s, Pred done) {
-    json h;
-    for (int i = 0; i < 2000; ++i) {
-        h = health(s);
-        if (done(h)) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return h;
-}
+using test::health;
+using test::wait_health;
 
 const std::string kEndless =
-    R"({"model":"syn","prompt":"hi","max_tokens":100000,"ignore_eos":true,"stream":true})";
+    R"({"model":"syn","prompt":"hi","max_tokens":16000,"ignore_eos":true,"stream":true})";
 
 TEST(ServerLoad, EightStreamsOnFourSlotsEachMatchTheirRunAlone) {
     std::signal(SIGPIPE, SIG_IGN);
@@ -258,7 +244,7 @@ TEST(ServerModels, MaxLoadedUnloadsTheLeastRecentlyUsedIdleModel) {
         s.port(),
         test::http_post(
             "/v1/completions",
-            R"({"model":"b","prompt":"hi","max_tokens":100000,"ignore_eos":true,"stream":true})"));
+            R"({"model":"b","prompt":"hi","max_tokens":16000,"ignore_eos":true,"stream":true})"));
     ASSERT_GE(fd, 0);
     ASSERT_TRUE(test::read_until(fd, "data: "));
     generate("a");

@@ -387,6 +387,27 @@ TEST(VocabBuild, ScoreMergesPickTheBestPair) {
     EXPECT_EQ(tok->tokenize("c"), (std::vector<TokenId>{3, 0}));
 }
 
+// Byte tokens whose text is not `<0xHH>` (`<0x-1>` made llama.cpp's strtol
+// return a byte out of range) print their text and stand for no byte, so a
+// character outside the vocabulary still becomes <unk>.
+TEST(VocabBuild, MalformedByteTokensPrintTheirTextAndMapNoByte) {
+    auto spec = tiny_spm();
+    for (const char* t : {"<0x-1>", "<0xZZ>", "<0x100>", "<0x>", "<0x4"}) {
+        spec.tokens.push_back(t);
+        spec.scores.push_back(0);
+        spec.token_types.push_back(6);  // BYTE
+    }
+    auto v = text::Vocab::build(spec);
+    ASSERT_TRUE(v.ok()) << v.error().message;
+    // (Only the plain one-letter tokens "a" and "b" stand for bytes.)
+    for (int b = 0; b < 256; ++b) EXPECT_LT(v->byte_token(static_cast<uint8_t>(b)), 8) << b;
+    auto tok = Tokenizer::create(std::move(*v));
+    ASSERT_TRUE(tok.ok());
+    const std::vector<TokenId> ids = {8, 9, 10, 11, 12};
+    EXPECT_EQ(tok->detokenize(ids), "<0x-1><0xZZ><0x100><0x><0x4");
+    EXPECT_EQ(tok->tokenize("c"), (std::vector<TokenId>{3, 0}));
+}
+
 TEST(VocabBuild, ValidationNamesTheKey) {
     auto bad_len = tiny_spm();
     bad_len.scores.pop_back();

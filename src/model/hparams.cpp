@@ -58,6 +58,11 @@ Result<HParams> read_hparams(const gguf::File& f) {
     const std::string p = hp.arch + ".";
 
     STRATA_TRY(read_req(f, p + "block_count", hp.n_layer));
+    // Every layer has tensors of its own, so a count past the file's tensors is a
+    // lie; caught here, before anything is sized or looped over by it.
+    if (hp.n_layer == 0 || hp.n_layer > f.tensors().size())
+        return err("{}: key '{}block_count' is {}, but the file has {} tensors", f.path(), p, hp.n_layer,
+                   f.tensors().size());
     STRATA_TRY(read_req(f, p + "embedding_length", hp.n_embd));
     STRATA_TRY(read_req(f, p + "attention.head_count", hp.n_head));
     hp.n_head_kv = hp.n_head;
@@ -84,6 +89,11 @@ Result<HParams> read_hparams(const gguf::File& f) {
     STRATA_TRY(read_opt(f, p + "expert_shared_feed_forward_length", hp.n_ff_shexp));
     STRATA_TRY(read_opt(f, p + "leading_dense_block_count", hp.n_layer_dense_lead));
     STRATA_TRY(read_opt(f, p + "expert_weights_scale", hp.expert_weights_scale));
+    uint64_t n_elements = 0;
+    for (const auto& t : f.tensors()) n_elements += t.n_elements;
+    if (hp.n_expert > n_elements)  // each expert has weights of its own
+        return err("{}: key '{}expert_count' is {}, more than the {} weights in the file", f.path(), p, hp.n_expert,
+                   n_elements);
     if (hp.n_expert > 0 && (hp.n_expert_used == 0 || hp.n_expert_used > hp.n_expert))
         return err("{}: key '{}expert_used_count' is {}, expected 1 to {} (the expert count)",
                    f.path(), p, hp.n_expert_used, hp.n_expert);

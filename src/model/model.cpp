@@ -14,14 +14,18 @@
 namespace strata {
 
 Result<std::unique_ptr<Model>> Model::load(const gguf::File& file) {
-    auto hp = read_hparams(file);
-    if (!hp) return hp.error();
-    const ArchSpec* arch = find_arch(hp->arch);
+    // The architecture first: a file of one not supported is named as such,
+    // whatever its other keys say.
+    auto arch_name = file.get_string("general.architecture");
+    if (!arch_name) return arch_name.error();
+    const ArchSpec* arch = find_arch(std::string(*arch_name));
     if (!arch) {
         return err("{}: architecture '{}' is not supported (supported: llama, qwen2moe, qwen3moe, olmoe, deepseek, "
                    "phimoe, gpt-oss)",
-                   file.path(), hp->arch);
+                   file.path(), std::string(*arch_name));
     }
+    auto hp = read_hparams(file);
+    if (!hp) return hp.error();
     auto weights = bind_weights(file, *arch, *hp);
     if (!weights) return weights.error();
 

@@ -31,7 +31,7 @@ ServerContext::ServerContext(ServerOptions options)
 
 bool Channel::push(std::string_view piece) {
     std::lock_guard lock(mu_);
-    if (closed_) return false;
+    if (closed_ || text_.size() + piece.size() > kMaxPending) return false;
     text_ += piece;
     cv_.notify_all();
     return true;
@@ -104,6 +104,30 @@ const ModelInfo* ServerContext::resolve(const std::string& name, ApiError& error
 }
 
 std::optional<Job> ServerContext::admit(const CompletionRequest& req, ApiError& error) {
+    if (draining_.load()) {
+        error = {.status = 503, .message = "the server is shutting down"};
+        return std::nullopt;
+    }
+    const ServerOptions& o = options_;
+    if (static_cast<int64_t>(req.messages.size()) > o.max_messages) {
+        error = {.message = fmt::format("'messages' has {} messages, more than the limit of {} (--max-messages)",
+                                        req.messages.size(), o.max_messages),
+                 .param = "messages"};
+        return std::nullopt;
+    }
+    if (static_cast<int64_t>(req.gen.stop.size()) > o.max_stop) {
+        error = {.message = fmt::format("'stop' has {} strings, more than the limit of {} (--max-stop)",
+                                        req.gen.stop.size(), o.max_stop),
+                 .param = "stop"};
+        return std::nullopt;
+    }
+    for (const std::string& s : req.gen.stop) {
+        if (static_cast<int64_t>(s.size()) <= o.max_stop_bytes) continue;
+        error = {.message = fmt::format("a 'stop' string is {} bytes, longer than the limit of {} (--max-stop-bytes)",
+                                        s.size(), o.max_stop_bytes),
+                 .param = "stop"};
+        return std::nullopt;
+    }
     Job job;
     job.model = resolve(req.model, error);
     if (!job.model) return std::nullopt;
@@ -151,6 +175,14 @@ std::optional<Job> ServerContext::admit(const CompletionRequest& req, ApiError& 
                  .code = "context_length_exceeded"};
         return std::nullopt;
     }
+    const int64_t room = n_ctx - static_cast<int64_t>(job.prompt_ids.size());
+    if (req.max_tokens_field && req.gen.n_predict > room) {
+        error = {.message = fmt::format("'{}' is {}, but the context of {} tokens leaves {} after the prompt of {} tokens",
+                                        req.max_tokens_field, req.gen.n_predict, n_ctx, room, job.prompt_ids.size()),
+                 .param = req.max_tokens_field,
+                 .code = "context_length_exceeded"};
+        return std::nullopt;
+    }
 
     auto channel = std::make_shared<Channel>();
     auto ticket = job.loaded->scheduler->submit(
@@ -167,6 +199,8 @@ std::optional<Job> ServerContext::admit(const CompletionRequest& req, ApiError& 
     }
     job.channel = std::move(channel);
     job.ticket = std::move(*ticket);
+    in_flight_.fetch_add(1);
+    job.in_flight = std::shared_ptr<void>(nullptr, [this](void*) { in_flight_.fetch_sub(1); });
     return job;
 }
 
@@ -187,6 +221,10 @@ Result<GenerateResult> ServerContext::run(Job& job, const PieceFn& on_piece, con
         if (ev.done) {
             Result<GenerateResult> r = std::move(*ev.done);
             if (r) metrics_.finished(r->n_prompt, r->n_generated, r->finish == FinishReason::Cancelled);
+            // A stream cut short by shutdown ends with an error event, so its
+            // client can tell it from a finished one.
+            if (r && r->finish == FinishReason::Cancelled && stopping_.load())
+                return err("the server is shutting down; generation stopped after {} tokens", r->n_generated);
             return r;
         }
         if (!cancelled && (stopping_.load() || (ev.text.empty() && alive && !alive()))) cancel();

@@ -39,12 +39,19 @@ struct ServerOptions {
     int max_queue = 16;    // requests per model that may wait for a slot
     int max_loaded = 0;    // models loaded at once (least recently used unloaded); 0: no limit
     std::string api_key;  // empty: no authentication
+    // Origins whose browser pages may call the API (CORS); empty: none; "*": any.
+    std::vector<std::string> cors_origins;
     int threads = 0;
     bool prefetch = true;
     PlacementOptions placement;  // --cpu-moe, --override-tensor, --fit ... (app/placement_flags.h)
+    // Limits on what one client may ask for; each refusal names its limit.
     size_t max_body_bytes = 16u << 20;
-    // Seconds a client may take to send a request's body, and that a socket read
-    // or write may wait; a client that trickles its body is answered 408.
+    int max_connections = 128;  // served at once; more get 503
+    int max_messages = 4096;    // per chat
+    int max_stop = 16;          // stop strings per request ...
+    int max_stop_bytes = 256;   // ... and bytes in each
+    // Seconds a client may take to send a request's headers, and then its body,
+    // and that a socket read or write may wait; a client too slow is answered 408.
     int read_timeout = 30;
     int write_timeout = 30;
     bool log_requests = true;
@@ -61,6 +68,10 @@ struct CompletionRequest {
     bool parse_special = false;     // whether special-token texts in `prompt` become special tokens
     GenerateParams gen;
     int64_t n_ctx = 0;  // 0: the server's context; larger values are capped at it
+    // The field that set `gen.n_predict`, when a value past what the context
+    // leaves after the prompt is an error (OpenAI's `max_tokens`); null: such a
+    // value just ends generation when the context is full (Ollama's `num_predict`).
+    const char* max_tokens_field = nullptr;
     const char* prompt_field = "prompt";  // for errors about the prompt's length
 };
 
@@ -68,7 +79,14 @@ struct CompletionRequest {
 // result. The scheduler's step thread pushes and never waits on the client.
 class Channel {
 public:
-    // Step thread: false once the worker stopped listening (its client is gone).
+    // Text not yet taken by a worker past which its client counts as stuck (it
+    // stopped reading, so its worker waits on a write): the generation is then
+    // cancelled rather than buffering without bound. Tokens are a few bytes, so
+    // this is thousands of tokens behind.
+    static constexpr size_t kMaxPending = 256u << 10;
+
+    // Step thread: false once the worker stopped listening (its client is gone)
+    // or fell `kMaxPending` bytes behind.
     bool push(std::string_view piece);
     void finish(Result<GenerateResult> result);
     // Worker: text arrived since the last call, and the result once finished;
@@ -104,6 +122,7 @@ struct Job {
     std::shared_ptr<Channel> channel;
     std::shared_ptr<Scheduler::Ticket> ticket;
     double load_seconds = 0;
+    std::shared_ptr<void> in_flight;  // counts the request in `ServerContext::in_flight` while it lives
 };
 
 class ServerContext {
@@ -122,8 +141,13 @@ public:
     // comes, e.g. while queued), cancels the generation.
     Result<GenerateResult> run(Job& job, const PieceFn& on_piece, const std::function<bool()>& alive = {});
 
-    // The server is stopping: every `run` cancels its generation, so streams end.
+    // The server stops taking requests: `admit` refuses with 503.
+    void drain() { draining_.store(true); }
+    // The server is stopping: every `run` cancels its generation, so streams end
+    // with an error saying so.
     void shutdown() { stopping_.store(true); }
+    // Requests between `admit` and the end of `run` (queued or generating).
+    int in_flight() const { return in_flight_.load(); }
 
     const ServerOptions& options() const { return options_; }
     ModelRegistry& registry() { return registry_; }
@@ -135,7 +159,8 @@ private:
     ServerOptions options_;
     Metrics metrics_;  // before `registry_`: the schedulers report to it until they stop
     ModelRegistry registry_;
-    std::atomic<bool> stopping_{false};
+    std::atomic<bool> draining_{false}, stopping_{false};
+    std::atomic<int> in_flight_{0};
 };
 
 // A seed for requests that give none, so that two such requests differ.

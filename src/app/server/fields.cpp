@@ -2,16 +2,50 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <string_view>
 
 namespace strata::app::server {
+namespace {
+
+// The deepest nesting of arrays and objects in `text`, counting brackets outside
+// strings, without parsing: checked before the parser builds anything. Stops
+// counting past `limit`.
+int nesting_depth(std::string_view text, int limit) {
+    int depth = 0, deepest = 0;
+    bool in_string = false, escaped = false;
+    for (const char c : text) {
+        if (in_string) {
+            if (escaped) escaped = false;
+            else if (c == '\\') escaped = true;
+            else if (c == '"') in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if ((deepest = std::max(deepest, ++depth)) > limit) break;
+        } else if (c == ']' || c == '}') {
+            --depth;
+        }
+    }
+    return deepest;
+}
+
+}  // namespace
 
 std::optional<json> parse_body(const std::string& body, ApiError& error) {
+    if (nesting_depth(body, kMaxJsonDepth) > kMaxJsonDepth) {
+        error = {.status = 400,
+                 .message = fmt::format("the request body nests arrays and objects deeper than the limit of {}",
+                                        kMaxJsonDepth)};
+        return std::nullopt;
+    }
     json j;
     try {
         j = json::parse(body);
-    } catch (const json::parse_error& e) {
-        // nlohmann says where (byte offset) and what it expected.
+    } catch (const json::exception& e) {
+        // nlohmann says where (byte offset) and what it expected. Not only
+        // `parse_error`: a number too large for a double (1e400) is `out_of_range`.
         error = {.status = 400, .message = fmt::format("the request body is not valid JSON: {}", e.what())};
         return std::nullopt;
     }

@@ -23,7 +23,13 @@ struct ApiError {
     std::string code;   // OpenAI's `code`, e.g. "model_not_found"
 };
 
-// Parses a request body: a JSON object, or an error saying where it is malformed.
+// Arrays and objects a request body may nest. Real requests nest a handful deep;
+// thousands of levels would make every recursive walk of the value (copying,
+// printing, destroying) a stack overflow waiting to happen.
+inline constexpr int kMaxJsonDepth = 64;
+
+// Parses a request body: a JSON object, or an error saying where it is malformed
+// or that it nests deeper than `kMaxJsonDepth`.
 std::optional<json> parse_body(const std::string& body, ApiError& error);
 
 class Fields {

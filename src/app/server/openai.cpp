@@ -30,8 +30,13 @@ std::string make_id(const char* prefix) {
 void parse_sampling(Fields& f, const json& body, CompletionRequest& r, bool& stream, bool& include_usage) {
     r.model = f.string("model").value_or("");
     r.gen.sampling.seed = random_seed();
-    if (auto n = f.integer("max_completion_tokens", 0, kMaxInt)) r.gen.n_predict = static_cast<int>(*n);
-    else if (auto m = f.integer("max_tokens", 0, kMaxInt)) r.gen.n_predict = static_cast<int>(*m);
+    if (auto n = f.integer("max_completion_tokens", 0, kMaxInt)) {
+        r.gen.n_predict = static_cast<int>(*n);
+        r.max_tokens_field = "max_completion_tokens";
+    } else if (auto m = f.integer("max_tokens", 0, kMaxInt)) {
+        r.gen.n_predict = static_cast<int>(*m);
+        r.max_tokens_field = "max_tokens";
+    }
     if (auto t = f.number("temperature", 0, 2)) r.gen.sampling.temperature = static_cast<float>(*t);
     if (auto p = f.number("top_p", 0, 1)) r.gen.sampling.top_p = static_cast<float>(*p);
     if (auto k = f.integer("top_k", 0, kMaxInt)) r.gen.sampling.top_k = static_cast<int>(*k);

@@ -63,6 +63,16 @@ Result<ModelInfo> read_info(const std::string& path, const std::string& name) {
     return m;
 }
 
+// The identity of the file at `path` now; nullopt when it cannot be read.
+std::optional<ModelRegistry::FileId> file_id(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+    return ModelRegistry::FileId{.dev = static_cast<uint64_t>(st.st_dev),
+                                 .ino = static_cast<uint64_t>(st.st_ino),
+                                 .size = static_cast<uint64_t>(st.st_size),
+                                 .mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+}
+
 }  // namespace
 
 Status ModelRegistry::add_file(const std::string& path, const std::string& name) {
@@ -126,20 +136,27 @@ ModelRegistry::Entry* ModelRegistry::entry(const ModelInfo& model) const {
 Result<ModelRegistry::Loaded> ModelRegistry::get(const ModelInfo& model) {
     Entry* e = entry(model);
     if (!e) return err("model '{}' is not registered", model.name);
-    {
+    // A file that cannot be read now (being replaced, say) leaves a loaded copy
+    // serving: its mapping stays valid.
+    auto current = [&]() -> std::optional<Loaded> {
+        const auto id = file_id(e->info.path);
         std::lock_guard lock(mu_);
-        if (e->model) {
-            e->last_used = ++uses_;
-            return Loaded{.model = e->model};
-        }
-    }
+        if (!e->model || (id && *id != e->loaded_id)) return std::nullopt;
+        e->last_used = ++uses_;
+        return Loaded{.model = e->model};
+    };
+    if (auto l = current()) return *l;
     std::lock_guard load_lock(e->load_mu);
+    if (auto l = current()) return *l;  // loaded by another request while this one waited
+
+    const auto before = file_id(e->info.path);
+    if (!before) return err("model '{}': cannot read {}", e->info.name, e->info.path);
     {
         std::lock_guard lock(mu_);
-        if (e->model) {  // loaded by another request while this one waited
-            e->last_used = ++uses_;
-            return Loaded{.model = e->model};
-        }
+        if (e->failed_id == before)
+            return err("loading model '{}' failed (tried again once the file changes): {}", e->info.name,
+                       e->failed_error);
+        if (e->model) fmt::print(stderr, "{}: {} changed on disk; loading it again\n", e->info.name, e->info.path);
     }
     // Make room first, so the memory of what is unloaded is free for this load.
     if (options_.max_loaded > 0) {
@@ -151,16 +168,30 @@ Result<ModelRegistry::Loaded> ModelRegistry::get(const ModelInfo& model) {
         unloaded.clear();  // joins their schedulers and unmaps their files, outside `mu_`
     }
     const auto t0 = std::chrono::steady_clock::now();
+    load_attempts_.fetch_add(1);
     auto engine = Engine::load(e->info.path, options_.engine);
-    if (!engine) return err("loading model '{}': {}", e->info.name, engine.error().message);
+    // A file that changed while it was read may mix two versions: load it again
+    // on the next request rather than serve it.
+    if (engine && file_id(e->info.path) != before)
+        return err("model '{}': {} changed while it was loading; try again", e->info.name, e->info.path);
+    if (!engine) {
+        std::lock_guard lock(mu_);
+        e->failed_id = before;
+        e->failed_error = engine.error().message;
+        return err("loading model '{}': {}", e->info.name, engine.error().message);
+    }
     auto loaded = std::make_shared<LoadedModel>();
     loaded->engine = std::move(*engine);
     SchedulerOptions so = options_.scheduler;
     if (so.n_ctx <= 0) so.n_ctx = e->info.n_ctx_train > 0 ? e->info.n_ctx_train : 4096;
     loaded->scheduler = std::make_unique<Scheduler>(*loaded->engine, so);
     fmt::print(stderr, "{}: {}\n", e->info.name, loaded->engine->load_summary());
+    std::shared_ptr<LoadedModel> replaced;  // freed outside `mu_` once no request holds it
     std::lock_guard lock(mu_);
+    replaced = std::move(e->model);
     e->model = loaded;
+    e->loaded_id = *before;
+    e->failed_id.reset();
     e->last_used = ++uses_;
     return Loaded{.model = std::move(loaded),
                   .load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};

@@ -7,13 +7,21 @@
 // With `max_loaded`, loading one more model first unloads the least recently used
 // one that no request holds; a request holds its model through the
 // `shared_ptr<LoadedModel>` it got, so a model in use is never freed under it.
+//
+// Each use compares the file's identity (device, inode, size, modification time)
+// with the one loaded: a file replaced on disk is loaded again, whole and fully
+// validated, and the old copy stays with the requests that hold it until they
+// end. A load that fails is remembered with the identity of the file it read:
+// later requests get the same error at once, until the file changes.
 
 #include "engine/engine.h"
 #include "engine/scheduler.h"
 #include "util/result.h"
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -74,12 +82,24 @@ public:
     std::shared_ptr<LoadedModel> loaded(const ModelInfo& model) const;
     // Loaded models, most recently used first.
     std::vector<std::pair<const ModelInfo*, std::shared_ptr<LoadedModel>>> loaded_models() const;
+    // Loads tried since the start, failed or not.
+    uint64_t load_attempts() const { return load_attempts_.load(); }
+
+    // What identifies one version of a file on disk.
+    struct FileId {
+        uint64_t dev = 0, ino = 0, size = 0;
+        int64_t mtime_ns = 0;
+        bool operator==(const FileId&) const = default;
+    };
 
 private:
     struct Entry {
         ModelInfo info;
         std::mutex load_mu;  // one load at a time per model
         std::shared_ptr<LoadedModel> model;  // under the registry's `mu_`
+        FileId loaded_id;                    // of `model`'s file
+        std::optional<FileId> failed_id;     // the file version whose load failed ...
+        std::string failed_error;            // ... and why
         uint64_t last_used = 0;
     };
     Entry* entry(const ModelInfo& model) const;
@@ -91,6 +111,7 @@ private:
     std::vector<std::unique_ptr<Entry>> entries_;
     mutable std::mutex mu_;
     uint64_t uses_ = 0;
+    std::atomic<uint64_t> load_attempts_{0};
 };
 
 }  // namespace strata::app::server

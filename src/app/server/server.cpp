@@ -6,7 +6,10 @@
 
 #include <fmt/format.h>
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <string_view>
 
 namespace strata::app::server {
 namespace {
@@ -31,7 +34,57 @@ std::string endpoint_of(const std::string& path) {
     return "other";
 }
 
+// ":8080": a port suffix of a Host header.
+bool port_suffix(std::string_view s) {
+    return s.size() >= 2 && s.size() <= 6 && s[0] == ':' &&
+           std::all_of(s.begin() + 1, s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Whether `host` — a Host header (name or address, optional port) or a --host
+// address — names the loopback interface: localhost, 127.0.0.0/8 or ::1.
+bool loopback_name(std::string_view host) {
+    if (host == "::1") return true;
+    if (host.starts_with('[')) {
+        const size_t end = host.find(']');
+        if (end == std::string_view::npos) return false;
+        const std::string_view rest = host.substr(end + 1);
+        return host.substr(1, end - 1) == "::1" && (rest.empty() || port_suffix(rest));
+    }
+    if (const size_t colon = host.rfind(':'); colon != std::string_view::npos) {
+        if (!port_suffix(host.substr(colon))) return false;
+        host = host.substr(0, colon);
+    }
+    if (host == "localhost" || host == "localhost.") return true;
+    in_addr a{};
+    return inet_pton(AF_INET, std::string(host).c_str(), &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+}
+
+// Compares a client's key with the server's in time that depends only on the
+// server key's length, so response times leak nothing of its content.
+bool same_key(std::string_view given, std::string_view key) {
+    unsigned diff = given.size() != key.size();
+    for (size_t i = 0; i < key.size(); ++i) diff |= static_cast<unsigned char>(i < given.size() ? given[i] : 0) ^ static_cast<unsigned char>(key[i]);
+    return diff == 0;
+}
+
+// The API key a request carries: `Authorization: Bearer KEY` or `X-Api-Key: KEY`.
+std::string request_key(const httplib::Request& req) {
+    const std::string auth = req.get_header_value("Authorization");
+    if (auth.size() > 7 && (auth.compare(0, 7, "Bearer ") == 0 || auth.compare(0, 7, "bearer ") == 0)) return auth.substr(7);
+    return req.get_header_value("X-Api-Key");
+}
+
 }  // namespace
+
+HttpServer::HttpServer(const ServerOptions& options)
+    : ctx_(options),
+      http_({.max_connections = options.max_connections, .header_timeout = std::max(1, options.read_timeout)},
+            [this](const httplib::Request& req, httplib::Response& res) {
+                api_error(req, res,
+                          {.status = 503,
+                           .message = fmt::format("the server is busy: {} connections are open (--max-connections)",
+                                                  ctx_.options().max_connections)});
+            }) {}
 
 Result<std::unique_ptr<HttpServer>> HttpServer::create(const ServerOptions& options) {
     std::unique_ptr<HttpServer> s(new HttpServer(options));
@@ -42,15 +95,6 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(const ServerOptions& opti
 
 void HttpServer::setup() {
     const ServerOptions& o = ctx_.options();
-    // Workers: one per slot and one per queued request (each waits on its
-    // request's text) of each model that may be loaded at once — all that
-    // --max-loaded allows, else a few — and some for cheap requests (/health,
-    // listings), idle keep-alive connections and clients still sending.
-    const int n_models = static_cast<int>(ctx_.registry().list().size());
-    const int n_busy_models = std::max(1, std::min(n_models, o.max_loaded > 0 ? o.max_loaded : 4));
-    const size_t n_workers =
-        static_cast<size_t>(n_busy_models * (std::max(1, o.parallel) + std::max(0, o.max_queue)) + 8);
-    http_.new_task_queue = [n_workers] { return new httplib::ThreadPool(n_workers); };
     http_.set_payload_max_length(o.max_body_bytes);
     http_.set_tcp_nodelay(true);
     // Per socket read and write: a client silent this long is dropped. A body
@@ -58,26 +102,67 @@ void HttpServer::setup() {
     http_.set_read_timeout(std::max(1, o.read_timeout), 0);
     http_.set_write_timeout(std::max(1, o.write_timeout), 0);
 
-    http_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-        const std::string& key = ctx_.options().api_key;
-        if (key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
-        if (req.get_header_value("Authorization") == "Bearer " + key) return httplib::Server::HandlerResponse::Unhandled;
+    // Checks every request passes before its route: the Host header (DNS
+    // rebinding), CORS, then the API key.
+    http_.set_pre_routing_handler([this, loopback = loopback_name(o.host)](const httplib::Request& req,
+                                                                             httplib::Response& res) {
+        using R = httplib::Server::HandlerResponse;
+        const ServerOptions& o = ctx_.options();
+        // A web page whose own name an attacker re-points at 127.0.0.1 reaches a
+        // loopback-only server from the browser, but its requests still carry
+        // the page's name in `Host`: answer only loopback names there. (A client
+        // that sends no Host is not a browser.)
+        const std::string host = req.get_header_value("Host");
+        if (loopback && !host.empty() && !loopback_name(host)) {
+            api_error(req, res,
+                      {.status = 403,
+                       .message = fmt::format("Host '{}' is not a loopback name: a server listening on {} answers only "
+                                              "localhost, 127.0.0.1 and [::1] (protection from DNS rebinding)",
+                                              host, o.host)});
+            return R::Handled;
+        }
+        // Browsers may call the API from the listed origins only; no origin is
+        // ever allowed credentials (cookies), so '*' cannot expose them.
+        const std::string origin = req.get_header_value("Origin");
+        const bool any = std::find(o.cors_origins.begin(), o.cors_origins.end(), "*") != o.cors_origins.end();
+        if (!origin.empty() &&
+            (any || std::find(o.cors_origins.begin(), o.cors_origins.end(), origin) != o.cors_origins.end())) {
+            res.set_header("Access-Control-Allow-Origin", any ? "*" : origin);
+            if (!any) res.set_header("Vary", "Origin");
+            if (req.method == "OPTIONS") {  // a preflight carries no key
+                res.status = 204;
+                res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+                res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Api-Key");
+                res.set_header("Access-Control-Max-Age", "600");
+                return R::Handled;
+            }
+        }
+        if (o.api_key.empty() || req.path == "/health" || same_key(request_key(req), o.api_key)) return R::Unhandled;
         api_error(req, res,
                   {.status = 401,
-                   .message = "a valid API key is required: send 'Authorization: Bearer <key>'",
+                   .message = "a valid API key is required: send 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'",
                    .code = "invalid_api_key"});
-        return httplib::Server::HandlerResponse::Handled;
+        return R::Handled;
     });
     // httplib's own refusals (unknown route, body too large, malformed HTTP) get
     // each API's error shape instead of an empty body.
     http_.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
         if (!res.body.empty() || res.is_chunked_content_provider_) return;
         std::string message;
+        // A request whose head did not arrive in time or in the byte budget
+        // (connection.h); httplib reports both as 400.
+        if (res.status == 400 && current_header_fault() == HeaderFault::Timeout) res.status = 408;
+        if (res.status == 400 && current_header_fault() == HeaderFault::TooLarge) res.status = 431;
         switch (res.status) {
             case 404: message = fmt::format("no endpoint {} {}", req.method, req.path); break;
             case 413:
                 message = fmt::format("the request body is larger than the limit of {} bytes", ctx_.options().max_body_bytes);
                 break;
+            case 408:
+                message = fmt::format("the request headers did not arrive within {} seconds (--read-timeout)",
+                                      ctx_.options().read_timeout);
+                break;
+            case 431: message = "the request line and headers are larger than the limit of 64 KiB"; break;
             default: message = fmt::format("HTTP {}", res.status); break;
         }
         api_error(req, res, {.status = res.status, .message = message});
@@ -105,7 +190,9 @@ void HttpServer::setup() {
                   {"slots_total", s.slots},
                   {"slots_busy", s.active},
                   {"queued", s.queued},
-                  {"requests_cancelled", s.cancelled}});
+                  {"requests_cancelled", s.cancelled},
+                  {"connections_open", http_.open_connections()},
+                  {"connections_refused", http_.rejected_connections()}});
     });
     http_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
         res.set_content(ctx_.metrics().render(ctx_.registry()), "text/plain; version=0.0.4; charset=utf-8");
@@ -127,10 +214,15 @@ Result<int> HttpServer::bind() {
 
 void HttpServer::run() { http_.listen_after_bind(); }
 
+void HttpServer::stop_accepting() {
+    ctx_.drain();
+    if (!stopped_.exchange(true)) http_.stop();
+}
+
 void HttpServer::stop() {
-    // Streams end first (as cancelled), so their workers are free to be joined.
+    // Streams end first (with an error event), so their workers are free to be joined.
     ctx_.shutdown();
-    http_.stop();
+    stop_accepting();
 }
 
 }  // namespace strata::app::server

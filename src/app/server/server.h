@@ -3,10 +3,12 @@
 // authentication, body limits, /health, and the OpenAI and Ollama routes over
 // one `ServerContext`. Tests run it in-process on an ephemeral port.
 
+#include "app/server/connection.h"
 #include "app/server/context.h"
 
 #include <httplib.h>
 
+#include <atomic>
 #include <memory>
 
 namespace strata::app::server {
@@ -20,17 +22,22 @@ public:
     Result<int> bind();
     // Serves until `stop`; call after `bind`.
     void run();
-    // Safe from any thread; `run` returns once in-flight requests finish.
+    // The first step of a graceful stop: accept no more connections and refuse
+    // new requests (503); those in flight go on. Safe from any thread.
+    void stop_accepting();
+    // Ends the requests still in flight (streams get an error event) and stops;
+    // `run` returns once their workers are done. Safe from any thread.
     void stop();
 
     ServerContext& context() { return ctx_; }
 
 private:
-    explicit HttpServer(const ServerOptions& options) : ctx_(options) {}
+    explicit HttpServer(const ServerOptions& options);
     void setup();
 
     ServerContext ctx_;
-    httplib::Server http_;
+    HttpCore http_;
+    std::atomic<bool> stopped_{false};
 };
 
 }  // namespace strata::app::server
