@@ -106,7 +106,8 @@ TEST(BuiltinModel, ServeWithNothingFoundServesTheBuiltInOne) {
                        {"OLLAMA_MODELS", nullptr},
                        {"XDG_CACHE_HOME", nullptr}},
                       dir.path());
-        server = std::make_unique<test::TestServer>(app::server::ServerOptions{.discover = true});
+        server = std::make_unique<test::TestServer>(
+            app::server::ServerOptions{.discover = true, .cap_ctx_at_training = true});
     }
     auto c = server->client();
     auto models = c.Get("/v1/models");
@@ -119,6 +120,14 @@ TEST(BuiltinModel, ServeWithNothingFoundServesTheBuiltInOne) {
     auto res = c.Post("/v1/completions", req.dump(), "application/json");
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 200) << res->body;
+    // Without -c, a slot has the model's 128 trained positions, not the default
+    // 4096: asking for more than fits is refused with the real context.
+    nlohmann::json longer = req;
+    longer["max_tokens"] = 200;
+    res = c.Post("/v1/completions", longer.dump(), "application/json");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 400) << res->body;
+    EXPECT_NE(res->body.find("128"), std::string::npos) << res->body;
 }
 
 }  // namespace

@@ -112,8 +112,10 @@ void add_serve_command(CLI::App& app, int& exit_code) {
     cmd->add_flag("!--no-discover", o->discover,
                   "Serve only --model and --model-dir, not ./models, $STRATA_MODELS, or the Hugging Face, Ollama "
                   "and LM Studio stores");
-    cmd->add_option("-c,--ctx", o->n_ctx, "Context size per slot in tokens (0: the model's training context)")
-        ->capture_default_str();
+    CLI::Option* ctx = cmd->add_option("-c,--ctx", o->n_ctx,
+                                       "Context size per slot in tokens (0: the model's training context); by "
+                                       "default 4096, or a model's training context when that is smaller")
+                           ->capture_default_str();
     cmd->add_option("--parallel", o->parallel,
                     "Requests generating at once per model, batched into one forward pass per token")
         ->capture_default_str();
@@ -151,7 +153,8 @@ void add_serve_command(CLI::App& app, int& exit_code) {
     cmd->add_flag("!--no-prefetch", o->prefetch, "Do not read all weights in at load");
     auto placement = std::make_shared<PlacementFlags>();
     add_placement_flags(cmd, *placement);
-    cmd->callback([o, placement, drain, &exit_code] {
+    cmd->callback([o, placement, drain, ctx, &exit_code] {
+        o->cap_ctx_at_training = ctx->count() == 0;
         auto p = placement_options(*placement);
         if (!p) {
             exit_code = fail(p.error().message);

@@ -27,7 +27,8 @@ ServerContext::ServerContext(ServerOptions options)
                         .n_ctx = options_.n_ctx,
                         .on_first_token = [this](double s) { metrics_.time_to_first_token().observe(s); },
                         .on_inter_token = [this](double s) { metrics_.inter_token().observe(s); }},
-          .max_loaded = options_.max_loaded}) {}
+          .max_loaded = options_.max_loaded,
+          .cap_ctx_at_training = options_.cap_ctx_at_training}) {}
 
 bool Channel::push(std::string_view piece) {
     std::lock_guard lock(mu_);

@@ -35,6 +35,9 @@ struct ServerOptions {
     // `strata serve` turns it on unless `--no-discover`.
     bool discover = false;
     int64_t n_ctx = 4096;  // per slot; 0: the model's training context
+    // `n_ctx` is the default rather than asked for: a model trained on fewer
+    // positions gets its training context instead (it has not learnt the rest).
+    bool cap_ctx_at_training = false;
     int parallel = 1;      // slots per model: sequences batched together
     int max_queue = 16;    // requests per model that may wait for a slot
     int max_loaded = 0;    // models loaded at once (least recently used unloaded); 0: no limit

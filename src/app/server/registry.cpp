@@ -169,7 +169,12 @@ Result<ModelRegistry::Loaded> ModelRegistry::get(const ModelInfo& model) {
     }
     const auto t0 = std::chrono::steady_clock::now();
     load_attempts_.fetch_add(1);
-    auto engine = Engine::load(e->info.path, options_.engine);
+    EngineOptions eo = options_.engine;
+    SchedulerOptions so = options_.scheduler;
+    if (so.n_ctx <= 0) so.n_ctx = e->info.n_ctx_train > 0 ? e->info.n_ctx_train : 4096;
+    if (options_.cap_ctx_at_training && e->info.n_ctx_train > 0) so.n_ctx = std::min(so.n_ctx, e->info.n_ctx_train);
+    eo.memory.n_ctx = so.n_ctx;
+    auto engine = Engine::load(e->info.path, eo);
     // A file that changed while it was read may mix two versions: load it again
     // on the next request rather than serve it.
     if (engine && file_id(e->info.path) != before)
@@ -182,8 +187,6 @@ Result<ModelRegistry::Loaded> ModelRegistry::get(const ModelInfo& model) {
     }
     auto loaded = std::make_shared<LoadedModel>();
     loaded->engine = std::move(*engine);
-    SchedulerOptions so = options_.scheduler;
-    if (so.n_ctx <= 0) so.n_ctx = e->info.n_ctx_train > 0 ? e->info.n_ctx_train : 4096;
     loaded->scheduler = std::make_unique<Scheduler>(*loaded->engine, so);
     fmt::print(stderr, "{}: {}\n", e->info.name, loaded->engine->load_summary());
     std::shared_ptr<LoadedModel> replaced;  // freed outside `mu_` once no request holds it

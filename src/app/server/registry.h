@@ -52,6 +52,8 @@ struct RegistryOptions {
     EngineOptions engine;
     SchedulerOptions scheduler;  // `n_ctx` 0: each model's training context (4096 when unknown)
     int max_loaded = 0;          // models kept loaded at once; 0: no limit
+    // Cap `n_ctx` at each model's training context (when the file gives it).
+    bool cap_ctx_at_training = false;
 };
 
 class ModelRegistry {
