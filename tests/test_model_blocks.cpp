@@ -71,6 +71,34 @@ TEST(ModelLoad, ShapeDisagreeingWithHparamsNamesTheTensor) {
         << m.error().message;
 }
 
+// Found by fuzz/fuzz_gguf.cpp: a block count no tensors back made the loader
+// build a layout of billions of tensor names (hung, then out of memory) before
+// finding the first missing one.
+TEST(ModelLoad, BlockCountBeyondTheTensorsIsRefusedAtOnce) {
+    test::TempDir dir;
+    SynthSpec spec = find_synth_preset("qwen3-30b-a3b")->spec;
+    spec.hp.n_layer = 1;
+    spec.hp.n_embd = 256;
+    spec.hp.n_head = 4;
+    spec.hp.n_head_kv = 2;
+    spec.hp.n_embd_head_k = spec.hp.n_embd_head_v = spec.hp.n_rot = 64;
+    spec.hp.n_ff_exp = 256;
+    spec.hp.n_expert = 4;
+    spec.hp.n_expert_used = 2;
+    spec.hp.n_vocab = 512;
+    auto plan = plan_synth(spec);
+    ASSERT_TRUE(plan.ok());
+    plan->writer.set("qwen3moe.block_count", gguf::MetaValue::u32(0xffffffffu));
+    ASSERT_TRUE(write_synth(*plan, dir.file("bad.gguf"), 1).ok());
+    auto f = gguf::File::open(dir.file("bad.gguf"));
+    ASSERT_TRUE(f.ok()) << f.error().message;
+    auto m = Model::load(*f);
+    ASSERT_FALSE(m.ok());
+    EXPECT_NE(m.error().message.find("key 'qwen3moe.block_count' is 4294967295 but the file holds only"),
+              std::string::npos)
+        << m.error().message;
+}
+
 TEST(ModelLoad, UnsupportedArchitectureIsNamed) {
     test::TempDir dir;
     gguf::Writer w;
