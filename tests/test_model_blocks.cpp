@@ -44,10 +44,8 @@ TEST(Rope, YarnMatchesItsDefinition) {
     for (float v : x) EXPECT_NEAR(v, mscale, 1e-6);
 }
 
-// The header says 4 KV heads but attn_k was written for 2: loading must name the
-// tensor and both shapes rather than read past its data.
-TEST(ModelLoad, ShapeDisagreeingWithHparamsNamesTheTensor) {
-    test::TempDir dir;
+// A one-block Qwen3-MoE small enough to write in a test.
+SynthSpec tiny_qwen3moe() {
     SynthSpec spec = find_synth_preset("qwen3-30b-a3b")->spec;
     spec.hp.n_layer = 1;
     spec.hp.n_embd = 256;
@@ -58,7 +56,14 @@ TEST(ModelLoad, ShapeDisagreeingWithHparamsNamesTheTensor) {
     spec.hp.n_expert = 4;
     spec.hp.n_expert_used = 2;
     spec.hp.n_vocab = 512;
-    auto plan = plan_synth(spec);
+    return spec;
+}
+
+// The header says 4 KV heads but attn_k was written for 2: loading must name the
+// tensor and both shapes rather than read past its data.
+TEST(ModelLoad, ShapeDisagreeingWithHparamsNamesTheTensor) {
+    test::TempDir dir;
+    auto plan = plan_synth(tiny_qwen3moe());
     ASSERT_TRUE(plan.ok());
     plan->writer.set("qwen3moe.attention.head_count_kv", gguf::MetaValue::u32(4));
     ASSERT_TRUE(write_synth(*plan, dir.file("bad.gguf"), 1).ok());
@@ -76,17 +81,7 @@ TEST(ModelLoad, ShapeDisagreeingWithHparamsNamesTheTensor) {
 // finding the first missing one.
 TEST(ModelLoad, BlockCountBeyondTheTensorsIsRefusedAtOnce) {
     test::TempDir dir;
-    SynthSpec spec = find_synth_preset("qwen3-30b-a3b")->spec;
-    spec.hp.n_layer = 1;
-    spec.hp.n_embd = 256;
-    spec.hp.n_head = 4;
-    spec.hp.n_head_kv = 2;
-    spec.hp.n_embd_head_k = spec.hp.n_embd_head_v = spec.hp.n_rot = 64;
-    spec.hp.n_ff_exp = 256;
-    spec.hp.n_expert = 4;
-    spec.hp.n_expert_used = 2;
-    spec.hp.n_vocab = 512;
-    auto plan = plan_synth(spec);
+    auto plan = plan_synth(tiny_qwen3moe());
     ASSERT_TRUE(plan.ok());
     plan->writer.set("qwen3moe.block_count", gguf::MetaValue::u32(0xffffffffu));
     ASSERT_TRUE(write_synth(*plan, dir.file("bad.gguf"), 1).ok());
