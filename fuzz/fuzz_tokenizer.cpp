@@ -122,7 +122,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // tests/test_tokenizer_fuzz.cpp, here for any input).
     if (!parse_special && !(flags & kAddSpecial) && (flags & (kDetokSpecial | kKeepSpacePrefix | kCleanSpaces)) == 0) {
         const std::string clean = text::utf8_sanitize(s);
-        if (representable(tok.vocab(), clean)) {
+        // SentencePiece spells a space as U+2581 '▁', so a literal '▁' in the
+        // text comes back as a space, as it does in the reference (the fuzzer's
+        // first find here, on Baichuan's vocabulary: a harness rule, not a bug).
+        const bool has_space_marker = clean.find("\xE2\x96\x81") != std::string::npos;
+        if (!has_space_marker && representable(tok.vocab(), clean)) {
             const std::string back = tok.detokenize(ids, dp);
             if (back != clean) {
                 std::fprintf(stderr, "in:   '%s'\nback: '%s'\n", clean.c_str(), back.c_str());
