@@ -172,7 +172,7 @@ TEST(DiskTier, RunStreamsExpertsAndSavesTheirUsage) {
 // and heap of the process itself, which `strata run` on a 0.6 MiB fixture
 // measures at about 10 MiB; 16 MiB allows for that.
 TEST(DiskTier, ResidentMemoryStaysUnderTheBudget) {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(STRATA_TEST_ASAN)
     // AddressSanitizer's shadow memory and quarantine add hundreds of MiB of
     // resident memory that the program itself never asked for.
     GTEST_SKIP() << "resident memory is not meaningful under AddressSanitizer";

@@ -8,6 +8,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
+#include <cstdlib>
 #include <filesystem>
 #include <optional>
 
@@ -62,11 +65,22 @@ std::vector<uint8_t> info(const std::string& name, std::vector<uint64_t> ne, uin
 
 constexpr uint32_t kF32 = static_cast<uint32_t>(TensorType::F32);
 
+// With STRATA_GGUF_SEED_DIR set, each file these tests build is also saved there
+// under its test's name: that is how fuzz/corpus/gguf, the GGUF fuzzer's seeds,
+// was made (fuzz/README.md).
+void save_seed(const std::vector<uint8_t>& bytes, std::string name = "") {
+    const char* dir = std::getenv("STRATA_GGUF_SEED_DIR");
+    if (!dir) return;
+    if (name.empty()) name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    test::write_file(fmt::format("{}/{}.gguf", dir, name), bytes);
+}
+
 class Malformed : public ::testing::Test {
 protected:
     // Writes `bytes`, opens it, and expects an error containing `want`.
     void expect_error(const std::vector<uint8_t>& bytes, const std::string& want,
                       const std::string& name = "bad.gguf") {
+        save_seed(bytes);
         const std::string path = dir.file(name);
         test::write_file(path, bytes);
         expect_open_error(path, want);
@@ -88,6 +102,7 @@ protected:
                       .data = std::vector<uint8_t>(256, 2)});
         const std::string p = dir.file("valid.gguf");
         EXPECT_TRUE(w.write(p).ok());
+        save_seed(test::read_file(p), "valid-two-tensors");
         return test::read_file(p);
     }
     TempDir dir;

@@ -109,6 +109,24 @@ TEST(ModelLoad, CountsDisagreeingWithTheTensorsAreErrors) {
     EXPECT_NE(e.find("ffn_gate_inp"), std::string::npos) << e;  // the router has 4 outputs, not 8
 }
 
+// Found by fuzz/fuzz_gguf.cpp: a block count no tensors back made the loader
+// build a layout of billions of tensor names (hung, then out of memory) before
+// finding the first missing one.
+TEST(ModelLoad, BlockCountBeyondTheTensorsIsRefusedAtOnce) {
+    test::TempDir dir;
+    auto plan = plan_synth(small_qwen3moe(1));
+    ASSERT_TRUE(plan.ok());
+    plan->writer.set("qwen3moe.block_count", gguf::MetaValue::u32(0xffffffffu));
+    ASSERT_TRUE(write_synth(*plan, dir.file("bad.gguf"), 1).ok());
+    auto f = gguf::File::open(dir.file("bad.gguf"));
+    ASSERT_TRUE(f.ok()) << f.error().message;
+    auto m = Model::load(*f);
+    ASSERT_FALSE(m.ok());
+    EXPECT_NE(m.error().message.find("key 'qwen3moe.block_count' is 4294967295, but the file has"),
+              std::string::npos)
+        << m.error().message;
+}
+
 TEST(ModelLoad, UnsupportedArchitectureIsNamed) {
     test::TempDir dir;
     gguf::Writer w;

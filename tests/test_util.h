@@ -10,6 +10,17 @@
 #include <string>
 #include <vector>
 
+// STRATA_TEST_ASAN: this build runs under AddressSanitizer, whose shadow memory
+// and quarantine make resident-memory figures meaningless. GCC defines
+// `__SANITIZE_ADDRESS__`; clang 14 answers only through `__has_feature`.
+#if defined(__SANITIZE_ADDRESS__)
+#define STRATA_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define STRATA_TEST_ASAN 1
+#endif
+#endif
+
 namespace strata::test {
 
 // A fresh directory under the system temp dir, removed with its contents.

@@ -339,7 +339,17 @@ std::optional<std::string> split_part_path(const std::string& path, uint32_t i) 
 Result<File> File::open(const std::string& path) {
     auto first = MappedFile::open(path);
     if (!first) return first.error();
-    auto part0 = parse_part(*first, 0);
+    return open_parts(std::move(*first));
+}
+
+Result<File> File::open_memory(const uint8_t* data, size_t size, std::string name) {
+    if (size == 0) return err("'{}' is empty (0 bytes)", name);
+    return open_parts(MappedFile::borrow(std::move(name), data, size));
+}
+
+Result<File> File::open_parts(MappedFile first) {
+    const std::string path = first.path();
+    auto part0 = parse_part(first, 0);
     if (!part0) return part0.error();
 
     File f;
@@ -347,7 +357,7 @@ Result<File> File::open(const std::string& path) {
     f.alignment_ = part0->alignment;
     f.kvs_ = std::move(part0->kvs);
     f.tensors_ = std::move(part0->tensors);
-    f.parts_.push_back(std::move(first.value()));
+    f.parts_.push_back(std::move(first));
 
     auto count = split_key(f.kvs_, "split.count", path);
     if (!count) return count.error();

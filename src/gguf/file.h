@@ -51,6 +51,10 @@ public:
     // Opens and validates `path`. When it is the first part of a split set, every
     // part is opened and checked, and the tensors of all parts appear together.
     static Result<File> open(const std::string& path);
+    // Validates a GGUF held in memory (`data` must outlive the `File`; tensor data
+    // points into it). `name` stands for the path in messages. A split set cannot
+    // be read this way: its other parts are files.
+    static Result<File> open_memory(const uint8_t* data, size_t size, std::string name = "<memory>");
 
     uint32_t version() const { return version_; }
     uint32_t alignment() const { return alignment_; }
@@ -84,6 +88,8 @@ public:
 
 private:
     File() = default;
+    // The rest of `open` once the first part is mapped: its other parts, the indexes.
+    static Result<File> open_parts(MappedFile first);
 
     uint32_t version_ = 0;
     uint32_t alignment_ = kDefaultAlignment;

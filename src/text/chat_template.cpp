@@ -16,8 +16,8 @@ constexpr std::string_view kChatML =
 
 }  // namespace
 
-Result<ChatTemplate> ChatTemplate::parse(std::string_view source) {
-    auto t = jinja::Template::parse(source);
+Result<ChatTemplate> ChatTemplate::parse(std::string_view source, const jinja::Limits& limits) {
+    auto t = jinja::Template::parse(source, {.limits = limits});
     if (!t) return err("chat template: {}", t.error().message);
     ChatTemplate c;
     c.source_ = std::string(source);

@@ -28,7 +28,8 @@ struct ChatInputs {
 
 class ChatTemplate {
 public:
-    static Result<ChatTemplate> parse(std::string_view source);
+    // `limits` bound each render (loops, strings, output); the fuzzer tightens them.
+    static Result<ChatTemplate> parse(std::string_view source, const jinja::Limits& limits = {});
     // The ChatML template `<|im_start|>role\ncontent<|im_end|>\n`.
     static ChatTemplate chatml();
 

@@ -43,6 +43,15 @@ Result<MappedFile> MappedFile::open(const std::string& path) {
     m.data_ = static_cast<const uint8_t*>(p);
     m.size_ = static_cast<size_t>(st.st_size);
     m.fd_ = fd;
+    m.mapped_ = true;
+    return m;
+}
+
+MappedFile MappedFile::borrow(std::string name, const uint8_t* data, size_t size) {
+    MappedFile m;
+    m.path_ = std::move(name);
+    m.data_ = data;
+    m.size_ = size;
     return m;
 }
 
@@ -50,7 +59,8 @@ MappedFile::MappedFile(MappedFile&& o) noexcept
     : path_(std::move(o.path_)),
       data_(std::exchange(o.data_, nullptr)),
       size_(std::exchange(o.size_, 0)),
-      fd_(std::exchange(o.fd_, -1)) {}
+      fd_(std::exchange(o.fd_, -1)),
+      mapped_(std::exchange(o.mapped_, false)) {}
 
 MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
     if (this != &o) {
@@ -61,7 +71,7 @@ MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
 }
 
 MappedFile::~MappedFile() {
-    if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+    if (data_ && mapped_) ::munmap(const_cast<uint8_t*>(data_), size_);
     if (fd_ >= 0) ::close(fd_);
 }
 

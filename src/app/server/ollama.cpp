@@ -101,55 +101,10 @@ json final_stats(const Job& job, const GenerateResult& g, Clock::time_point star
 void handle(ServerContext& ctx, const std::string& http_body, httplib::Response& res, bool chat) {
     const auto start = Clock::now();
     ApiError error;
-    auto body = parse_body(http_body, error);
-    if (!body) return ollama_error(res, error);
-    Fields f(*body);
-    CompletionRequest req;
-    req.chat = true;
-    req.model = f.string("model").value_or("");
-    if (req.model.empty() && !f.failed()) f.fail("model", "is required");
-    const bool streaming = f.boolean("stream").value_or(true);
-    reject_unsupported(f);
-    bool load_only = false;
-    if (chat) {
-        req.prompt_field = "messages";
-        const json* msgs = f.get("messages");
-        if (msgs && !msgs->is_array()) f.fail("messages", "must be an array");
-        load_only = !msgs || msgs->empty();  // Ollama: an empty chat just loads the model
-        for (size_t i = 0; msgs && msgs->is_array() && i < msgs->size() && !f.failed(); ++i) {
-            const json& m = (*msgs)[i];
-            const std::string mf = fmt::format("messages[{}]", i);
-            if (!m.is_object()) f.fail(mf, "must be an object");
-            else if (!m.contains("role") || !m["role"].is_string()) f.fail(mf + ".role", "must be a string");
-            else if (m.contains("content") && !m["content"].is_string() && !m["content"].is_null())
-                f.fail(mf + ".content", "must be a string");
-            else if (m.contains("images") && m["images"].is_array() && !m["images"].empty())
-                f.fail(mf + ".images", "are not supported: strata serves text models");
-            else {
-                json out = m;
-                out.erase("images");
-                if (!out.contains("content") || out["content"].is_null()) out["content"] = "";
-                req.messages.push_back(std::move(out));
-            }
-        }
-    } else {
-        const std::string prompt = f.string("prompt").value_or("");
-        const std::string system = f.string("system").value_or("");
-        const bool raw = f.boolean("raw").value_or(false);
-        if (f.string("template").value_or("") != "") f.fail("template", "is not supported: the model's own chat template is used");
-        load_only = prompt.empty() && system.empty();
-        if (raw) {
-            // A raw prompt is already formatted; its special-token texts are tokens.
-            req.chat = false;
-            req.parse_special = true;
-            req.prompt = prompt;
-        } else {
-            if (!system.empty()) req.messages.push_back({{"role", "system"}, {"content", system}});
-            req.messages.push_back({{"role", "user"}, {"content", prompt}});
-        }
-    }
-    parse_options(f, req);
-    if (f.failed()) return ollama_error(res, f.error());
+    auto parsed = parse_ollama_request(http_body, chat, error);
+    if (!parsed) return ollama_error(res, error);
+    const CompletionRequest& req = parsed->completion;
+    const bool streaming = parsed->stream, load_only = parsed->load_only;
 
     const ModelInfo* model = ctx.resolve(req.model, error);
     if (!model) return ollama_error(res, error);
@@ -231,6 +186,62 @@ void handle_show(ServerContext& ctx, const std::string& http_body, httplib::Resp
 }
 
 }  // namespace
+
+std::optional<OllamaRequest> parse_ollama_request(const std::string& http_body, bool chat, ApiError& error) {
+    auto body = parse_body(http_body, error);
+    if (!body) return std::nullopt;
+    Fields f(*body);
+    OllamaRequest out;
+    CompletionRequest& req = out.completion;
+    req.chat = true;
+    req.model = f.string("model").value_or("");
+    if (req.model.empty() && !f.failed()) f.fail("model", "is required");
+    out.stream = f.boolean("stream").value_or(true);
+    reject_unsupported(f);
+    if (chat) {
+        req.prompt_field = "messages";
+        const json* msgs = f.get("messages");
+        if (msgs && !msgs->is_array()) f.fail("messages", "must be an array");
+        out.load_only = !msgs || msgs->empty();  // Ollama: an empty chat just loads the model
+        for (size_t i = 0; msgs && msgs->is_array() && i < msgs->size() && !f.failed(); ++i) {
+            const json& m = (*msgs)[i];
+            const std::string mf = fmt::format("messages[{}]", i);
+            if (!m.is_object()) f.fail(mf, "must be an object");
+            else if (!m.contains("role") || !m["role"].is_string()) f.fail(mf + ".role", "must be a string");
+            else if (m.contains("content") && !m["content"].is_string() && !m["content"].is_null())
+                f.fail(mf + ".content", "must be a string");
+            else if (m.contains("images") && m["images"].is_array() && !m["images"].empty())
+                f.fail(mf + ".images", "are not supported: strata serves text models");
+            else {
+                json msg = m;
+                msg.erase("images");
+                if (!msg.contains("content") || msg["content"].is_null()) msg["content"] = "";
+                req.messages.push_back(std::move(msg));
+            }
+        }
+    } else {
+        const std::string prompt = f.string("prompt").value_or("");
+        const std::string system = f.string("system").value_or("");
+        const bool raw = f.boolean("raw").value_or(false);
+        if (f.string("template").value_or("") != "") f.fail("template", "is not supported: the model's own chat template is used");
+        out.load_only = prompt.empty() && system.empty();
+        if (raw) {
+            // A raw prompt is already formatted; its special-token texts are tokens.
+            req.chat = false;
+            req.parse_special = true;
+            req.prompt = prompt;
+        } else {
+            if (!system.empty()) req.messages.push_back({{"role", "system"}, {"content", system}});
+            req.messages.push_back({{"role", "user"}, {"content", prompt}});
+        }
+    }
+    parse_options(f, req);
+    if (f.failed()) {
+        error = f.error();
+        return std::nullopt;
+    }
+    return out;
+}
 
 void ollama_error(httplib::Response& res, const ApiError& e) {
     if (e.status == 503) res.set_header("Retry-After", "1");  // a queue moves in seconds

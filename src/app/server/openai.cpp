@@ -132,24 +132,10 @@ const char* finish_name(const GenerateResult& g) { return g.finish == FinishReas
 
 void handle(ServerContext& ctx, const std::string& http_body, httplib::Response& res, bool chat) {
     ApiError error;
-    auto body = parse_body(http_body, error);
-    if (!body) return openai_error(res, error);
-    Fields f(*body);
-    CompletionRequest req;
-    req.chat = chat;
-    bool streaming = false, include_usage = false;
-    if (chat) {
-        parse_messages(f, req);
-        req.prompt_field = "messages";
-    } else {
-        const json* p = f.get("prompt");
-        if (!p) f.fail("prompt", "is required");
-        else if (p->is_string()) req.prompt = p->get<std::string>();
-        else if (p->is_array() && p->size() == 1 && (*p)[0].is_string()) req.prompt = (*p)[0].get<std::string>();
-        else f.fail("prompt", "must be a string (or an array of one string)");
-    }
-    parse_sampling(f, *body, req, streaming, include_usage);
-    if (f.failed()) return openai_error(res, f.error());
+    auto parsed = parse_openai_request(http_body, chat, error);
+    if (!parsed) return openai_error(res, error);
+    const CompletionRequest& req = parsed->completion;
+    const bool streaming = parsed->stream, include_usage = parsed->include_usage;
 
     auto job = ctx.admit(req, error);
     if (!job) return openai_error(res, error);
@@ -224,6 +210,31 @@ void handle(ServerContext& ctx, const std::string& http_body, httplib::Response&
 }
 
 }  // namespace
+
+std::optional<OpenAIRequest> parse_openai_request(const std::string& http_body, bool chat, ApiError& error) {
+    auto body = parse_body(http_body, error);
+    if (!body) return std::nullopt;
+    Fields f(*body);
+    OpenAIRequest out;
+    CompletionRequest& req = out.completion;
+    req.chat = chat;
+    if (chat) {
+        parse_messages(f, req);
+        req.prompt_field = "messages";
+    } else {
+        const json* p = f.get("prompt");
+        if (!p) f.fail("prompt", "is required");
+        else if (p->is_string()) req.prompt = p->get<std::string>();
+        else if (p->is_array() && p->size() == 1 && (*p)[0].is_string()) req.prompt = (*p)[0].get<std::string>();
+        else f.fail("prompt", "must be a string (or an array of one string)");
+    }
+    parse_sampling(f, *body, req, out.stream, out.include_usage);
+    if (f.failed()) {
+        error = f.error();
+        return std::nullopt;
+    }
+    return out;
+}
 
 void openai_error(httplib::Response& res, const ApiError& e) {
     if (e.status == 503) res.set_header("Retry-After", "1");  // a queue moves in seconds
