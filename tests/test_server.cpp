@@ -30,7 +30,7 @@ using test::data_path;
 using test::sse_events;
 using test::TestServer;
 
-std::string stories() { return data_path("real/stories260K.gguf"); }
+using test::stories;
 
 class Server : public ::testing::Test {
 protected:

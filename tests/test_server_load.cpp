@@ -19,9 +19,7 @@ namespace {
 using nlohmann::json;
 using test::TestServer;
 
-std::string stories() {
-    return test::data_path("real/stories260K.gguf");
-}
+using test::stories;
 
 // The text of a streamed completion, checking it ended with [DONE].
 std::string streamed_text(const std::string& body) {

@@ -55,6 +55,9 @@ inline std::vector<uint8_t> read_file(const std::string& path) {
 
 inline std::string data_path(const std::string& rel) { return std::string(STRATA_TEST_DATA) + "/" + rel; }
 
+// The real tiny llama the server and CLI tests run.
+inline std::string stories() { return data_path("real/stories260K.gguf"); }
+
 struct CommandResult {
     int exit_code = -1;
     std::string out;  // stdout and stderr together

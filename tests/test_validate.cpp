@@ -26,9 +26,7 @@ namespace {
 using nlohmann::json;
 using test::data_path;
 
-std::string stories() {
-    return data_path("real/stories260K.gguf");
-}
+using test::stories;
 
 // The first `n` prompts of the reference texts, as a suite without checks.
 Suite reference_suite(size_t n, int max_tokens) {
