@@ -104,6 +104,18 @@ int64_t settle(int port) {
     return h["requests_cancelled"].get<int64_t>();
 }
 
+// The cancelled count once it reaches `n` (or after 20 s): a slot is freed a
+// moment before its cancellation is counted, so `settle` alone can read the
+// count too early.
+int64_t cancelled_reaching(int port, int64_t n) {
+    int64_t c = settle(port);
+    for (int i = 0; i < 2000 && c < n; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        c = health(port)["requests_cancelled"].get<int64_t>();
+    }
+    return c;
+}
+
 TEST(ServerAbuseSuite, EveryAttackIsAnsweredWhileAWellBehavedClientFinishes) {
     std::signal(SIGPIPE, SIG_IGN);
     test::TempDir dir;
@@ -228,9 +240,12 @@ TEST(ServerAbuseSuite, EveryAttackIsAnsweredWhileAWellBehavedClientFinishes) {
                              by_status["200"] + by_status["503"] == 64;
              return ok ? "all answered 200 or 503 (" + out + ")" : out;
          }},
-        {"a reader that never reads its stream", "200, dropped, slot freed",
+        // Whether the stream is cut when its buffers fill or ends into them depends
+        // on how many bytes the tokens take; either way the slot must come free
+        // while the client still reads nothing.
+        {"a reader that never reads its stream", "200, slot freed",
          [&] {
-             const int64_t before = settle(port);
+             settle(port);
              const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
              const int small = 4096;
              ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
@@ -248,10 +263,10 @@ TEST(ServerAbuseSuite, EveryAttackIsAnsweredWhileAWellBehavedClientFinishes) {
              char head[12] = {};
              if (::recv(fd, head, sizeof head, MSG_WAITALL) != sizeof head)
                  return std::string("no answer");
-             const int64_t after = settle(port);
+             settle(port);
+             const bool freed = health(port)["slots_busy"] == 0;
              ::close(fd);
-             return status_of(std::string(head, sizeof head)) +
-                    (after == before + 1 ? ", dropped, slot freed" : ", not dropped");
+             return status_of(std::string(head, sizeof head)) + (freed ? ", slot freed" : ", slot held");
          }},
         {"mid-stream disconnect", "200, cancelled, slot freed",
          [&] {
@@ -264,7 +279,7 @@ TEST(ServerAbuseSuite, EveryAttackIsAnsweredWhileAWellBehavedClientFinishes) {
              std::string got;
              test::read_until(fd, "data: ", &got);
              ::close(fd);
-             const int64_t after = settle(port);
+             const int64_t after = cancelled_reaching(port, before + 1);
              return status_of(got) +
                     (after == before + 1 ? ", cancelled, slot freed" : ", not cancelled");
          }},
