@@ -6,6 +6,7 @@
 // block — not another copy of the transformer.
 
 #include "model/hparams.h"
+#include "ops/params.h"
 #include "util/result.h"
 
 #include <string>
@@ -13,33 +14,27 @@
 
 namespace strata {
 
-enum class NormKind { Rms, Layer };  // RMSNorm, or LayerNorm with bias
-enum class RopeKind {
-    Norm,  // rotate adjacent pairs (x[2i], x[2i+1])
-    Neox,  // rotate halves (x[i], x[i + n_rot/2])
-};
+enum class NormKind { Rms, Layer };         // RMSNorm, or LayerNorm with bias
+using ops::RopeKind;                        // Norm (adjacent pairs) or Neox (halves), ops/params.h
 enum class QkNorm { None, PerHead, Full };  // RMSNorm of q and k before RoPE
 enum class Gating {
-    Softmax,        // softmax over all experts, then top-k of the probabilities
-    SoftmaxTopK,    // top-k of the logits, then softmax over those k (gpt-oss)
+    Softmax,      // softmax over all experts, then top-k of the probabilities
+    SoftmaxTopK,  // top-k of the logits, then softmax over those k (gpt-oss)
 };
 enum class SharedExpert { None, Plain, SigmoidGated };
-enum class Activation {
-    SwiGlu,     // silu(gate) * up
-    SwiGluOai,  // gpt-oss: clamped gate * sigmoid(1.702 gate) * (clamped up + 1)
-};
+using ops::Activation;  // SwiGlu or gpt-oss's SwiGluOai, ops/params.h
 
 struct ArchSpec {
     const char* name;
     // Tensor layout.
     NormKind norm = NormKind::Rms;
-    bool norm_bias = false;       // norms add a bias (phimoe)
-    bool attn_bias = false;       // q/k/v/o projections have biases
-    bool output_bias = false;     // the LM head has a bias
+    bool norm_bias = false;    // norms add a bias (phimoe)
+    bool attn_bias = false;    // q/k/v/o projections have biases
+    bool output_bias = false;  // the LM head has a bias
     QkNorm qk_norm = QkNorm::None;
-    bool attn_sinks = false;      // one learned sink logit per head
+    bool attn_sinks = false;           // one learned sink logit per head
     bool post_attn_norm_name = false;  // the FFN's input norm is called post_attention_norm
-    bool expert_bias = false;     // router and per-expert biases
+    bool expert_bias = false;          // router and per-expert biases
     SharedExpert shared = SharedExpert::None;
     // Math.
     RopeKind rope = RopeKind::Norm;
@@ -53,7 +48,7 @@ const ArchSpec* find_arch(const std::string& name);
 const std::vector<const ArchSpec*>& all_archs();
 
 // One per architecture file.
-extern const ArchSpec kArchLlama, kArchQwen2Moe, kArchQwen3Moe, kArchOlmoe, kArchDeepseek, kArchPhimoe,
-    kArchGptOss;
+extern const ArchSpec kArchLlama, kArchQwen2Moe, kArchQwen3Moe, kArchOlmoe, kArchDeepseek,
+    kArchPhimoe, kArchGptOss;
 
 }  // namespace strata

@@ -10,8 +10,8 @@
 
 namespace strata {
 
-void norm_rows(NormKind kind, const float* x, int64_t n_tok, int64_t width, const TensorView& w, const TensorView& b,
-               float eps, float* out) {
+void norm_rows(NormKind kind, const float* x, int64_t n_tok, int64_t width, const TensorView& w,
+               const TensorView& b, float eps, float* out) {
     const float* wp = w.valid() ? w.f32() : nullptr;
     const float* bp = b.valid() ? b.f32() : nullptr;
     for (int64_t t = 0; t < n_tok; ++t) {
@@ -29,127 +29,13 @@ void norm_rows(NormKind kind, const float* x, int64_t n_tok, int64_t width, cons
     }
 }
 
-namespace {
-
-// YaRN's blend between interpolated (low-frequency) and extrapolated
-// (high-frequency) rotations for rotation pair i: 1 keeps the original frequency.
-float yarn_ramp(float low, float high, int pair) {
-    const float y = (static_cast<float>(pair) - low) / std::max(0.001f, high - low);
-    return 1.0f - std::min(1.0f, std::max(0.0f, y));
-}
-
-// The rotation pair index at which pairs complete `n_rot_beta` turns over the
-// original context.
-float yarn_corr_dim(int n_dims, int n_ctx_orig, float n_rot_beta, float base) {
-    return static_cast<float>(n_dims) *
-           std::log(static_cast<float>(n_ctx_orig) / (n_rot_beta * 2.0f * static_cast<float>(M_PI))) /
-           (2.0f * std::log(base));
-}
-
-// cos and sin of each rotation pair at one position.
-void rope_cache(int64_t pos, const RopeParams& p, float* cos_out, float* sin_out) {
-    const float theta_scale = std::pow(p.freq_base, -2.0f / static_cast<float>(p.n_rot));
-    float low = 0, high = 0;
-    if (p.ext_factor != 0.0f) {
-        low = std::max(0.0f, std::floor(yarn_corr_dim(p.n_rot, p.n_ctx_orig, p.beta_fast, p.freq_base)));
-        high = std::min(static_cast<float>(p.n_rot - 1),
-                        std::ceil(yarn_corr_dim(p.n_rot, p.n_ctx_orig, p.beta_slow, p.freq_base)));
-    }
-    // The angle is advanced by repeated multiplication, as the reference does, so
-    // rounding matches it rather than a fresh pow per pair.
-    float theta_extrap = static_cast<float>(pos);
-    for (int i = 0; i < p.n_rot / 2; ++i) {
-        const float theta_interp = p.freq_scale * theta_extrap;
-        float theta = theta_interp;
-        float mscale = p.attn_factor;
-        if (p.ext_factor != 0.0f) {
-            const float mix = yarn_ramp(low, high, i) * p.ext_factor;
-            theta = theta_interp * (1 - mix) + theta_extrap * mix;
-            mscale *= 1.0f + 0.1f * std::log(1.0f / p.freq_scale);
-        }
-        cos_out[i] = std::cos(theta) * mscale;
-        sin_out[i] = std::sin(theta) * mscale;
-        theta_extrap *= theta_scale;
-    }
-}
-
-}  // namespace
-
-void rope(float* x, int64_t n_tok, int64_t row_stride, int n_heads, int head_dim, int64_t pos0, const RopeParams& p) {
-    CHECK(p.n_rot > 0 && p.n_rot <= head_dim && p.n_rot % 2 == 0, "rotary dims fit the head");
-    std::vector<float> cs(static_cast<size_t>(p.n_rot / 2)), sn(cs.size());
-    const int half = p.n_rot / 2;
-    for (int64_t t = 0; t < n_tok; ++t) {
-        rope_cache(pos0 + t, p, cs.data(), sn.data());
-        for (int h = 0; h < n_heads; ++h) {
-            float* v = x + t * row_stride + static_cast<int64_t>(h) * head_dim;
-            for (int i = 0; i < half; ++i) {
-                // NORM rotates adjacent pairs; NeoX rotates element i with i + n_rot/2.
-                const int a = p.kind == RopeKind::Norm ? 2 * i : i;
-                const int b = p.kind == RopeKind::Norm ? 2 * i + 1 : i + half;
-                const float x0 = v[a], x1 = v[b];
-                v[a] = x0 * cs[i] - x1 * sn[i];
-                v[b] = x0 * sn[i] + x1 * cs[i];
-            }
-        }
-    }
-}
-
 void attention(const float* q, int64_t n_tok, int64_t pos0, const KvCache& cache, int layer,
                const AttentionParams& p, float* out, ThreadPool& pool) {
-    const int group = p.n_head / p.n_head_kv;
-    const int64_t q_stride = int64_t{p.n_head} * p.head_dim_k;
-    const int64_t o_stride = int64_t{p.n_head} * p.head_dim_v;
-    const bool f16 = cache.type() == KvType::F16;
-    const size_t elem = f16 ? sizeof(uint16_t) : sizeof(float);
-    // q . k through the dot kernel of the cache's type, reading keys in place.
-    const ops::DotFn dot = ops::dot_kernels().dot[static_cast<size_t>(f16 ? TensorType::F16 : TensorType::F32)];
-    pool.parallel_for(n_tok * p.n_head, [&](int64_t begin, int64_t end) {
-        std::vector<float> v(static_cast<size_t>(p.head_dim_v));
-        for (int64_t job = begin; job < end; ++job) {
-            const int64_t t = job / p.n_head;
-            const int h = static_cast<int>(job % p.n_head);
-            const int kv_head = h / group;
-            const int64_t pos = pos0 + t;
-            const int64_t first = p.window > 0 ? std::max<int64_t>(0, pos - p.window + 1) : 0;
-            const float* qh = q + t * q_stride + int64_t{h} * p.head_dim_k;
-            float* oh = out + t * o_stride + int64_t{h} * p.head_dim_v;
-            // Online softmax: one pass over the keys, rescaling the running sum and
-            // output whenever a larger score appears, so no score row is kept and
-            // long contexts cost no memory beyond the output.
-            float max = -std::numeric_limits<float>::infinity();
-            double sum = 0.0;
-            std::fill(oh, oh + p.head_dim_v, 0.0f);
-            for (int64_t j = first; j <= pos; ++j) {
-                const auto* k = static_cast<const uint8_t*>(cache.k_row(layer, j)) +
-                                static_cast<size_t>(kv_head) * p.head_dim_k * elem;
-                const float s = dot(p.head_dim_k, k, qh) * p.scale;
-                if (s > max) {
-                    const float correction = std::exp(max - s);
-                    for (int i = 0; i < p.head_dim_v; ++i) oh[i] *= correction;
-                    sum *= correction;
-                    max = s;
-                }
-                const float w = std::exp(s - max);
-                sum += w;
-                cache.load_v(layer, j, int64_t{kv_head} * p.head_dim_v, p.head_dim_v, v.data());
-                for (int i = 0; i < p.head_dim_v; ++i) oh[i] += w * v[i];
-            }
-            // A sink is one more logit in the max and the sum that has no value.
-            if (p.sinks && p.sinks[h] > max) {
-                const float correction = std::exp(max - p.sinks[h]);
-                for (int i = 0; i < p.head_dim_v; ++i) oh[i] *= correction;
-                sum *= correction;
-                max = p.sinks[h];
-            }
-            if (p.sinks) sum += std::exp(double{p.sinks[h]} - max);
-            const float inv = static_cast<float>(1.0 / sum);
-            for (int i = 0; i < p.head_dim_v; ++i) oh[i] *= inv;
-        }
-    });
+    ops::attention(q, n_tok, pos0, cache.layer(layer), p, out, pool);
 }
 
-void linear(const TensorView& w, const TensorView& b, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
+void linear(const TensorView& w, const TensorView& b, const float* x, int64_t n_tok, float* y,
+            ThreadPool& pool) {
     const int64_t n_out = w.ne[1];
     ops::matmul(w, 0, n_out, x, w.ne[0], n_tok, y, n_out, pool);
     if (b.valid()) {

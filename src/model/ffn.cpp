@@ -32,31 +32,19 @@ namespace {
 // item, few enough that a decode step has several items per thread.
 constexpr int64_t kItemRows = 32;
 
-// gpt-oss's SwiGLU: the gate is clamped from above only, the up projection on
-// both sides and shifted by one.
-constexpr float kOaiAlpha = 1.702f;
-constexpr float kOaiLimit = 7.0f;
-
-float activate(Activation act, float gate, float up) {
-    if (act == Activation::SwiGlu) return ops::silu(gate) * up;
-    const float g = std::min(gate, kOaiLimit);
-    const float u = std::clamp(up, -kOaiLimit, kOaiLimit);
-    return g / (1.0f + std::exp(-kOaiAlpha * g)) * (u + 1.0f);
-}
-
 const float* bias_of(const TensorView& b, int64_t expert) {
     return b.valid() ? b.f32() + expert * b.ne[0] : nullptr;
 }
 
 struct FfnJob {
-    TensorView gate, up, down;                    // [n_embd, n_ff], [n_embd, n_ff], [n_ff, n_embd]
+    TensorView gate, up, down;  // [n_embd, n_ff], [n_embd, n_ff], [n_ff, n_embd]
     const float *gate_b = nullptr, *up_b = nullptr, *down_b = nullptr;
-    std::vector<int32_t> tokens;                  // rows of the layer input this job reads
-    std::vector<float> hidden;                    // [tokens, n_ff] after the activation
-    ops::PackedActs hidden_q;                     // the same, packed for `down`
-    std::vector<float> y;                         // [tokens, n_embd]
+    std::vector<int32_t> tokens;  // rows of the layer input this job reads
+    std::vector<float> hidden;    // [tokens, n_ff] after the activation
+    ops::PackedActs hidden_q;     // the same, packed for `down`
+    std::vector<float> y;         // [tokens, n_embd]
 
-    int expert = -1;                              // routed jobs: the expert
+    int expert = -1;  // routed jobs: the expert
     // Disk-tier experts' bytes (see `bind_expert`), held while the job runs.
     std::vector<std::shared_ptr<const void>> holds;
 
@@ -110,7 +98,9 @@ void run_jobs(std::span<FfnJob> jobs, Activation act, const float* x, int64_t n_
             if (fresh) ops::pack_acts(w->type, x, n_embd, n_embd, n_tok, it->second, &pool);
         }
     }
-    auto acts_for = [&](const TensorView& w) -> const ops::PackedActs& { return packed.at(ops::dot_act_type(w.type)); };
+    auto acts_for = [&](const TensorView& w) -> const ops::PackedActs& {
+        return packed.at(ops::dot_act_type(w.type));
+    };
     for (FfnJob& j : jobs) {
         j.hidden.resize(static_cast<size_t>(j.m() * j.n_ff()));
         j.y.resize(static_cast<size_t>(j.m() * j.n_out()));
@@ -123,16 +113,30 @@ void run_jobs(std::span<FfnJob> jobs, Activation act, const float* x, int64_t n_
         FfnJob& j = jobs[up_items[i].job];
         const int64_t r0 = up_items[i].row0, r1 = std::min(j.n_ff(), r0 + kItemRows), m = j.m();
         std::vector<float> g(static_cast<size_t>(m * kItemRows)), u(g.size());
-        ops::matmul_rows({.w = &j.gate, .row_begin = r0, .row_end = r1, .acts = &acts_for(j.gate),
-                          .tokens = j.tokens.data(), .n_tok = m, .y = g.data(), .y_stride = kItemRows, .y_row0 = r0});
-        ops::matmul_rows({.w = &j.up, .row_begin = r0, .row_end = r1, .acts = &acts_for(j.up),
-                          .tokens = j.tokens.data(), .n_tok = m, .y = u.data(), .y_stride = kItemRows, .y_row0 = r0});
+        ops::matmul_rows({.w = &j.gate,
+                          .row_begin = r0,
+                          .row_end = r1,
+                          .acts = &acts_for(j.gate),
+                          .tokens = j.tokens.data(),
+                          .n_tok = m,
+                          .y = g.data(),
+                          .y_stride = kItemRows,
+                          .y_row0 = r0});
+        ops::matmul_rows({.w = &j.up,
+                          .row_begin = r0,
+                          .row_end = r1,
+                          .acts = &acts_for(j.up),
+                          .tokens = j.tokens.data(),
+                          .n_tok = m,
+                          .y = u.data(),
+                          .y_stride = kItemRows,
+                          .y_row0 = r0});
         for (int64_t t = 0; t < m; ++t) {
             for (int64_t r = r0; r < r1; ++r) {
                 float gv = g[t * kItemRows + (r - r0)], uv = u[t * kItemRows + (r - r0)];
                 if (j.gate_b) gv += j.gate_b[r];
                 if (j.up_b) uv += j.up_b[r];
-                j.hidden[t * j.n_ff() + r] = activate(act, gv, uv);
+                j.hidden[t * j.n_ff() + r] = ops::glu(act, gv, uv);
             }
         }
     });
@@ -145,15 +149,22 @@ void run_jobs(std::span<FfnJob> jobs, Activation act, const float* x, int64_t n_
     pool.for_each_dynamic(static_cast<int64_t>(rows.size()), [&](int64_t i) {
         FfnJob& j = jobs[rows[i].job];
         const int64_t t = rows[i].row0;
-        ops::quantize_act(j.hidden_q.type, j.hidden.data() + t * j.n_ff(), j.hidden_q.row(t), j.n_ff());
+        ops::quantize_act(j.hidden_q.type, j.hidden.data() + t * j.n_ff(), j.hidden_q.row(t),
+                          j.n_ff());
     });
 
     const auto down_items = row_items(jobs, &FfnJob::n_out);
     pool.for_each_dynamic(static_cast<int64_t>(down_items.size()), [&](int64_t i) {
         FfnJob& j = jobs[down_items[i].job];
         const int64_t r0 = down_items[i].row0, r1 = std::min(j.n_out(), r0 + kItemRows);
-        ops::matmul_rows({.w = &j.down, .row_begin = r0, .row_end = r1, .acts = &j.hidden_q, .n_tok = j.m(),
-                          .y = j.y.data() + r0, .y_stride = j.n_out(), .y_row0 = r0});
+        ops::matmul_rows({.w = &j.down,
+                          .row_begin = r0,
+                          .row_end = r1,
+                          .acts = &j.hidden_q,
+                          .n_tok = j.m(),
+                          .y = j.y.data() + r0,
+                          .y_stride = j.n_out(),
+                          .y_row0 = r0});
         if (j.down_b) {
             for (int64_t t = 0; t < j.m(); ++t) {
                 for (int64_t r = r0; r < r1; ++r) j.y[t * j.n_out() + r] += j.down_b[r];
@@ -174,7 +185,8 @@ struct Routing {
     std::vector<float> weight;  // [n_tok][k]
 };
 
-Routing route(const LayerWeights& w, const MoeParams& p, const float* x, int64_t n_tok, ThreadPool& pool) {
+Routing route(const LayerWeights& w, const MoeParams& p, const float* x, int64_t n_tok,
+              ThreadPool& pool) {
     const int n_exp = p.n_expert, k = p.n_expert_used;
     std::vector<float> logits(static_cast<size_t>(n_tok * n_exp));
     linear(w.gate_inp, w.gate_inp_b, x, n_tok, logits.data(), pool);
@@ -229,8 +241,8 @@ void prefetch_expert(const LayerWeights& w, int e, bool guess) {
 // layer's FFN input. The residual stream changes little from one layer to the
 // next, so this guesses most of the next layer's choices, early enough for the
 // disk to fetch them while this layer computes.
-std::vector<int> guess_next_experts(const LayerWeights& next, const MoeParams& p, const float* x, int64_t n_tok,
-                                    ThreadPool& pool) {
+std::vector<int> guess_next_experts(const LayerWeights& next, const MoeParams& p, const float* x,
+                                    int64_t n_tok, ThreadPool& pool) {
     const Routing r = route(next, p, x, n_tok, pool);
     std::vector<int> experts(r.chosen);
     std::sort(experts.begin(), experts.end());
@@ -240,8 +252,8 @@ std::vector<int> guess_next_experts(const LayerWeights& next, const MoeParams& p
 
 }  // namespace
 
-void dense_ffn(const TensorView& gate, const TensorView& up, const TensorView& down, Activation act, const float* x,
-               int64_t n_tok, float* out, ThreadPool& pool) {
+void dense_ffn(const TensorView& gate, const TensorView& up, const TensorView& down, Activation act,
+               const float* x, int64_t n_tok, float* out, ThreadPool& pool) {
     std::vector<FfnJob> jobs(1);
     jobs[0].gate = gate;
     jobs[0].up = up;
@@ -252,8 +264,9 @@ void dense_ffn(const TensorView& gate, const TensorView& up, const TensorView& d
     std::copy(jobs[0].y.begin(), jobs[0].y.end(), out);
 }
 
-void moe_ffn(const LayerWeights& w, const MoeParams& p, const float* x, int64_t n_tok, int64_t n_embd, float* out,
-             ThreadPool& pool, ExpertUsage* usage, int il, const LayerWeights* next) {
+void moe_ffn(const LayerWeights& w, const MoeParams& p, const float* x, int64_t n_tok,
+             int64_t n_embd, float* out, ThreadPool& pool, ExpertUsage* usage, int il,
+             const LayerWeights* next) {
     const int n_exp = p.n_expert, k = p.n_expert_used;
     const Routing routing = route(w, p, x, n_tok, pool);
     const std::vector<int>& chosen = routing.chosen;
@@ -288,7 +301,8 @@ void moe_ffn(const LayerWeights& w, const MoeParams& p, const float* x, int64_t 
     for (int64_t t = 0; t < n_tok; ++t) {
         for (int j = 0; j < k; ++j) {
             FfnJob& job = jobs[static_cast<size_t>(slot[static_cast<size_t>(chosen[t * k + j])])];
-            where[t * k + j] = {slot[static_cast<size_t>(chosen[t * k + j])], static_cast<int>(job.tokens.size())};
+            where[t * k + j] = {slot[static_cast<size_t>(chosen[t * k + j])],
+                                static_cast<int>(job.tokens.size())};
             job.tokens.push_back(static_cast<int32_t>(t));
         }
     }
@@ -350,10 +364,12 @@ void moe_ffn(const LayerWeights& w, const MoeParams& p, const float* x, int64_t 
             float* o = out + t * n_embd;
             std::fill(o, o + n_embd, 0.0f);
             std::iota(js.begin(), js.end(), 0);
-            std::sort(js.begin(), js.end(), [&](int a, int b) { return chosen[t * k + a] < chosen[t * k + b]; });
+            std::sort(js.begin(), js.end(),
+                      [&](int a, int b) { return chosen[t * k + a] < chosen[t * k + b]; });
             for (int j : js) {
                 const auto [job, row] = where[t * k + j];
-                const float* y = jobs[static_cast<size_t>(job)].y.data() + static_cast<int64_t>(row) * n_embd;
+                const float* y =
+                    jobs[static_cast<size_t>(job)].y.data() + static_cast<int64_t>(row) * n_embd;
                 const float wt = weight[t * k + j];
                 for (int64_t c = 0; c < n_embd; ++c) o[c] += wt * y[c];
             }

@@ -19,7 +19,8 @@ KvCache::KvCache(int n_layer, int64_t n_ctx, int64_t k_width, int64_t v_width, K
 }
 
 uint64_t KvCache::bytes() const {
-    return (k32_.size() + v32_.size()) * sizeof(float) + (k16_.size() + v16_.size()) * sizeof(uint16_t);
+    return (k32_.size() + v32_.size()) * sizeof(float) +
+           (k16_.size() + v16_.size()) * sizeof(uint16_t);
 }
 
 size_t KvCache::k_index(int layer, int64_t pos) const {
@@ -45,12 +46,24 @@ void KvCache::store(int layer, int64_t pos, const float* k, const float* v) {
 
 const void* KvCache::k_row(int layer, int64_t pos) const {
     const size_t i = k_index(layer, pos);
-    return type_ == KvType::F32 ? static_cast<const void*>(k32_.data() + i) : static_cast<const void*>(k16_.data() + i);
+    return type_ == KvType::F32 ? static_cast<const void*>(k32_.data() + i)
+                                : static_cast<const void*>(k16_.data() + i);
 }
 
 const void* KvCache::v_row(int layer, int64_t pos) const {
     const size_t i = v_index(layer, pos);
-    return type_ == KvType::F32 ? static_cast<const void*>(v32_.data() + i) : static_cast<const void*>(v16_.data() + i);
+    return type_ == KvType::F32 ? static_cast<const void*>(v32_.data() + i)
+                                : static_cast<const void*>(v16_.data() + i);
+}
+
+ops::KvLayer KvCache::layer(int layer) const {
+    ops::KvLayer l;
+    l.f16 = type_ == KvType::F16;
+    l.k = const_cast<void*>(k_row(layer, 0));
+    l.v = const_cast<void*>(v_row(layer, 0));
+    l.k_width = k_width_;
+    l.v_width = v_width_;
+    return l;
 }
 
 void KvCache::load_k(int layer, int64_t pos, int64_t offset, int64_t n, float* out) const {

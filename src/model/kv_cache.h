@@ -3,6 +3,8 @@
 // Positions are contiguous from 0: a session appends, and rewinds to reuse a
 // common prefix.
 
+#include "ops/params.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -12,7 +14,7 @@ namespace strata {
 enum class KvType { F32, F16 };
 
 class KvCache {
-public:
+  public:
     KvCache(int n_layer, int64_t n_ctx, int64_t k_width, int64_t v_width, KvType type);
 
     int64_t n_ctx() const { return n_ctx_; }
@@ -29,9 +31,12 @@ public:
     const void* k_row(int layer, int64_t pos) const;
     const void* v_row(int layer, int64_t pos) const;
     int64_t k_width() const { return k_width_; }
+    // Layer `layer`'s rows as the ops see them. The handle is writable (kv_store
+    // takes it) even from a const cache, as attention only reads through it.
+    ops::KvLayer layer(int layer) const;
     int64_t v_width() const { return v_width_; }
 
-private:
+  private:
     size_t k_index(int layer, int64_t pos) const;
     size_t v_index(int layer, int64_t pos) const;
 

@@ -1,6 +1,7 @@
 #include "util/meminfo.h"
 
 #include <cstdio>
+#include <cstring>
 
 namespace strata {
 
@@ -22,8 +23,35 @@ std::optional<uint64_t> read_kib(const char* path, const char* format) {
 
 }  // namespace
 
-std::optional<uint64_t> available_memory() { return read_kib("/proc/meminfo", "MemAvailable: %llu kB"); }
+std::optional<uint64_t> available_memory() {
+    return read_kib("/proc/meminfo", "MemAvailable: %llu kB");
+}
 
-std::optional<uint64_t> peak_resident_memory() { return read_kib("/proc/self/status", "VmHWM: %llu kB"); }
+std::optional<uint64_t> total_memory() {
+    return read_kib("/proc/meminfo", "MemTotal: %llu kB");
+}
+
+std::string cpu_model_name() {
+    std::FILE* f = std::fopen("/proc/cpuinfo", "r");
+    if (!f) return "cpu";
+    char line[512];
+    std::string name = "cpu";
+    while (std::fgets(line, sizeof line, f)) {
+        if (std::strncmp(line, "model name", 10) != 0) continue;
+        const char* colon = std::strchr(line, ':');
+        if (!colon) continue;
+        name = colon + 1;
+        while (!name.empty() && (name.front() == ' ' || name.front() == '\t'))
+            name.erase(name.begin());
+        while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+        break;
+    }
+    std::fclose(f);
+    return name.empty() ? "cpu" : name;
+}
+
+std::optional<uint64_t> peak_resident_memory() {
+    return read_kib("/proc/self/status", "VmHWM: %llu kB");
+}
 
 }  // namespace strata

@@ -1,0 +1,20 @@
+// The CUDA entry points of a build without the CUDA backend (-DSTRATA_CUDA=OFF,
+// the default): no devices, and a status that says why.
+#include "ops/backend.h"
+
+namespace strata::ops {
+
+bool cuda_built() {
+    return false;
+}
+int cuda_device_count() {
+    return 0;
+}
+std::string cuda_status() {
+    return "built without CUDA (configure with -DSTRATA_CUDA=ON and nvcc)";
+}
+std::unique_ptr<Backend> make_cuda_backend(int /*device*/) {
+    return nullptr;
+}
+
+}  // namespace strata::ops
