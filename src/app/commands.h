@@ -16,6 +16,7 @@ void add_list_command(CLI::App& app, int& exit_code);
 void add_template_command(CLI::App& app, int& exit_code);
 void add_bench_command(CLI::App& app, int& exit_code);
 void add_validate_command(CLI::App& app, int& exit_code);
+void add_devices_command(CLI::App& app, int& exit_code);
 
 // Prints "error: <message>" to stderr and returns the exit code for failures.
 int fail(const std::string& message);

@@ -6,7 +6,8 @@
 
 int main(int argc, char** argv) {
     CLI::App app{
-        "strata: run Mixture-of-Experts language models from GGUF files (run, chat and serve fall back to the "
+        "strata: run Mixture-of-Experts language models from GGUF files (run, chat and serve fall "
+        "back to the "
         "built-in strata-tiny-moe when given none)"};
     app.require_subcommand(1);
     app.set_version_flag("--version", "strata 0.1.0");
@@ -21,6 +22,7 @@ int main(int argc, char** argv) {
     strata::app::add_template_command(app, exit_code);
     strata::app::add_bench_command(app, exit_code);
     strata::app::add_validate_command(app, exit_code);
+    strata::app::add_devices_command(app, exit_code);
     CLI11_PARSE(app, argc, argv);
     return exit_code;
 }

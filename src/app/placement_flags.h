@@ -19,6 +19,7 @@ struct PlacementFlags {
     int n_cpu_moe = 0;
     bool fit = false;
     std::string gpu_mem, ram_budget;
+    std::string device = "auto";
     std::string expert_usage;  // JSON file of routing counts that `--fit` ranks experts by
 };
 

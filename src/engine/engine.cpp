@@ -47,7 +47,8 @@ std::vector<Range> resident_ranges(const gguf::File& f, const MemoryPlan& plan) 
             continue;
         }
         for (size_t e = 0; e < tp->experts.size(); ++e) {
-            if (tp->experts[e] != Tier::Disk) out.push_back({t.data + e * tp->expert_bytes(), tp->expert_bytes()});
+            if (tp->experts[e] != Tier::Disk)
+                out.push_back({t.data + e * tp->expert_bytes(), tp->expert_bytes()});
         }
     }
     return out;
@@ -60,8 +61,8 @@ void prefetch(const std::vector<Range>& ranges, const LoadProgressFn& progress) 
     volatile uint8_t sink = 0;
     for (const Range& r : ranges) {
         const auto begin = reinterpret_cast<uintptr_t>(r.data) & ~(kPage - 1);
-        ::madvise(reinterpret_cast<void*>(begin), reinterpret_cast<uintptr_t>(r.data) + r.n_bytes - begin,
-                  MADV_WILLNEED);
+        ::madvise(reinterpret_cast<void*>(begin),
+                  reinterpret_cast<uintptr_t>(r.data) + r.n_bytes - begin, MADV_WILLNEED);
         for (uint64_t off = 0; off < r.n_bytes; off += kPage) sink = sink + r.data[off];
         done += r.n_bytes;
         if (progress && (done - reported >= (64ull << 20) || done == total)) {
@@ -82,27 +83,55 @@ void log_plan(const MemoryPlan& plan, const LogFn& log) {
             where.clear();
             for (Tier t : kTiers) {
                 const auto n = std::count(tp.experts.begin(), tp.experts.end(), t);
-                if (n) where += fmt::format("{}{} experts {}", where.empty() ? "" : ", ", n, tier_name(t));
+                if (n)
+                    where +=
+                        fmt::format("{}{} experts {}", where.empty() ? "" : ", ", n, tier_name(t));
             }
         }
-        log(fmt::format("placement: {} {} {} -> {} ({})", tp.name, format_bytes(tp.n_bytes), tp.type, where, tp.rule));
+        log(fmt::format("placement: {} {} {} -> {} ({})", tp.name, format_bytes(tp.n_bytes),
+                        tp.type, where, tp.rule));
     }
     for (Tier t : kTiers) {
         const uint64_t w = plan.weight_bytes(t);
         std::string extra;
-        if (t == plan.default_tier) extra += fmt::format(" + KV cache {} + scratch {}", format_bytes(plan.kv_bytes),
-                                                         format_bytes(plan.scratch_bytes));
-        if (t == Tier::Host && plan.cache_bytes) extra += fmt::format(" + expert cache {}", format_bytes(plan.cache_bytes));
+        if (t == plan.default_tier)
+            extra += fmt::format(" + KV cache {} + scratch {}", format_bytes(plan.kv_bytes),
+                                 format_bytes(plan.scratch_bytes));
+        if (t == Tier::Host && plan.cache_bytes)
+            extra += fmt::format(" + expert cache {}", format_bytes(plan.cache_bytes));
         if (w || !extra.empty())
-            log(fmt::format("placement: {:<4} {} of weights{}", tier_name(t), format_bytes(w), extra));
+            log(fmt::format("placement: {:<4} {} of weights{}", tier_name(t), format_bytes(w),
+                            extra));
     }
-    if (plan.weight_bytes(Tier::Gpu) > 0)
-        log("placement: this build has no GPU backend; gpu-tier tensors run from host memory");
+}
+
+// The backend `device` names ("auto", "none", "cpu", "cuda:N"); null for none.
+Result<std::unique_ptr<ops::Backend>> open_device(const std::string& device, ThreadPool& pool) {
+    if (device == "none") return std::unique_ptr<ops::Backend>();
+    if (device == "cpu") return ops::make_cpu_backend(pool);
+    if (device == "auto") {
+        if (ops::cuda_device_count() == 0) return std::unique_ptr<ops::Backend>();
+        return ops::make_cuda_backend(0);
+    }
+    int index = -1;
+    if (device.rfind("cuda:", 0) == 0 && device.size() > 5 && device.size() < 9 &&
+        device.find_first_not_of("0123456789", 5) == std::string::npos) {
+        index = std::stoi(device.substr(5));
+    }
+    if (index < 0) return err("--device '{}': expected auto, none, cpu or cuda:N", device);
+    const int n = ops::cuda_device_count();
+    if (index >= n) {
+        return err("--device {}: {}", device,
+                   n == 0 ? ops::cuda_status()
+                          : fmt::format("there are {} CUDA devices (cuda:0 to cuda:{})", n, n - 1));
+    }
+    return ops::make_cuda_backend(index);
 }
 
 }  // namespace
 
-Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const EngineOptions& options) {
+Result<std::unique_ptr<Engine>> Engine::load(const std::string& path,
+                                             const EngineOptions& options) {
     const auto start = std::chrono::steady_clock::now();
     auto file = gguf::File::open(path);
     if (!file) return file.error();
@@ -127,21 +156,38 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Engi
         e->chat_template_ = text::ChatTemplate::chatml();
         e->chat_template_fallback_ = true;
     }
-    e->pool_ = std::make_unique<ThreadPool>(options.threads > 0 ? options.threads : physical_core_count());
+    e->pool_ =
+        std::make_unique<ThreadPool>(options.threads > 0 ? options.threads : physical_core_count());
     STRATA_TRY(e->place(options));
     if (options.prefetch) prefetch(resident_ranges(*e->file_, e->plan_), options.progress);
-    e->load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    e->load_seconds_ =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return e;
 }
 
 Status Engine::place(const EngineOptions& options) {
     PlacementOptions opt = options.placement;
     if (opt.fit && !opt.ram_budget) opt.ram_budget = available_memory();
+    auto backend = open_device(opt.device, *pool_);
+    if (!backend) return backend.error();
+    backend_ = std::move(*backend);
+    if (backend_) {
+        // The device's free memory is the gpu tier's budget unless one was given.
+        opt.has_gpu = true;
+        if (opt.fit && !opt.gpu_mem) opt.gpu_mem = backend_->info().free_bytes;
+    }
     auto plan = plan_memory(*file_, opt, options.memory);
     if (!plan) return err("{}: {}", file_->path(), plan.error().message);
-    if (!plan->fits()) return err("{}: the placement does not fit: {}", file_->path(), fmt::join(plan->problems, "; "));
+    if (!plan->fits())
+        return err("{}: the placement does not fit: {}", file_->path(),
+                   fmt::join(plan->problems, "; "));
     plan_ = std::move(*plan);
-    if (options.log) log_plan(plan_, options.log);
+    if (options.log) {
+        log_plan(plan_, options.log);
+        if (!backend_ && plan_.weight_bytes(Tier::Gpu) > 0)
+            options.log(
+                "placement: no GPU device is in use; gpu-tier tensors run from host memory");
+    }
 
     // Stacked tensors with experts on disk read them through the cache.
     if (plan_.cache_bytes > 0) {
@@ -166,10 +212,26 @@ Status Engine::place(const EngineOptions& options) {
             .tiers = tp.experts,
         }));
         if (!model_->attach_experts(tp.name, tiered_.back().get()))
-            return err("{}: tensor '{}' is placed on disk but the model does not read it as stacked experts",
-                       file_->path(), tp.name);
+            return err(
+                "{}: tensor '{}' is placed on disk but the model does not read it as stacked "
+                "experts",
+                file_->path(), tp.name);
+    }
+    if (backend_) {
+        auto dm = DeviceModel::create(*model_, plan_, *backend_, *pool_);
+        if (!dm) return err("{}: {}", file_->path(), dm.error().message);
+        device_model_ = std::move(*dm);
+        if (options.log) options.log("device: " + device_summary());
     }
     return {};
+}
+
+std::string Engine::device_summary() const {
+    if (!device_model_) return {};
+    const ops::DeviceInfo d = backend_->info();
+    return fmt::format("{} ({}:{}), {} of weights uploaded, {} free of {}", d.name, d.backend,
+                       d.index, format_bytes(device_model_->weight_bytes()),
+                       format_bytes(d.free_bytes), format_bytes(d.total_bytes));
 }
 
 std::string Engine::token_text(int32_t id) const {
@@ -186,24 +248,37 @@ std::string Engine::load_summary() const {
     std::string tiers;
     for (Tier t : kTiers) {
         if (const uint64_t n = plan_.weight_bytes(t))
-            tiers += fmt::format("{}{} {}", tiers.empty() ? "" : ", ", tier_name(t), format_bytes(n));
+            tiers +=
+                fmt::format("{}{} {}", tiers.empty() ? "" : ", ", tier_name(t), format_bytes(n));
     }
-    return fmt::format("loaded {} ({}) in {:.2f} s: {} tensors, {} ({}); weights by tier: {}; {} threads, {} kernels",
-                       info.name.empty() ? info.architecture : info.name, info.architecture, load_seconds_,
-                       info.n_tensors, format_bytes(info.expert_bytes + info.other_bytes), types, tiers, threads(),
-                       ops::dot_kernels().isa);
+    return fmt::format(
+        "loaded {} ({}) in {:.2f} s: {} tensors, {} ({}); weights by tier: {}; {} threads, {} "
+        "kernels",
+        info.name.empty() ? info.architecture : info.name, info.architecture, load_seconds_,
+        info.n_tensors, format_bytes(info.expert_bytes + info.other_bytes), types, tiers, threads(),
+        ops::dot_kernels().isa);
 }
 
-Status Engine::forward(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits,
-                       float* logits) {
+Status Engine::forward(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache,
+                       bool all_logits, float* logits) {
     std::lock_guard<std::mutex> lock(forward_mu_);
-    STRATA_TRY(model_->forward(tokens, pos0, cache, all_logits, logits, *pool_));
+    if (device_model_) {
+        const SeqBatch one{.tokens = tokens,
+                           .pos0 = pos0,
+                           .cache = &cache,
+                           .logits = logits,
+                           .all_logits = all_logits};
+        STRATA_TRY(device_model_->forward_batch({&one, 1}));
+    } else {
+        STRATA_TRY(model_->forward(tokens, pos0, cache, all_logits, logits, *pool_));
+    }
     return cache_error();
 }
 
 Status Engine::forward_batch(std::span<const SeqBatch> seqs) {
     std::lock_guard<std::mutex> lock(forward_mu_);
-    STRATA_TRY(model_->forward_batch(seqs, *pool_));
+    STRATA_TRY(device_model_ ? device_model_->forward_batch(seqs)
+                             : model_->forward_batch(seqs, *pool_));
     return cache_error();
 }
 
@@ -216,26 +291,32 @@ Status Engine::cache_error() {
 
 Result<std::unique_ptr<Session>> Session::create(Engine& engine, int64_t n_ctx, KvType kv_type) {
     const HParams& hp = engine.hparams();
-    const int64_t ctx = std::max<int64_t>(1, n_ctx > 0 ? n_ctx : static_cast<int64_t>(hp.n_ctx_train));
+    const int64_t ctx =
+        std::max<int64_t>(1, n_ctx > 0 ? n_ctx : static_cast<int64_t>(hp.n_ctx_train));
     const uint64_t need = kv_cache_bytes(hp, ctx, kv_type);
     if (auto avail = available_memory(); avail && need > *avail) {
-        return err("a KV cache of {} tokens needs {} but only {} of memory is available; use a smaller context",
-                   ctx, format_bytes(need), format_bytes(*avail));
+        return err(
+            "a KV cache of {} tokens needs {} but only {} of memory is available; use a smaller "
+            "context",
+            ctx, format_bytes(need), format_bytes(*avail));
     }
     try {
-        return std::unique_ptr<Session>(new Session(engine, engine.model().new_cache(ctx, kv_type)));
+        return std::unique_ptr<Session>(
+            new Session(engine, engine.model().new_cache(ctx, kv_type)));
     } catch (const std::bad_alloc&) {
         return err("cannot allocate a KV cache of {} tokens ({})", ctx, format_bytes(need));
     }
 }
 
-Session::Session(Engine& engine, std::unique_ptr<KvCache> cache) : engine_(engine), cache_(std::move(cache)) {
+Session::Session(Engine& engine, std::unique_ptr<KvCache> cache)
+    : engine_(engine), cache_(std::move(cache)) {
     logits_.resize(engine.hparams().n_vocab);
 }
 
 Status Session::evaluate(std::span<const int32_t> tokens, int64_t n_batch) {
     for (size_t done = 0; done < tokens.size();) {
-        const size_t n = std::min(tokens.size() - done, static_cast<size_t>(std::max<int64_t>(1, n_batch)));
+        const size_t n =
+            std::min(tokens.size() - done, static_cast<size_t>(std::max<int64_t>(1, n_batch)));
         const auto chunk = tokens.subspan(done, n);
         const SeqBatch b = batch(chunk, true);
         STRATA_TRY(engine_.forward_batch({&b, 1}));
@@ -248,10 +329,12 @@ Status Session::evaluate(std::span<const int32_t> tokens, int64_t n_batch) {
 Result<int64_t> Session::keep_prefix(std::span<const int32_t> prompt) {
     if (prompt.empty()) return err("the prompt is empty");
     if (static_cast<int64_t>(prompt.size()) > n_ctx()) {
-        return err("the prompt is {} tokens, longer than the context of {}", prompt.size(), n_ctx());
+        return err("the prompt is {} tokens, longer than the context of {}", prompt.size(),
+                   n_ctx());
     }
     size_t common = 0;
-    while (common < tokens_.size() && common < prompt.size() && tokens_[common] == prompt[common]) ++common;
+    while (common < tokens_.size() && common < prompt.size() && tokens_[common] == prompt[common])
+        ++common;
     // The last prompt token is always recomputed: its logits are the ones wanted.
     common = std::min(common, prompt.size() - 1);
     tokens_.resize(common);
@@ -266,7 +349,9 @@ SeqBatch Session::batch(std::span<const int32_t> tokens, bool want_logits) {
             .logits = want_logits ? logits_.data() : nullptr};
 }
 
-void Session::advance(std::span<const int32_t> tokens) { tokens_.insert(tokens_.end(), tokens.begin(), tokens.end()); }
+void Session::advance(std::span<const int32_t> tokens) {
+    tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
+}
 
 Status Session::set_prompt(std::span<const int32_t> prompt, int64_t n_batch) {
     auto common = keep_prefix(prompt);

@@ -6,6 +6,7 @@
 
 #include "engine/sampler.h"
 #include "gguf/file.h"
+#include "model/device_model.h"
 #include "model/memory.h"
 #include "model/model.h"
 #include "placement/expert_cache.h"
@@ -32,18 +33,20 @@ using LoadProgressFn = std::function<void(uint64_t done, uint64_t total)>;
 using LogFn = std::function<void(const std::string& line)>;
 
 struct EngineOptions {
-    int threads = 0;         // 0: physical cores
-    bool prefetch = false;   // read every weight page at load, so the first token does not wait on the disk
-    LoadProgressFn progress;  // optional, with prefetch
-    std::string chat_template;  // Jinja source replacing the model's own; empty: the model's
+    int threads = 0;  // 0: physical cores
+    bool prefetch =
+        false;  // read every weight page at load, so the first token does not wait on the disk
+    LoadProgressFn progress;     // optional, with prefetch
+    std::string chat_template;   // Jinja source replacing the model's own; empty: the model's
     PlacementOptions placement;  // where tensors live (placement/plan.h)
     MemoryRequest memory;        // the context and parallelism the plan sizes the KV cache for
     LogFn log;                   // optional
 };
 
 class Engine {
-public:
-    static Result<std::unique_ptr<Engine>> load(const std::string& path, const EngineOptions& options);
+  public:
+    static Result<std::unique_ptr<Engine>> load(const std::string& path,
+                                                const EngineOptions& options);
 
     const gguf::File& file() const { return *file_; }
     const Model& model() const { return *model_; }
@@ -62,18 +65,28 @@ public:
     // Where every tensor lives.
     const MemoryPlan& plan() const { return plan_; }
     // The disk tier's expert cache; all zero when nothing is on disk.
-    ExpertCacheStats expert_cache_stats() const { return cache_ ? cache_->stats() : ExpertCacheStats{}; }
+    ExpertCacheStats expert_cache_stats() const {
+        return cache_ ? cache_->stats() : ExpertCacheStats{};
+    }
     // Its figures per [layer][expert]; empty when nothing is on disk.
     std::vector<std::vector<ExpertSliceStats>> expert_cache_layers() const {
         return cache_ ? cache_->expert_stats() : std::vector<std::vector<ExpertSliceStats>>{};
     }
 
+    // The device that is the gpu tier ("NVIDIA ... (cuda:0), 3.2 GiB of weights"),
+    // or empty when the model runs on the CPU alone.
+    std::string device_summary() const;
+    uint64_t device_weight_bytes() const {
+        return device_model_ ? device_model_->weight_bytes() : 0;
+    }
+
     // Runs a forward pass; serialised across sessions.
-    Status forward(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits, float* logits);
+    Status forward(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits,
+                   float* logits);
     // Runs several sessions' tokens in one pass (see `Model::forward_batch`).
     Status forward_batch(std::span<const SeqBatch> seqs);
 
-private:
+  private:
     Engine() = default;
     // An error the disk tier met while the last pass read experts, once.
     Status cache_error();
@@ -85,6 +98,9 @@ private:
     std::unique_ptr<ExpertCache> cache_;
     std::vector<std::unique_ptr<TieredExperts>> tiered_;
     std::unique_ptr<ThreadPool> pool_;
+    // The gpu tier, when there is a device: its backend and the model's pass on it.
+    std::unique_ptr<ops::Backend> backend_;
+    std::unique_ptr<DeviceModel> device_model_;
     std::optional<text::Tokenizer> tokenizer_;
     std::optional<text::ChatTemplate> chat_template_;
     bool chat_template_fallback_ = false;
@@ -93,7 +109,7 @@ private:
 };
 
 class Session {
-public:
+  public:
     // A timeline of up to `n_ctx` tokens (the model's training context when 0).
     // An error, saying how much memory the KV cache needs, when the machine does
     // not have it.
@@ -124,7 +140,7 @@ public:
     void advance(std::span<const int32_t> tokens);
     uint64_t cache_bytes() const { return cache_->bytes(); }
 
-private:
+  private:
     Session(Engine& engine, std::unique_ptr<KvCache> cache);
     Status evaluate(std::span<const int32_t> tokens, int64_t n_batch);
 

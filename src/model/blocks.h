@@ -46,6 +46,16 @@ struct MoeParams {
     Activation act = Activation::SwiGlu;
 };
 
+// Per token, the k experts the router picks and their weights.
+struct Routing {
+    std::vector<int> chosen;    // [n_tok][k]
+    std::vector<float> weight;  // [n_tok][k]
+};
+
+// The routing of `n_tok` rows of router logits [n_tok][n_expert] (overwritten
+// with the gating's probabilities).
+Routing route_logits(const MoeParams& p, float* logits, int64_t n_tok);
+
 // Routed experts (and shared experts where the layer has them), tokens grouped by
 // expert so each expert's weights are read once per batch. Adds nothing to `out`:
 // it overwrites it. Each routing choice is counted in `usage` (layer `il`) when given.
@@ -54,5 +64,21 @@ struct MoeParams {
 void moe_ffn(const LayerWeights& w, const MoeParams& p, const float* x, int64_t n_tok,
              int64_t n_embd, float* out, ThreadPool& pool, ExpertUsage* usage = nullptr, int il = 0,
              const LayerWeights* next = nullptr);
+
+// What `moe_experts` runs: the layer input x [n_tok, n_embd] and where the sum of
+// the weighted outputs goes (overwritten).
+struct MoeRun {
+    const float* x = nullptr;
+    int64_t n_tok = 0, n_embd = 0;
+    float* out = nullptr;
+    std::vector<char> only;  // per expert: run it here; empty: all of them
+    bool shared = true;      // run the shared expert (where the layer has one)
+};
+
+// The second half of `moe_ffn`: the experts of a given routing, so a device
+// backend can run some of a layer's experts and the CPU the others (MoeRun::only).
+void moe_experts(const LayerWeights& w, const MoeParams& p, const Routing& routing,
+                 const MoeRun& run, ThreadPool& pool, ExpertUsage* usage = nullptr, int il = 0,
+                 const LayerWeights* next = nullptr);
 
 }  // namespace strata

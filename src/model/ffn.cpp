@@ -179,51 +179,11 @@ std::vector<int32_t> all_tokens(int64_t n_tok) {
     return t;
 }
 
-// Per token, the k experts the router picks and their weights.
-struct Routing {
-    std::vector<int> chosen;    // [n_tok][k]
-    std::vector<float> weight;  // [n_tok][k]
-};
-
 Routing route(const LayerWeights& w, const MoeParams& p, const float* x, int64_t n_tok,
               ThreadPool& pool) {
-    const int n_exp = p.n_expert, k = p.n_expert_used;
-    std::vector<float> logits(static_cast<size_t>(n_tok * n_exp));
+    std::vector<float> logits(static_cast<size_t>(n_tok * p.n_expert));
     linear(w.gate_inp, w.gate_inp_b, x, n_tok, logits.data(), pool);
-    Routing r;
-    r.chosen.resize(static_cast<size_t>(n_tok * k));
-    r.weight.resize(r.chosen.size());
-    std::vector<int> order(static_cast<size_t>(n_exp));
-    for (int64_t t = 0; t < n_tok; ++t) {
-        float* lt = logits.data() + t * n_exp;
-        if (p.gating == Gating::Softmax) ops::softmax(lt, n_exp);
-        std::iota(order.begin(), order.end(), 0);
-        // NaN logits rank last and ties go to the lower index, so the order is a strict
-        // weak ordering (as `partial_sort` requires) and the choice deterministic.
-        std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int a, int b) {
-            const bool a_nan = std::isnan(lt[a]), b_nan = std::isnan(lt[b]);
-            if (a_nan != b_nan) return b_nan;
-            if (!a_nan && lt[a] != lt[b]) return lt[a] > lt[b];
-            return a < b;
-        });
-        float* wt = r.weight.data() + t * k;
-        for (int j = 0; j < k; ++j) {
-            r.chosen[t * k + j] = order[j];
-            wt[j] = lt[order[j]];
-        }
-        if (p.gating == Gating::SoftmaxTopK) ops::softmax(wt, k);
-        if (p.norm_weights) {
-            // The reference clamps the divisor so an all-zero selection stays finite.
-            float sum = 0.0f;
-            for (int j = 0; j < k; ++j) sum += wt[j];
-            sum = std::max(sum, 6.103515625e-5f);
-            for (int j = 0; j < k; ++j) wt[j] /= sum;
-        }
-        if (p.weights_scale != 0.0f && p.weights_scale != 1.0f) {
-            for (int j = 0; j < k; ++j) wt[j] *= p.weights_scale;
-        }
-    }
-    return r;
+    return route_logits(p, logits.data(), n_tok);
 }
 
 bool has_streamed_experts(const LayerWeights& w) {
@@ -267,8 +227,18 @@ void dense_ffn(const TensorView& gate, const TensorView& up, const TensorView& d
 void moe_ffn(const LayerWeights& w, const MoeParams& p, const float* x, int64_t n_tok,
              int64_t n_embd, float* out, ThreadPool& pool, ExpertUsage* usage, int il,
              const LayerWeights* next) {
-    const int n_exp = p.n_expert, k = p.n_expert_used;
     const Routing routing = route(w, p, x, n_tok, pool);
+    moe_experts(w, p, routing, {.x = x, .n_tok = n_tok, .n_embd = n_embd, .out = out}, pool, usage,
+                il, next);
+}
+
+void moe_experts(const LayerWeights& w, const MoeParams& p, const Routing& routing,
+                 const MoeRun& run, ThreadPool& pool, ExpertUsage* usage, int il,
+                 const LayerWeights* next) {
+    const float* x = run.x;
+    const int64_t n_tok = run.n_tok, n_embd = run.n_embd;
+    float* out = run.out;
+    const int n_exp = p.n_expert, k = p.n_expert_used;
     const std::vector<int>& chosen = routing.chosen;
     const std::vector<float>& weight = routing.weight;
 
@@ -279,7 +249,11 @@ void moe_ffn(const LayerWeights& w, const MoeParams& p, const float* x, int64_t 
     std::vector<int> slot(static_cast<size_t>(n_exp), -1);
     std::vector<FfnJob> jobs;
     for (int64_t t = 0; t < n_tok; ++t) {
-        for (int j = 0; j < k; ++j) slot[static_cast<size_t>(chosen[t * k + j])] = 0;
+        for (int j = 0; j < k; ++j) {
+            const int e = chosen[t * k + j];
+            if (run.only.empty() || run.only[static_cast<size_t>(e)])
+                slot[static_cast<size_t>(e)] = 0;
+        }
     }
     for (int e = 0; e < n_exp; ++e) {
         if (slot[e] < 0) continue;
@@ -300,6 +274,7 @@ void moe_ffn(const LayerWeights& w, const MoeParams& p, const float* x, int64_t 
     std::vector<std::pair<int, int>> where(chosen.size());
     for (int64_t t = 0; t < n_tok; ++t) {
         for (int j = 0; j < k; ++j) {
+            if (slot[static_cast<size_t>(chosen[t * k + j])] < 0) continue;  // not run here
             FfnJob& job = jobs[static_cast<size_t>(slot[static_cast<size_t>(chosen[t * k + j])])];
             where[t * k + j] = {slot[static_cast<size_t>(chosen[t * k + j])],
                                 static_cast<int>(job.tokens.size())};
@@ -314,19 +289,17 @@ void moe_ffn(const LayerWeights& w, const MoeParams& p, const float* x, int64_t 
 
     // The shared expert runs on every token, as one more job.
     std::vector<float> shared_scale(static_cast<size_t>(n_tok), 1.0f);
-    if (w.gate_shexp.valid()) {
+    if (w.gate_shexp.valid() && run.shared) {
         FfnJob& job = jobs.emplace_back();
         job.gate = w.gate_shexp;
         job.up = w.up_shexp;
         job.down = w.down_shexp;
         job.tokens = all_tokens(n_tok);
         if (w.gate_inp_shexp.valid()) {
-            const float* g = w.gate_inp_shexp.f32();
-            for (int64_t t = 0; t < n_tok; ++t) {
-                float dot = 0.0f;
-                for (int64_t c = 0; c < n_embd; ++c) dot += g[c] * x[t * n_embd + c];
-                shared_scale[t] = ops::sigmoid(dot);
-            }
+            // The same product kernel as every other matrix (a device pass uses it
+            // too, so both round the gate alike).
+            linear(w.gate_inp_shexp, TensorView{}, x, n_tok, shared_scale.data(), pool);
+            for (float& s : shared_scale) s = ops::sigmoid(s);
         }
     }
 
@@ -367,6 +340,7 @@ void moe_ffn(const LayerWeights& w, const MoeParams& p, const float* x, int64_t 
             std::sort(js.begin(), js.end(),
                       [&](int a, int b) { return chosen[t * k + a] < chosen[t * k + b]; });
             for (int j : js) {
+                if (slot[static_cast<size_t>(chosen[t * k + j])] < 0) continue;
                 const auto [job, row] = where[t * k + j];
                 const float* y =
                     jobs[static_cast<size_t>(job)].y.data() + static_cast<int64_t>(row) * n_embd;
@@ -379,6 +353,44 @@ void moe_ffn(const LayerWeights& w, const MoeParams& p, const float* x, int64_t 
             }
         }
     });
+}
+
+Routing route_logits(const MoeParams& p, float* logits, int64_t n_tok) {
+    const int n_exp = p.n_expert, k = p.n_expert_used;
+    Routing r;
+    r.chosen.resize(static_cast<size_t>(n_tok * k));
+    r.weight.resize(r.chosen.size());
+    std::vector<int> order(static_cast<size_t>(n_exp));
+    for (int64_t t = 0; t < n_tok; ++t) {
+        float* lt = logits + t * n_exp;
+        if (p.gating == Gating::Softmax) ops::softmax(lt, n_exp);
+        std::iota(order.begin(), order.end(), 0);
+        // NaN logits rank last and ties go to the lower index, so the order is a strict
+        // weak ordering (as `partial_sort` requires) and the choice deterministic.
+        std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int a, int b) {
+            const bool a_nan = std::isnan(lt[a]), b_nan = std::isnan(lt[b]);
+            if (a_nan != b_nan) return b_nan;
+            if (!a_nan && lt[a] != lt[b]) return lt[a] > lt[b];
+            return a < b;
+        });
+        float* wt = r.weight.data() + t * k;
+        for (int j = 0; j < k; ++j) {
+            r.chosen[t * k + j] = order[j];
+            wt[j] = lt[order[j]];
+        }
+        if (p.gating == Gating::SoftmaxTopK) ops::softmax(wt, k);
+        if (p.norm_weights) {
+            // The reference clamps the divisor so an all-zero selection stays finite.
+            float sum = 0.0f;
+            for (int j = 0; j < k; ++j) sum += wt[j];
+            sum = std::max(sum, 6.103515625e-5f);
+            for (int j = 0; j < k; ++j) wt[j] /= sum;
+        }
+        if (p.weights_scale != 0.0f && p.weights_scale != 1.0f) {
+            for (int j = 0; j < k; ++j) wt[j] *= p.weights_scale;
+        }
+    }
+    return r;
 }
 
 }  // namespace strata

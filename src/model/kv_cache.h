@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace strata {
@@ -34,6 +35,10 @@ class KvCache {
     // Layer `layer`'s rows as the ops see them. The handle is writable (kv_store
     // takes it) even from a const cache, as attention only reads through it.
     ops::KvLayer layer(int layer) const;
+
+    // What a device backend keeps beside this cache (its own rows in device
+    // memory, model/device_model.cpp); freed with the cache.
+    std::shared_ptr<void> device;
     int64_t v_width() const { return v_width_; }
 
   private:

@@ -20,9 +20,11 @@ Result<std::unique_ptr<Model>> Model::load(const gguf::File& file) {
     if (!arch_name) return arch_name.error();
     const ArchSpec* arch = find_arch(std::string(*arch_name));
     if (!arch) {
-        return err("{}: architecture '{}' is not supported (supported: llama, qwen2moe, qwen3moe, olmoe, deepseek, "
-                   "phimoe, gpt-oss)",
-                   file.path(), std::string(*arch_name));
+        return err(
+            "{}: architecture '{}' is not supported (supported: llama, qwen2moe, qwen3moe, olmoe, "
+            "deepseek, "
+            "phimoe, gpt-oss)",
+            file.path(), std::string(*arch_name));
     }
     auto hp = read_hparams(file);
     if (!hp) return hp.error();
@@ -38,7 +40,8 @@ Result<std::unique_ptr<Model>> Model::load(const gguf::File& file) {
     r.kind = arch->rope;
     r.n_rot = static_cast<int>(hp->n_rot);
     r.freq_base = hp->rope_freq_base;
-    r.freq_scale = hp->rope_scaling_factor > 0 ? 1.0f / hp->rope_scaling_factor : hp->rope_freq_scale;
+    r.freq_scale =
+        hp->rope_scaling_factor > 0 ? 1.0f / hp->rope_scaling_factor : hp->rope_freq_scale;
     r.ext_factor = hp->rope_scaling_type == "yarn" ? 1.0f : 0.0f;
     r.n_ctx_orig = static_cast<int>(hp->n_ctx_orig_yarn ? hp->n_ctx_orig_yarn : hp->n_ctx_train);
 
@@ -49,12 +52,14 @@ Result<std::unique_ptr<Model>> Model::load(const gguf::File& file) {
     e.norm_weights = arch->norm_expert_weights;
     e.weights_scale = hp->expert_weights_scale;
     e.act = arch->activation;
-    if (hp->n_expert > 0) m->usage_ = ExpertUsage(static_cast<int>(hp->n_layer), static_cast<int>(hp->n_expert));
+    if (hp->n_expert > 0)
+        m->usage_ = ExpertUsage(static_cast<int>(hp->n_layer), static_cast<int>(hp->n_expert));
     return m;
 }
 
 std::unique_ptr<KvCache> Model::new_cache(int64_t n_ctx, KvType type) const {
-    return std::make_unique<KvCache>(static_cast<int>(hp_.n_layer), n_ctx, int64_t{hp_.n_head_kv} * hp_.n_embd_head_k,
+    return std::make_unique<KvCache>(static_cast<int>(hp_.n_layer), n_ctx,
+                                     int64_t{hp_.n_head_kv} * hp_.n_embd_head_k,
                                      int64_t{hp_.n_head_kv} * hp_.n_embd_head_v, type);
 }
 
@@ -70,8 +75,20 @@ bool Model::attach_experts(std::string_view name, const ExpertSource* source) {
     return false;
 }
 
-void Model::layer(int il, float* x, int64_t n_tok, std::span<const SeqBatch> seqs, std::span<const int64_t> rows,
-                  ThreadPool& pool) const {
+AttentionParams Model::attention_params(int il) const {
+    AttentionParams ap;
+    ap.n_head = static_cast<int>(hp_.n_head);
+    ap.n_head_kv = static_cast<int>(hp_.n_head_kv);
+    ap.head_dim_k = static_cast<int>(hp_.n_embd_head_k);
+    ap.head_dim_v = static_cast<int>(hp_.n_embd_head_v);
+    ap.scale = 1.0f / std::sqrt(static_cast<float>(hp_.n_embd_head_k));
+    // gpt-oss slides its window on even layers; the others attend to everything.
+    ap.window = arch_->swa_even_layers && hp_.n_swa > 0 && il % 2 == 0 ? hp_.n_swa : 0;
+    return ap;
+}
+
+void Model::layer(int il, float* x, int64_t n_tok, std::span<const SeqBatch> seqs,
+                  std::span<const int64_t> rows, ThreadPool& pool) const {
     const LayerWeights& w = weights_.layers[static_cast<size_t>(il)];
     const int64_t n_embd = hp_.n_embd;
     const int hk = static_cast<int>(hp_.n_embd_head_k), hv = static_cast<int>(hp_.n_embd_head_v);
@@ -82,41 +99,40 @@ void Model::layer(int il, float* x, int64_t n_tok, std::span<const SeqBatch> seq
     std::vector<float> cur(static_cast<size_t>(n_tok * n_embd));
     norm_rows(arch_->norm, x, n_tok, n_embd, w.attn_norm, w.attn_norm_b, eps, cur.data());
 
-    std::vector<float> q(static_cast<size_t>(n_tok * q_width)), k(static_cast<size_t>(n_tok * k_width)),
-        v(static_cast<size_t>(n_tok * v_width));
+    std::vector<float> q(static_cast<size_t>(n_tok * q_width)),
+        k(static_cast<size_t>(n_tok * k_width)), v(static_cast<size_t>(n_tok * v_width));
     linear(w.wq, w.bq, cur.data(), n_tok, q.data(), pool);
     linear(w.wk, w.bk, cur.data(), n_tok, k.data(), pool);
     linear(w.wv, w.bv, cur.data(), n_tok, v.data(), pool);
     if (arch_->qk_norm == QkNorm::Full) {
-        norm_rows(NormKind::Rms, q.data(), n_tok, q_width, w.q_norm, {}, hp_.norm_rms_eps, q.data());
-        norm_rows(NormKind::Rms, k.data(), n_tok, k_width, w.k_norm, {}, hp_.norm_rms_eps, k.data());
+        norm_rows(NormKind::Rms, q.data(), n_tok, q_width, w.q_norm, {}, hp_.norm_rms_eps,
+                  q.data());
+        norm_rows(NormKind::Rms, k.data(), n_tok, k_width, w.k_norm, {}, hp_.norm_rms_eps,
+                  k.data());
     } else if (arch_->qk_norm == QkNorm::PerHead) {
-        norm_rows(NormKind::Rms, q.data(), n_tok * hp_.n_head, hk, w.q_norm, {}, hp_.norm_rms_eps, q.data());
-        norm_rows(NormKind::Rms, k.data(), n_tok * hp_.n_head_kv, hk, w.k_norm, {}, hp_.norm_rms_eps, k.data());
+        norm_rows(NormKind::Rms, q.data(), n_tok * hp_.n_head, hk, w.q_norm, {}, hp_.norm_rms_eps,
+                  q.data());
+        norm_rows(NormKind::Rms, k.data(), n_tok * hp_.n_head_kv, hk, w.k_norm, {},
+                  hp_.norm_rms_eps, k.data());
     }
     // Positions, the KV cache and attention belong to each sequence.
     for (size_t s = 0; s < seqs.size(); ++s) {
-        const int64_t r = rows[s], n = static_cast<int64_t>(seqs[s].tokens.size()), pos0 = seqs[s].pos0;
+        const int64_t r = rows[s], n = static_cast<int64_t>(seqs[s].tokens.size()),
+                      pos0 = seqs[s].pos0;
         rope(q.data() + r * q_width, n, q_width, static_cast<int>(hp_.n_head), hk, pos0, rope_);
         rope(k.data() + r * k_width, n, k_width, static_cast<int>(hp_.n_head_kv), hk, pos0, rope_);
         for (int64_t t = 0; t < n; ++t) {
-            seqs[s].cache->store(il, pos0 + t, k.data() + (r + t) * k_width, v.data() + (r + t) * v_width);
+            seqs[s].cache->store(il, pos0 + t, k.data() + (r + t) * k_width,
+                                 v.data() + (r + t) * v_width);
         }
     }
 
-    AttentionParams ap;
-    ap.n_head = static_cast<int>(hp_.n_head);
-    ap.n_head_kv = static_cast<int>(hp_.n_head_kv);
-    ap.head_dim_k = hk;
-    ap.head_dim_v = hv;
-    ap.scale = 1.0f / std::sqrt(static_cast<float>(hk));
-    // gpt-oss slides its window on even layers; the others attend to everything.
-    ap.window = arch_->swa_even_layers && hp_.n_swa > 0 && il % 2 == 0 ? hp_.n_swa : 0;
+    AttentionParams ap = attention_params(il);
     ap.sinks = w.sinks.valid() ? w.sinks.f32() : nullptr;
     std::vector<float> attn(static_cast<size_t>(n_tok * o_width));
     for (size_t s = 0; s < seqs.size(); ++s) {
-        attention(q.data() + rows[s] * q_width, static_cast<int64_t>(seqs[s].tokens.size()), seqs[s].pos0,
-                  *seqs[s].cache, il, ap, attn.data() + rows[s] * o_width, pool);
+        attention(q.data() + rows[s] * q_width, static_cast<int64_t>(seqs[s].tokens.size()),
+                  seqs[s].pos0, *seqs[s].cache, il, ap, attn.data() + rows[s] * o_width, pool);
     }
     linear(w.wo, w.bo, attn.data(), n_tok, cur.data(), pool);
     for (size_t i = 0; i < cur.size(); ++i) x[i] += cur[i];
@@ -125,27 +141,31 @@ void Model::layer(int il, float* x, int64_t n_tok, std::span<const SeqBatch> seq
     std::vector<float> ffn(cur.size());
     if (w.is_moe()) {
         const size_t n = static_cast<size_t>(il) + 1;
-        const LayerWeights* next =
-            n < weights_.layers.size() && weights_.layers[n].is_moe() ? &weights_.layers[n] : nullptr;
+        const LayerWeights* next = n < weights_.layers.size() && weights_.layers[n].is_moe()
+                                       ? &weights_.layers[n]
+                                       : nullptr;
         moe_ffn(w, moe_, cur.data(), n_tok, n_embd, ffn.data(), pool, &usage_, il, next);
     } else {
-        dense_ffn(w.ffn_gate, w.ffn_up, w.ffn_down, arch_->activation, cur.data(), n_tok, ffn.data(), pool);
+        dense_ffn(w.ffn_gate, w.ffn_up, w.ffn_down, arch_->activation, cur.data(), n_tok,
+                  ffn.data(), pool);
     }
     for (size_t i = 0; i < ffn.size(); ++i) x[i] += ffn[i];
 }
 
-Status Model::forward(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits, float* logits,
-                      ThreadPool& pool) const {
-    const SeqBatch one{.tokens = tokens, .pos0 = pos0, .cache = &cache, .logits = logits, .all_logits = all_logits};
+Status Model::forward(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache,
+                      bool all_logits, float* logits, ThreadPool& pool) const {
+    const SeqBatch one{.tokens = tokens,
+                       .pos0 = pos0,
+                       .cache = &cache,
+                       .logits = logits,
+                       .all_logits = all_logits};
     return forward_batch({&one, 1}, pool);
 }
 
-Status Model::forward_batch(std::span<const SeqBatch> seqs, ThreadPool& pool) const {
+Result<BatchLayout> Model::layout_batch(std::span<const SeqBatch> seqs) const {
     if (seqs.empty()) return err("no sequences to evaluate");
-    // Where each sequence's rows start in the stacked activations, and which rows
-    // go through the output head (each sequence's last, or all of its rows).
-    std::vector<int64_t> rows(seqs.size()), out_rows;
-    int64_t n_tok = 0;
+    BatchLayout l;
+    l.rows.resize(seqs.size());
     for (size_t s = 0; s < seqs.size(); ++s) {
         const SeqBatch& b = seqs[s];
         const auto n = static_cast<int64_t>(b.tokens.size());
@@ -153,33 +173,62 @@ Status Model::forward_batch(std::span<const SeqBatch> seqs, ThreadPool& pool) co
         CHECK(b.cache != nullptr, "every sequence has a KV cache");
         if (n == 0) return err("{}no tokens to evaluate", which);
         if (b.pos0 < 0 || b.pos0 + n > b.cache->n_ctx()) {
-            return err("{}{} tokens at position {} do not fit the context of {} tokens", which, n, b.pos0,
-                       b.cache->n_ctx());
+            return err("{}{} tokens at position {} do not fit the context of {} tokens", which, n,
+                       b.pos0, b.cache->n_ctx());
         }
         for (int32_t id : b.tokens) {
             if (id < 0 || static_cast<uint32_t>(id) >= hp_.n_vocab) {
-                return err("{}token id {} is outside the vocabulary (0 to {})", which, id, hp_.n_vocab - 1);
+                return err("{}token id {} is outside the vocabulary (0 to {})", which, id,
+                           hp_.n_vocab - 1);
             }
         }
         for (size_t o = 0; o < s; ++o) {
-            if (seqs[o].cache == b.cache) return err("sequences {} and {} share one KV cache", o, s);
+            if (seqs[o].cache == b.cache)
+                return err("sequences {} and {} share one KV cache", o, s);
         }
-        rows[s] = n_tok;
+        l.rows[s] = l.n_tok;
         if (b.logits) {
-            for (int64_t t = b.all_logits ? 0 : n - 1; t < n; ++t) out_rows.push_back(n_tok + t);
+            for (int64_t t = b.all_logits ? 0 : n - 1; t < n; ++t)
+                l.out_rows.push_back(l.n_tok + t);
         }
-        n_tok += n;
+        l.n_tok += n;
     }
+    return l;
+}
+
+void Model::embed(std::span<const SeqBatch> seqs, const BatchLayout& l, float* x) const {
+    const int64_t n_embd = hp_.n_embd;
+    for (size_t s = 0; s < seqs.size(); ++s) {
+        for (size_t t = 0; t < seqs[s].tokens.size(); ++t) {
+            weights_.tok_embd.dequantize_row(seqs[s].tokens[t],
+                                             x + (l.rows[s] + static_cast<int64_t>(t)) * n_embd);
+        }
+    }
+}
+
+void scatter_logits(std::span<const SeqBatch> seqs, const float* src, int64_t n_vocab) {
+    for (const SeqBatch& b : seqs) {
+        if (!b.logits) continue;
+        const size_t n =
+            static_cast<size_t>(b.all_logits ? b.tokens.size() : 1) * static_cast<size_t>(n_vocab);
+        std::copy_n(src, n, b.logits);
+        src += n;
+    }
+}
+
+Status Model::forward_batch(std::span<const SeqBatch> seqs, ThreadPool& pool) const {
+    auto layout = layout_batch(seqs);
+    if (!layout) return layout.error();
+    const std::vector<int64_t>& rows = layout->rows;
+    const std::vector<int64_t>& out_rows = layout->out_rows;
+    const int64_t n_tok = layout->n_tok;
 
     const int64_t n_embd = hp_.n_embd;
     std::vector<float> x(static_cast<size_t>(n_tok * n_embd));
-    for (size_t s = 0; s < seqs.size(); ++s) {
-        for (size_t t = 0; t < seqs[s].tokens.size(); ++t) {
-            weights_.tok_embd.dequantize_row(seqs[s].tokens[t], x.data() + (rows[s] + static_cast<int64_t>(t)) * n_embd);
-        }
-    }
+    embed(seqs, *layout, x.data());
 
-    for (uint32_t il = 0; il < hp_.n_layer; ++il) layer(static_cast<int>(il), x.data(), n_tok, seqs, rows, pool);
+    for (uint32_t il = 0; il < hp_.n_layer; ++il)
+        layer(static_cast<int>(il), x.data(), n_tok, seqs, rows, pool);
     if (out_rows.empty()) return {};
 
     // Only the rows whose logits are wanted go through the output norm and head,
@@ -194,13 +243,7 @@ Status Model::forward_batch(std::span<const SeqBatch> seqs, ThreadPool& pool) co
     }
     std::vector<float> out(static_cast<size_t>(n_out * n_vocab));
     linear(weights_.output, weights_.output_b, normed.data(), n_out, out.data(), pool);
-    const float* src = out.data();
-    for (const SeqBatch& b : seqs) {
-        if (!b.logits) continue;
-        const size_t n = static_cast<size_t>(b.all_logits ? b.tokens.size() : 1) * static_cast<size_t>(n_vocab);
-        std::copy_n(src, n, b.logits);
-        src += n;
-    }
+    scatter_logits(seqs, out.data(), n_vocab);
     return {};
 }
 

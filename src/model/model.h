@@ -16,6 +16,7 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <vector>
 
 namespace strata {
 
@@ -31,8 +32,20 @@ struct SeqBatch {
     bool all_logits = false;
 };
 
+// Where each sequence's rows start in a batch's stacked activations, which rows
+// go through the output head (each sequence's last, or all of its rows), and the
+// batch's row count.
+struct BatchLayout {
+    std::vector<int64_t> rows, out_rows;
+    int64_t n_tok = 0;
+};
+
+// Copies the output head's rows (`out_rows` order, n_vocab each) into each
+// sequence's logits.
+void scatter_logits(std::span<const SeqBatch> seqs, const float* src, int64_t n_vocab);
+
 class Model {
-public:
+  public:
     // Binds the weights of `file`, which must outlive the model (views point into
     // its mapping). Errors name the missing key or tensor, or the unsupported
     // architecture.
@@ -55,8 +68,8 @@ public:
     // `all_logits`, writes n_tokens x n_vocab logits; otherwise only the last
     // token's n_vocab. Errors for token ids outside the vocabulary and positions
     // past the cache.
-    Status forward(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits, float* logits,
-                   ThreadPool& pool) const;
+    Status forward(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits,
+                   float* logits, ThreadPool& pool) const;
 
     // Runs several sequences in one pass (continuous batching): their tokens are
     // stacked into one activation matrix, so every weight matrix — attention
@@ -65,11 +78,22 @@ public:
     // sequence's result equals running it alone. Errors name the sequence.
     Status forward_batch(std::span<const SeqBatch> seqs, ThreadPool& pool) const;
 
-private:
+    // The batch's layout; errors name the sequence with no tokens, token ids
+    // outside the vocabulary, positions past the cache, or a shared cache.
+    Result<BatchLayout> layout_batch(std::span<const SeqBatch> seqs) const;
+    // The batch's token embeddings into x [n_tok, n_embd].
+    void embed(std::span<const SeqBatch> seqs, const BatchLayout& l, float* x) const;
+
+    const RopeParams& rope_params() const { return rope_; }
+    // Layer `il`'s attention shape, scale and window (without its sinks).
+    AttentionParams attention_params(int il) const;
+    const MoeParams& moe_params() const { return moe_; }
+
+  private:
     Model() = default;
     // `rows[i]` is the first row of `seqs[i]` in the stacked activations `x`.
-    void layer(int il, float* x, int64_t n_tok, std::span<const SeqBatch> seqs, std::span<const int64_t> rows,
-               ThreadPool& pool) const;
+    void layer(int il, float* x, int64_t n_tok, std::span<const SeqBatch> seqs,
+               std::span<const int64_t> rows, ThreadPool& pool) const;
 
     HParams hp_;
     const ArchSpec* arch_ = nullptr;

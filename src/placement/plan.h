@@ -55,6 +55,10 @@ struct PlacementOptions {
     std::optional<uint64_t> gpu_mem;
     std::optional<uint64_t> ram_budget;
     bool has_gpu = false;  // a GPU backend is present: the default tier is gpu
+    // The device that is the gpu tier (the engine reads it; the plan does not):
+    // "auto" (the first CUDA device, if any), "none", "cuda:N", or "cpu" (the CPU
+    // backend standing in for a device: the GPU tier's pass, run without a GPU).
+    std::string device = "auto";
     // Share of each budget kept free for what the plan does not count: allocator
     // slack, thread stacks, per-request buffers, the tokenizer and the program.
     double margin = 0.05;
@@ -85,9 +89,9 @@ struct TensorPlacement {
     uint64_t n_bytes = 0;
     int layer = -1;  // -1 outside the blocks
     bool routed = false;
-    Tier tier = Tier::Host;      // non-stacked tensors; for stacked ones the slowest expert's tier
-    std::vector<Tier> experts;   // stacked tensors: one tier per expert
-    std::string rule;            // what decided it: "default", "--cpu-moe", "--fit", "override 'RE'"
+    Tier tier = Tier::Host;     // non-stacked tensors; for stacked ones the slowest expert's tier
+    std::vector<Tier> experts;  // stacked tensors: one tier per expert
+    std::string rule;           // what decided it: "default", "--cpu-moe", "--fit", "override 'RE'"
 
     bool stacked() const { return !experts.empty(); }
     uint64_t expert_bytes() const { return experts.empty() ? 0 : n_bytes / experts.size(); }
