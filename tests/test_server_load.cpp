@@ -204,6 +204,38 @@ TEST(ServerMetrics, ParseAndMoveWithRequests) {
     EXPECT_EQ(per_token, std::floor(per_token)) << hits;
 }
 
+// A model served through the gpu tier's pass (`--device cpu`: the CPU backend as
+// the device) answers with the plain pass's greedy text, and /metrics reports
+// what the device holds: the uploaded weights, and a KV cache once a sequence ran.
+TEST(ServerMetrics, ReportsDeviceMemoryAndServesTheSameText) {
+    std::signal(SIGPIPE, SIG_IGN);
+    test::TempDir dir;
+    const std::string model = test::synth_model(dir, "syn");
+    const std::string body =
+        R"({"model":"syn","prompt":"hi","max_tokens":6,"temperature":0,"ignore_eos":true})";
+    std::string plain_text;
+    {
+        TestServer plain({.models = {model}, .n_ctx = 128});
+        auto res = plain.client().Post("/v1/completions", body, "application/json");
+        ASSERT_TRUE(res && res->status == 200);
+        plain_text = json::parse(res->body)["choices"][0]["text"];
+        EXPECT_EQ(scrape(plain).count(
+                      R"(strata_device_memory_bytes{device="cpu:0",model="syn",kind="weights"})"),
+                  0u);
+    }
+    app::server::ServerOptions o{.models = {model}, .n_ctx = 128};
+    o.placement.device = "cpu";
+    TestServer s(o);
+    auto res = s.client().Post("/v1/completions", body, "application/json");
+    ASSERT_TRUE(res && res->status == 200) << (res ? res->body : "no answer");
+    EXPECT_EQ(json::parse(res->body)["choices"][0]["text"], plain_text);
+    const auto m = scrape(s);
+    EXPECT_GT(at(m, R"(strata_device_memory_bytes{device="cpu:0",model="syn",kind="weights"})"), 0);
+    EXPECT_GT(at(m, R"(strata_device_memory_bytes{device="cpu:0",model="syn",kind="kv_cache"})"),
+              0);
+    EXPECT_GT(at(m, R"(strata_device_memory_bytes{device="cpu:0",model="syn",kind="scratch"})"), 0);
+}
+
 std::vector<std::string> ps_names(const TestServer& s) {
     auto res = s.client().Get("/api/ps");
     std::vector<std::string> names;

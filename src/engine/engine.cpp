@@ -234,6 +234,15 @@ std::string Engine::device_summary() const {
                        format_bytes(d.free_bytes), format_bytes(d.total_bytes));
 }
 
+Engine::DeviceMemory Engine::device_memory() const {
+    if (!device_model_) return {};
+    const ops::DeviceInfo d = backend_->info();
+    return {.device = fmt::format("{}:{}", d.backend, d.index),
+            .weights = device_model_->weight_bytes(),
+            .kv_cache = device_model_->kv_bytes(),
+            .scratch = device_model_->scratch_bytes()};
+}
+
 std::string Engine::token_text(int32_t id) const {
     const text::Vocab& v = tokenizer_->vocab();
     return v.valid(id) ? v.text(id) : std::string();

@@ -76,9 +76,13 @@ class Engine {
     // The device that is the gpu tier ("NVIDIA ... (cuda:0), 3.2 GiB of weights"),
     // or empty when the model runs on the CPU alone.
     std::string device_summary() const;
-    uint64_t device_weight_bytes() const {
-        return device_model_ ? device_model_->weight_bytes() : 0;
-    }
+    // What the device holds, for /metrics: its name ("cuda:0") and the bytes of
+    // weights, KV caches and scratch. Empty name when there is no device.
+    struct DeviceMemory {
+        std::string device;
+        uint64_t weights = 0, kv_cache = 0, scratch = 0;
+    };
+    DeviceMemory device_memory() const;
 
     // Runs a forward pass; serialised across sessions.
     Status forward(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits,

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 
 namespace strata {
 
@@ -34,13 +35,15 @@ struct DeviceModel::Layer {
 struct DeviceModel::DeviceKv {
     ops::Backend* backend = nullptr;
     const DeviceModel* owner = nullptr;
-    int64_t n_ctx = 0;
+    std::shared_ptr<std::atomic<uint64_t>> counted;  // the model's KV total
+    uint64_t bytes = 0;
     std::vector<ops::KvLayer> layers;
     ~DeviceKv() {
         for (ops::KvLayer& l : layers) {
-            backend->release(l.k);
-            backend->release(l.v);
+            if (l.k) backend->release(l.k);
+            if (l.v) backend->release(l.v);
         }
+        *counted -= bytes;
     }
 };
 
@@ -106,14 +109,20 @@ float* DeviceModel::scratch(int slot, size_t n_floats) {
         if (p) {
             backend_.sync();  // the old buffer may still be in use by enqueued work
             backend_.release(p);
-            other_bytes_ -= n * sizeof(float);
+            scratch_bytes_ -= n * sizeof(float);
         }
         // Grow by half again so a pass of slowly growing batches does not
         // reallocate every step.
         n = std::max({n_floats, n + n / 2, size_t{16}});
         p = static_cast<float*>(backend_.alloc(n * sizeof(float)));
-        CHECK(p != nullptr, "the device has room for the pass's scratch buffers");
-        other_bytes_ += n * sizeof(float);
+        if (!p) {
+            n = 0;
+            throw std::runtime_error(fmt::format(
+                "no room for {} bytes of scratch for this batch; a smaller batch (--parallel) or "
+                "fewer experts on the GPU leaves more",
+                n_floats * sizeof(float)));
+        }
+        scratch_bytes_ += n * sizeof(float);
     }
     return p;
 }
@@ -269,7 +278,7 @@ DeviceModel::DeviceKv& DeviceModel::kv_of(KvCache& cache) {
     auto fresh = std::make_shared<DeviceKv>();
     fresh->backend = &backend_;
     fresh->owner = this;
-    fresh->n_ctx = cache.n_ctx();
+    fresh->counted = kv_bytes_;
     for (size_t il = 0; il < layers_.size(); ++il) {
         // The cache's own element type, so the device pass rounds keys and values as
         // the plain pass does.
@@ -282,8 +291,15 @@ DeviceModel::DeviceKv& DeviceModel::kv_of(KvCache& cache) {
         };
         l.k = backend_.alloc(elems(l.k_width));
         l.v = backend_.alloc(elems(l.v_width));
-        CHECK(l.k && l.v, "the device has room for the KV cache the plan counted");
         fresh->layers.push_back(l);
+        if (!l.k || !l.v) {
+            throw std::runtime_error(fmt::format(
+                "no room for a {}-position KV cache ({} bytes per layer); a smaller --ctx or "
+                "--parallel, or fewer experts on the GPU, leaves more",
+                cache.n_ctx(), elems(l.k_width) + elems(l.v_width)));
+        }
+        fresh->bytes += elems(l.k_width) + elems(l.v_width);
+        *kv_bytes_ += elems(l.k_width) + elems(l.v_width);
     }
     kv = fresh.get();
     cache.device = std::move(fresh);
@@ -292,6 +308,22 @@ DeviceModel::DeviceKv& DeviceModel::kv_of(KvCache& cache) {
 
 Status DeviceModel::forward_batch(std::span<const SeqBatch> seqs) {
     std::lock_guard<std::mutex> lock(mu_);
+    // Device errors (no room, a failed launch or copy) arrive as exceptions from
+    // the backend and from here; the pass fails with the device's name, and the
+    // engine goes on serving.
+    try {
+        return pass(seqs);
+    } catch (const std::exception& e) {
+        try {
+            backend_.sync();
+        } catch (const std::exception&) {
+            // The device may be unusable; the first error is the one to report.
+        }
+        return err("{}: {}", backend_.info().name, e.what());
+    }
+}
+
+Status DeviceModel::pass(std::span<const SeqBatch> seqs) {
     auto layout = model_.layout_batch(seqs);
     if (!layout) return layout.error();
     const HParams& hp = model_.hparams();

@@ -22,6 +22,7 @@
 #include "ops/backend.h"
 #include "placement/plan.h"
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -44,9 +45,11 @@ class DeviceModel {
     // engine runs one pass at a time.
     Status forward_batch(std::span<const SeqBatch> seqs);
 
-    // Device memory held for weights, and for KV caches and scratch.
+    // Device memory held for weights, for the KV caches of live sequences, and
+    // for the passes' scratch buffers.
     uint64_t weight_bytes() const { return weight_bytes_; }
-    uint64_t other_bytes() const { return other_bytes_; }
+    uint64_t kv_bytes() const { return kv_bytes_->load(std::memory_order_relaxed); }
+    uint64_t scratch_bytes() const { return scratch_bytes_; }
     ops::Backend& backend() const { return backend_; }
 
     struct Layer;
@@ -57,6 +60,7 @@ class DeviceModel {
     // Device memory of `bytes`, freed with the model; null when the device is full.
     void* device_alloc(size_t bytes, uint64_t& counter);
     float* scratch(int slot, size_t n_floats);
+    Status pass(std::span<const SeqBatch> seqs);
     DeviceKv& kv_of(KvCache& cache);
     void layer(int il, float* x, int64_t n_tok, std::span<const SeqBatch> seqs,
                std::span<const int64_t> rows);
@@ -70,7 +74,9 @@ class DeviceModel {
     const float *output_norm_ = nullptr, *output_norm_b_ = nullptr, *output_b_ = nullptr;
     std::vector<void*> owned_;
     std::vector<std::pair<float*, size_t>> scratch_;  // growable buffers by slot
-    uint64_t weight_bytes_ = 0, other_bytes_ = 0;
+    uint64_t weight_bytes_ = 0, scratch_bytes_ = 0;
+    // Shared with each DeviceKv, which gives its bytes back when its cache goes.
+    std::shared_ptr<std::atomic<uint64_t>> kv_bytes_ = std::make_shared<std::atomic<uint64_t>>(0);
     std::mutex mu_;
 };
 

@@ -126,6 +126,20 @@ std::string Metrics::render(const ModelRegistry& registry) const {
             fmt::format("strata_memory_bytes{{tier=\"host\",model=\"{}\",kind=\"kv_cache\"}} {}\n",
                         model, m->scheduler->stats().kv_bytes);
     }
+    header(out, "strata_device_memory_bytes", "gauge",
+           "Bytes a GPU device holds, per model and kind (weights, kv_cache, scratch); no "
+           "samples when no model runs on a device.");
+    for (const auto& [info, m] : loaded) {
+        const Engine::DeviceMemory d = m->engine->device_memory();
+        if (d.device.empty()) continue;
+        for (const auto& [kind, bytes] :
+             {std::pair{"weights", d.weights}, std::pair{"kv_cache", d.kv_cache},
+              std::pair{"scratch", d.scratch}}) {
+            out += fmt::format(
+                "strata_device_memory_bytes{{device=\"{}\",model=\"{}\",kind=\"{}\"}} {}\n",
+                label_value(d.device), label_value(info->name), kind, bytes);
+        }
+    }
     header(out, "strata_expert_hits_total", "counter",
            "Routing choices of each expert of each MoE layer since the model was loaded.");
     for (const auto& [info, m] : loaded) {
@@ -147,9 +161,10 @@ std::string Metrics::render(const ModelRegistry& registry) const {
         uint64_t ExpertSliceStats::*field;
     };
     for (const CacheCounter& c : {
-             CacheCounter{"strata_expert_cache_hits_total",
-                          "Disk-tier slices of each expert found in the cache (prefetched ones included).",
-                          &ExpertSliceStats::hits},
+             CacheCounter{
+                 "strata_expert_cache_hits_total",
+                 "Disk-tier slices of each expert found in the cache (prefetched ones included).",
+                 &ExpertSliceStats::hits},
              CacheCounter{"strata_expert_cache_prefetch_hits_total",
                           "First uses of disk-tier slices that a prefetch had read ahead of need.",
                           &ExpertSliceStats::prefetch_hits},
@@ -167,8 +182,8 @@ std::string Metrics::render(const ModelRegistry& registry) const {
             for (size_t il = 0; il < layers.size(); ++il) {
                 for (size_t e = 0; e < layers[il].size(); ++e) {
                     if (const uint64_t v = layers[il][e].*c.field)
-                        out += fmt::format("{}{{model=\"{}\",layer=\"{}\",expert=\"{}\"}} {}\n", c.name, model,
-                                           il, e, v);
+                        out += fmt::format("{}{{model=\"{}\",layer=\"{}\",expert=\"{}\"}} {}\n",
+                                           c.name, model, il, e, v);
                 }
             }
         }
