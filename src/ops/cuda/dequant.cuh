@@ -11,7 +11,7 @@
 // Each `Dot*` struct names its weight block (W), its activation block (A) and
 // `block(w, a)`, the contribution of one block pair.
 
-#include "ops/cuda/common.cuh"
+#include "ops/cuda/fp_bits.cuh"
 #include "tensor/blocks.h"
 
 #include <cstdint>
