@@ -11,7 +11,7 @@ int cuda_device_count() {
     return 0;
 }
 std::string cuda_status() {
-    return "built without CUDA (nvcc was not found at configure time; see -DSTRATA_CUDA)";
+    return "built without CUDA (configured with -DSTRATA_CUDA=OFF, or no nvcc was found)";
 }
 std::unique_ptr<Backend> make_cuda_backend(int /*device*/) {
     return nullptr;
