@@ -3,7 +3,7 @@
 // device, copies to and from it, and the handful of operations a transformer
 // layer is built from. The CPU backend (ops/cpu/backend_cpu.cpp) implements it
 // with the CPU kernels and is the reference; the CUDA backend (ops/cuda/,
-// built with -DSTRATA_CUDA=ON) implements the same operations on a GPU. No CUDA
+// built wherever CMake finds nvcc) implements the same operations on a GPU. No CUDA
 // type appears here, so nothing above ops/ depends on the toolkit.
 //
 // Ordering: every call is enqueued on the backend's one stream and runs in call

@@ -1,5 +1,5 @@
-// The CUDA entry points of a build without the CUDA backend (-DSTRATA_CUDA=OFF,
-// the default): no devices, and a status that says why.
+// The CUDA entry points of a build without the CUDA backend (-DSTRATA_CUDA=OFF, or
+// AUTO where CMake found no CUDA compiler): no devices, and a status that says why.
 #include "ops/backend.h"
 
 namespace strata::ops {
@@ -11,7 +11,7 @@ int cuda_device_count() {
     return 0;
 }
 std::string cuda_status() {
-    return "built without CUDA (configure with -DSTRATA_CUDA=ON and nvcc)";
+    return "built without CUDA (configured with -DSTRATA_CUDA=OFF, or no nvcc was found)";
 }
 std::unique_ptr<Backend> make_cuda_backend(int /*device*/) {
     return nullptr;
