@@ -177,6 +177,10 @@ TEST(DiskTier, ResidentMemoryStaysUnderTheBudget) {
     // resident memory that the program itself never asked for.
     GTEST_SKIP() << "resident memory is not meaningful under AddressSanitizer";
 #endif
+#if defined(STRATA_TEST_TSAN)
+    // ThreadSanitizer maps shadow memory for every page the program touches.
+    GTEST_SKIP() << "resident memory is not meaningful under ThreadSanitizer";
+#endif
     test::TempDir dir;
     const std::string model = dir.file("olmoe-192m.gguf");
     auto synth = test::run_strata("synth --arch olmoe --layers 2 --embd 512 --ff-exp 512 --experts 64 --experts-used 4 "

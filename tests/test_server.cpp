@@ -210,6 +210,70 @@ TEST_F(Server, OllamaNdjsonFraming) {
     }
 }
 
+// A prompt of token ids (OpenAI's `prompt: [1, 2, 3]`) is fed as exactly those
+// ids: the ids a text prompt tokenizes to (BOS included) give the same greedy
+// text and the same prompt count, flat or as a one-prompt batch `[[...]]`.
+TEST_F(Server, TokenIdPromptMatchesTheTextPrompt) {
+    const std::string prompt = "Once upon a time";
+    auto engine = Engine::load(stories(), {});
+    ASSERT_TRUE(engine) << engine.error().message;
+    const std::vector<int32_t> ids = prompt_ids(**engine, prompt, false);
+    ASSERT_GT(ids.size(), 2u);
+    auto text = post("/v1/completions", {{"model", "stories260K"}, {"prompt", prompt}, {"max_tokens", 16}, {"temperature", 0}});
+    auto flat = post("/v1/completions", {{"model", "stories260K"}, {"prompt", ids}, {"max_tokens", 16}, {"temperature", 0}});
+    auto nested = post("/v1/completions",
+                       {{"model", "stories260K"}, {"prompt", json::array({ids})}, {"max_tokens", 16}, {"temperature", 0}});
+    ASSERT_FALSE(text["choices"][0]["text"].get<std::string>().empty());
+    EXPECT_EQ(flat["choices"][0]["text"], text["choices"][0]["text"]);
+    EXPECT_EQ(nested["choices"][0]["text"], text["choices"][0]["text"]);
+    EXPECT_EQ(flat["usage"]["prompt_tokens"], ids.size());
+    EXPECT_EQ(nested["usage"]["prompt_tokens"], ids.size());
+
+    // No BOS is added to ids: without the leading BOS the model sees a different
+    // prompt (one token shorter), so its count says no BOS was put back.
+    const std::vector<int32_t> no_bos(ids.begin() + 1, ids.end());
+    auto bare = post("/v1/completions", {{"model", "stories260K"}, {"prompt", no_bos}, {"max_tokens", 1}, {"temperature", 0}});
+    EXPECT_EQ(bare["usage"]["prompt_tokens"], no_bos.size());
+}
+
+// Token ids are untrusted indices into the embedding table: each bad one is a 400
+// naming its position, checked as sent (64-bit) rather than after narrowing.
+TEST_F(Server, TokenIdPromptRejectsBadIds) {
+    const int64_t n_vocab = 512;  // stories260K's vocabulary
+    struct Case {
+        std::string prompt;  // raw JSON, so huge and float literals reach the server as written
+        std::string param, message;
+    };
+    const std::vector<Case> cases = {
+        {"[1, 1.5]", "prompt[1]", "'prompt[1]' must be an integer token id, not 1.5"},
+        {"[1, 2, 3e9]", "prompt[2]", "'prompt[2]' must be an integer token id, not 3000000000.0"},
+        {"[1, 2, 3000000000]", "prompt[2]", "prompt[2]: token id 3000000000 is out of range [0, 512)"},
+        {"[-1]", "prompt[0]", "prompt[0]: token id -1 is out of range [0, 512)"},
+        {"[1, 512]", "prompt[1]", "prompt[1]: token id 512 is out of range [0, 512)"},
+        {"[[1, 2, 50000]]", "prompt[0][2]", "prompt[0][2]: token id 50000 is out of range [0, 512)"},
+        {"[1, 18446744073709551615]", "prompt[1]", "'prompt[1]' is token id 18446744073709551615, out of range"},
+        {"[1, true]", "prompt[1]", "'prompt[1]' must be an integer token id, not true"},
+        {"[1, \"a\"]", "prompt[1]", "'prompt[1]' must be an integer token id, not \"a\""},
+        {"[1, null]", "prompt[1]", "'prompt[1]' must be an integer token id, not null"},
+        {"[[1], [2]]", "prompt", "'prompt' holds 2 prompts; strata completes one prompt per request"},
+        {"[\"a\", \"b\"]", "prompt", "'prompt' holds 2 prompts; strata completes one prompt per request"},
+        {"[]", "prompt", "'prompt' is empty"},
+        {"[[]]", "prompt", "'prompt' is empty"},
+    };
+    for (const Case& c : cases) {
+        const std::string body = R"({"model":"stories260K","max_tokens":1,"prompt":)" + c.prompt + "}";
+        auto e = json::parse(post_raw("/v1/completions", body, 400), nullptr, false);
+        ASSERT_TRUE(e.is_object()) << c.prompt;
+        EXPECT_EQ(e["error"]["type"], "invalid_request_error") << c.prompt;
+        EXPECT_EQ(e["error"]["param"], c.param) << c.prompt;
+        EXPECT_EQ(e["error"]["message"], c.message) << c.prompt;
+    }
+    // The same context limit as a text prompt: 256 valid ids do not fit n_ctx 256.
+    const std::vector<int64_t> many(256, n_vocab - 1);
+    auto e = post("/v1/completions", {{"model", "stories260K"}, {"prompt", many}}, 400);
+    EXPECT_EQ(e["error"]["code"], "context_length_exceeded");
+}
+
 TEST_F(Server, BadRequestsGetTheRightStatus) {
     auto e = json::parse(post_raw("/v1/chat/completions", "{not json", 400));
     EXPECT_NE(e["error"]["message"].get<std::string>().find("not valid JSON"), std::string::npos);

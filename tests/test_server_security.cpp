@@ -3,6 +3,7 @@
 // connection limits, model files that change or fail, and graceful shutdown of
 // the built binary.
 
+#include "engine/prompt.h"
 #include "server_util.h"
 #include "test_util.h"
 
@@ -11,6 +12,7 @@
 
 #include <csignal>
 #include <filesystem>
+#include <future>
 #include <thread>
 
 #include <sys/wait.h>
@@ -395,6 +397,65 @@ TEST(ServerModelFiles, AReplacedFileIsReloadedAndAFailedLoadIsNotRetriedUntilItC
     replace(dir.file("one.gguf"));
     EXPECT_EQ(complete(s, "m"), one);
     EXPECT_EQ(registry.load_attempts(), 4u);
+}
+
+// A model file truncated in place (not replaced by rename) while a request
+// generates from it: reads past the new end would raise SIGBUS and kill the
+// server. The request fails instead, naming the file; while the file stays
+// broken, loads fail; once it is back, the next request reloads it and gets the
+// same text as before. Driven through the registry and scheduler the server
+// uses, so the truncation lands between two forward passes of one request.
+TEST(ServerModelFiles, AFileTruncatedInPlaceFailsItsRequestAndIsReloadedOnceRestored) {
+    test::TempDir dir;
+    const std::string path = dir.file("m.gguf");
+    std::filesystem::copy_file(stories(), path);
+    const auto original = test::read_file(path);
+    app::server::ModelRegistry registry({.engine = {.threads = 1}, .scheduler = {.n_slots = 1, .n_ctx = 64}});
+    ASSERT_TRUE(registry.add_file(path));
+    const app::server::ModelInfo* info = registry.find("m");
+    ASSERT_TRUE(info);
+
+    // Greedy text of 12 tokens; `on_first_piece` runs on the step thread between
+    // the passes for the first and the second token.
+    auto generate = [&](const std::function<void()>& on_first_piece) -> Result<GenerateResult> {
+        auto loaded = registry.get(*info);
+        if (!loaded) return loaded.error();
+        Engine& e = *loaded->model->engine;
+        std::promise<Result<GenerateResult>> done;
+        bool first = true;
+        GenerationRequest req{.prompt = prompt_tokens(e, "Once upon a time", false)};
+        req.gen.n_predict = 12;
+        req.gen.ignore_eos = true;
+        req.gen.sampling.temperature = 0;
+        req.on_piece = [&](std::string_view) {
+            if (first && on_first_piece) on_first_piece();
+            first = false;
+            return true;
+        };
+        req.on_done = [&](Result<GenerateResult> r) { done.set_value(std::move(r)); };
+        auto ticket = loaded->model->scheduler->submit(std::move(req));
+        if (!ticket) return ticket.error();
+        return done.get_future().get();
+    };
+
+    auto before = generate(nullptr);
+    ASSERT_TRUE(before) << before.error().message;
+    ASSERT_EQ(before->n_generated, 12);
+
+    auto cut = generate([&] { std::filesystem::resize_file(path, original.size() / 2); });
+    ASSERT_FALSE(cut) << "a request whose model file was truncated under it succeeded";
+    EXPECT_EQ(cut.error().message,
+              "model file " + path + " changed on disk while loaded; it will be reloaded on next use");
+
+    // Still truncated: the reload fails, and says which file.
+    auto broken = generate(nullptr);
+    ASSERT_FALSE(broken);
+    EXPECT_NE(broken.error().message.find("m.gguf"), std::string::npos) << broken.error().message;
+
+    test::write_file(path, original);  // in place again: same inode
+    auto after = generate(nullptr);
+    ASSERT_TRUE(after) << after.error().message;
+    EXPECT_EQ(after->text, before->text);
 }
 
 // Bytes that are not UTF-8 in generated text (here: the byte token <0xFF>, made

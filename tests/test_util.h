@@ -20,6 +20,15 @@
 #define STRATA_TEST_ASAN 1
 #endif
 #endif
+// STRATA_TEST_TSAN: likewise for ThreadSanitizer, whose shadow memory is several
+// times what the program maps.
+#if defined(__SANITIZE_THREAD__)
+#define STRATA_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define STRATA_TEST_TSAN 1
+#endif
+#endif
 
 namespace strata::test {
 

@@ -271,24 +271,34 @@ std::string Engine::load_summary() const {
 Status Engine::forward(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache,
                        bool all_logits, float* logits) {
     std::lock_guard<std::mutex> lock(forward_mu_);
+    Status st;
     if (device_model_) {
         const SeqBatch one{.tokens = tokens,
                            .pos0 = pos0,
                            .cache = &cache,
                            .logits = logits,
                            .all_logits = all_logits};
-        STRATA_TRY(device_model_->forward_batch({&one, 1}));
+        st = device_model_->forward_batch({&one, 1});
     } else {
-        STRATA_TRY(model_->forward(tokens, pos0, cache, all_logits, logits, *pool_));
+        st = model_->forward(tokens, pos0, cache, all_logits, logits, *pool_);
     }
-    return cache_error();
+    return check_pass(st ? cache_error() : st);
 }
 
 Status Engine::forward_batch(std::span<const SeqBatch> seqs) {
     std::lock_guard<std::mutex> lock(forward_mu_);
-    STRATA_TRY(device_model_ ? device_model_->forward_batch(seqs)
-                             : model_->forward_batch(seqs, *pool_));
-    return cache_error();
+    Status st = device_model_ ? device_model_->forward_batch(seqs)
+                              : model_->forward_batch(seqs, *pool_);
+    return check_pass(st ? cache_error() : st);
+}
+
+Status Engine::check_pass(Status pass) const {
+    // After the pass, not before: a truncation during it is what must not reach
+    // the client. Checked even when the pass failed, since zeros or a torn read
+    // may be why it did.
+    if (const std::string* path = file_->changed_part())
+        return err("model file {} changed on disk while loaded; it will be reloaded on next use", *path);
+    return pass;
 }
 
 Status Engine::cache_error() {

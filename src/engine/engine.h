@@ -84,9 +84,14 @@ class Engine {
     };
     DeviceMemory device_memory() const;
 
-    // Runs a forward pass; serialised across sessions.
-    Status forward(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits,
-                   float* logits);
+    // Whether a model file was changed in place since it was loaded (it was
+    // truncated or rewritten: weights read from it may be zeros or a mix of two
+    // versions). Forward passes check it and fail; the server reloads the model.
+    bool file_changed() const { return file_->changed_part() != nullptr; }
+
+    // Runs a forward pass; serialised across sessions. Fails, naming the file,
+    // when the model file changed in place during or before the pass.
+    Status forward(std::span<const int32_t> tokens, int64_t pos0, KvCache& cache, bool all_logits, float* logits);
     // Runs several sessions' tokens in one pass (see `Model::forward_batch`).
     Status forward_batch(std::span<const SeqBatch> seqs);
 
@@ -94,6 +99,8 @@ class Engine {
     Engine() = default;
     // An error the disk tier met while the last pass read experts, once.
     Status cache_error();
+    // An error naming the model file when it changed in place, else the pass's own status.
+    Status check_pass(Status pass) const;
     // Plans placement, logs it, and backs disk-tier experts with the cache.
     Status place(const EngineOptions& options);
     std::unique_ptr<gguf::File> file_;

@@ -409,6 +409,12 @@ Result<File> File::open_parts(MappedFile first) {
     return f;
 }
 
+const std::string* File::changed_part() const {
+    for (const MappedFile& p : parts_)
+        if (p.changed()) return &p.path();
+    return nullptr;
+}
+
 uint64_t File::file_size() const {
     uint64_t n = 0;
     for (const MappedFile& m : parts_) n += m.size();

@@ -64,6 +64,9 @@ public:
     // The open descriptor of part `i`, for `pread` of tensor data (TensorInfo::file_offset).
     int part_fd(size_t i) const { return parts_[i].fd(); }
     uint64_t file_size() const;  // all parts together
+    // The path of the first part changed in place since it was opened
+    // (`MappedFile::changed`), or null when none was.
+    const std::string* changed_part() const;
 
     // Metadata in file order (of the first part).
     const std::vector<KeyValue>& metadata() const { return kvs_; }

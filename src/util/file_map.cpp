@@ -1,5 +1,7 @@
 #include "util/file_map.h"
 
+#include "util/map_guard.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -44,6 +46,8 @@ Result<MappedFile> MappedFile::open(const std::string& path) {
     m.size_ = static_cast<size_t>(st.st_size);
     m.fd_ = fd;
     m.mapped_ = true;
+    m.guard_ = map_guard_register(p, m.size_);
+    m.mtime_ns_ = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
     return m;
 }
 
@@ -60,7 +64,9 @@ MappedFile::MappedFile(MappedFile&& o) noexcept
       data_(std::exchange(o.data_, nullptr)),
       size_(std::exchange(o.size_, 0)),
       fd_(std::exchange(o.fd_, -1)),
-      mapped_(std::exchange(o.mapped_, false)) {}
+      mapped_(std::exchange(o.mapped_, false)),
+      guard_(std::exchange(o.guard_, -1)),
+      mtime_ns_(o.mtime_ns_) {}
 
 MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
     if (this != &o) {
@@ -70,7 +76,17 @@ MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
     return *this;
 }
 
+bool MappedFile::changed() const {
+    if (!mapped_) return false;
+    if (map_guard_damaged(guard_)) return true;
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) return true;
+    const int64_t mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+    return static_cast<size_t>(st.st_size) != size_ || mtime_ns != mtime_ns_;
+}
+
 MappedFile::~MappedFile() {
+    map_guard_unregister(guard_);  // before the range can be mapped again by anyone
     if (data_ && mapped_) ::munmap(const_cast<uint8_t*>(data_), size_);
     if (fd_ >= 0) ::close(fd_);
 }

@@ -50,6 +50,11 @@ const completion = await client.completions.create({ model, prompt: "Once upon a
 assert.equal(completion.choices[0].finish_reason, "length");
 assert.equal(completion.usage.completion_tokens, 4);
 
+// A prompt of token ids is fed as those ids: the usage counts exactly them.
+const byIds = await client.completions.create({ model, prompt: [1, 2, 3], max_tokens: 2, temperature: 0 });
+assert.equal(byIds.usage.prompt_tokens, 3);
+assert.equal(typeof byIds.choices[0].text, "string");
+
 // Errors surface as the client's typed errors, with the status and message.
 try {
   await client.chat.completions.create({ model: "no-such-model", messages: [{ role: "user", content: "x" }] });
@@ -64,5 +69,12 @@ try {
 } catch (e) {
   assert.ok(e instanceof OpenAI.BadRequestError, `expected BadRequestError, got ${e}`);
   assert.equal(e.param, "messages");
+}
+try {
+  await client.completions.create({ model, prompt: [1, 2147483647], max_tokens: 1 });
+  assert.fail("an out-of-vocabulary token id was accepted");
+} catch (e) {
+  assert.ok(e instanceof OpenAI.BadRequestError, `expected BadRequestError, got ${e}`);
+  assert.equal(e.param, "prompt[1]");
 }
 console.log("ok");

@@ -150,6 +150,20 @@ std::optional<Job> ServerContext::admit(const CompletionRequest& req, ApiError& 
         }
     }
 
+    if (req.prompt_ids) {
+        // Token ids from the client go straight into the embedding lookup: each
+        // must name a row of the model's table and a token the detokenizer knows.
+        const int64_t n_vocab = std::min<int64_t>(e.hparams().n_vocab, static_cast<int64_t>(vocab.size()));
+        for (size_t i = 0; i < req.prompt_ids->size(); ++i) {
+            const int64_t id = (*req.prompt_ids)[i];
+            if (id >= 0 && id < n_vocab) continue;
+            const std::string field = fmt::format("{}[{}]", req.prompt_ids_field, i);
+            error = {.message = fmt::format("{}: token id {} is out of range [0, {})", field, id, n_vocab),
+                     .param = field};
+            return std::nullopt;
+        }
+        job.prompt_ids.assign(req.prompt_ids->begin(), req.prompt_ids->end());
+    }
     std::string text = req.prompt;
     if (req.chat) {
         auto rendered = render_chat(e, req.messages);
@@ -161,7 +175,7 @@ std::optional<Job> ServerContext::admit(const CompletionRequest& req, ApiError& 
         }
         text = std::move(*rendered);
     }
-    job.prompt_ids = prompt_tokens(e, text, req.chat || req.parse_special);
+    if (!req.prompt_ids) job.prompt_ids = prompt_tokens(e, text, req.chat || req.parse_special);
     if (job.prompt_ids.empty()) {
         error = {.message = fmt::format("'{}' is empty", req.prompt_field), .param = req.prompt_field};
         return std::nullopt;

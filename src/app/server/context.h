@@ -68,6 +68,12 @@ struct CompletionRequest {
     bool chat = false;
     json messages = json::array();  // chat: objects with `role` and string `content`
     std::string prompt;             // not chat
+    // A prompt sent as token ids (OpenAI's `prompt: [1, 2, 3]`): fed as they are,
+    // no BOS added. Kept 64-bit until `admit` checks them against the vocabulary,
+    // so a huge id is reported as sent rather than wrapped. `prompt_ids_field`
+    // names the array for errors ("prompt", or "prompt[0]" for `[[1, 2, 3]]`).
+    std::optional<std::vector<int64_t>> prompt_ids;
+    std::string prompt_ids_field = "prompt";
     bool parse_special = false;     // whether special-token texts in `prompt` become special tokens
     GenerateParams gen;
     int64_t n_ctx = 0;  // 0: the server's context; larger values are capped at it

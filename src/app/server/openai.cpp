@@ -123,6 +123,49 @@ void parse_messages(Fields& f, CompletionRequest& r) {
     }
 }
 
+// The token ids of `ids` (a JSON array), each checked for being an integer;
+// their range against the vocabulary is checked by `admit`, which knows it.
+void parse_token_ids(Fields& f, const json& ids, const std::string& field, CompletionRequest& r) {
+    std::vector<int64_t> out;
+    out.reserve(ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) {
+        const json& v = ids[i];
+        const std::string name = fmt::format("{}[{}]", field, i);
+        // Only JSON integers: 1.5 is no token, and 3e9 parses as a double.
+        if (v.is_number_unsigned()) {
+            const uint64_t u = v.get<uint64_t>();
+            if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+                return f.fail(name, fmt::format("is token id {}, out of range", u));
+            out.push_back(static_cast<int64_t>(u));
+        } else if (v.is_number_integer()) {
+            out.push_back(v.get<int64_t>());
+        } else {
+            return f.fail(name, fmt::format("must be an integer token id, not {}", v.dump()));
+        }
+    }
+    r.prompt_ids = std::move(out);
+    r.prompt_ids_field = field;
+}
+
+// OpenAI's `prompt`: a string, token ids, or an array of either. An array of
+// several prompts asks for a batch of completions, which strata does not serve
+// in one request: refused, naming how many were sent.
+void parse_prompt(Fields& f, CompletionRequest& r) {
+    const json* p = f.get("prompt");
+    if (!p) return f.fail("prompt", "is required");
+    if (p->is_string()) {
+        r.prompt = p->get<std::string>();
+        return;
+    }
+    if (!p->is_array()) return f.fail("prompt", "must be a string, an array of token ids, or an array of one of these");
+    const bool nested = !p->empty() && ((*p)[0].is_string() || (*p)[0].is_array());
+    if (!nested) return parse_token_ids(f, *p, "prompt", r);
+    if (p->size() > 1)
+        return f.fail("prompt", fmt::format("holds {} prompts; strata completes one prompt per request", p->size()));
+    if ((*p)[0].is_string()) r.prompt = (*p)[0].get<std::string>();
+    else parse_token_ids(f, (*p)[0], "prompt[0]", r);
+}
+
 json usage_json(const Job& job, const GenerateResult& g) {
     const auto n_prompt = static_cast<int64_t>(job.prompt_ids.size());
     return {{"prompt_tokens", n_prompt}, {"completion_tokens", g.n_generated}, {"total_tokens", n_prompt + g.n_generated}};
@@ -222,11 +265,7 @@ std::optional<OpenAIRequest> parse_openai_request(const std::string& http_body, 
         parse_messages(f, req);
         req.prompt_field = "messages";
     } else {
-        const json* p = f.get("prompt");
-        if (!p) f.fail("prompt", "is required");
-        else if (p->is_string()) req.prompt = p->get<std::string>();
-        else if (p->is_array() && p->size() == 1 && (*p)[0].is_string()) req.prompt = (*p)[0].get<std::string>();
-        else f.fail("prompt", "must be a string (or an array of one string)");
+        parse_prompt(f, req);
     }
     parse_sampling(f, *body, req, out.stream, out.include_usage);
     if (f.failed()) {

@@ -142,6 +142,9 @@ Result<ModelRegistry::Loaded> ModelRegistry::get(const ModelInfo& model) {
         const auto id = file_id(e->info.path);
         std::lock_guard lock(mu_);
         if (!e->model || (id && *id != e->loaded_id)) return std::nullopt;
+        // Changed in place and put back as it was (even its mtime): the mapping
+        // may still hold zeros where a read fell past a truncated end.
+        if (e->model->engine->file_changed()) return std::nullopt;
         e->last_used = ++uses_;
         return Loaded{.model = e->model};
     };

@@ -11,8 +11,10 @@
 // Each use compares the file's identity (device, inode, size, modification time)
 // with the one loaded: a file replaced on disk is loaded again, whole and fully
 // validated, and the old copy stays with the requests that hold it until they
-// end. A load that fails is remembered with the identity of the file it read:
-// later requests get the same error at once, until the file changes.
+// end. A file changed in place (truncated, rewritten) fails the requests running
+// on it (see `Engine::file_changed`) and is loaded again likewise. A load that
+// fails is remembered with the identity of the file it read: later requests get
+// the same error at once, until the file changes.
 
 #include "engine/engine.h"
 #include "engine/scheduler.h"
