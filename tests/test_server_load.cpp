@@ -98,13 +98,17 @@ TEST(ServerLoad, FullQueueGets503AndAbandonedRequestsAreDropped) {
     }
 
     ::close(queued);
-    json h = wait_health(s, [](const json& h) { return h["queued"] == 0; });
+    // The slot or queue place is freed before the HTTP worker counts the
+    // cancellation, so wait for both.
+    json h = wait_health(
+        s, [](const json& h) { return h["queued"] == 0 && h["requests_cancelled"] == 1; });
     EXPECT_EQ(h["queued"], 0);
     EXPECT_EQ(h["slots_busy"], 1);  // the running one goes on
     EXPECT_EQ(h["requests_cancelled"], 1);
 
     ::close(running);
-    h = wait_health(s, [](const json& h) { return h["slots_busy"] == 0; });
+    h = wait_health(
+        s, [](const json& h) { return h["slots_busy"] == 0 && h["requests_cancelled"] == 2; });
     EXPECT_EQ(h["slots_busy"], 0);
     EXPECT_EQ(h["requests_cancelled"], 2);
     auto res = s.client().Post("/v1/completions", R"({"model":"syn","prompt":"hi","max_tokens":2})",
