@@ -336,7 +336,9 @@ TEST(ServerSlowClients, AReaderThatNeverReadsIsDroppedAndOthersFinish) {
     ASSERT_EQ(::write(fd, req.data(), req.size()), static_cast<ssize_t>(req.size()));
     wait_health(s, [](const json& h) { return h["slots_busy"] == 1; });
     EXPECT_EQ(run_good(), alone);  // served while the other is stuck
-    const json h = wait_health(s, [](const json& h) { return h["slots_busy"] == 0; });
+    // The slot frees before the HTTP worker counts the cancellation: wait for both.
+    const json h = wait_health(
+        s, [](const json& h) { return h["slots_busy"] == 0 && h["requests_cancelled"] == 1; });
     EXPECT_EQ(h["slots_busy"], 0);
     EXPECT_EQ(h["requests_cancelled"], 1);
     ::close(fd);
@@ -410,7 +412,8 @@ TEST(ServerModelFiles, AFileTruncatedInPlaceFailsItsRequestAndIsReloadedOnceRest
     const std::string path = dir.file("m.gguf");
     std::filesystem::copy_file(stories(), path);
     const auto original = test::read_file(path);
-    app::server::ModelRegistry registry({.engine = {.threads = 1}, .scheduler = {.n_slots = 1, .n_ctx = 64}});
+    app::server::ModelRegistry registry(
+        {.engine = {.threads = 1}, .scheduler = {.n_slots = 1, .n_ctx = 64}});
     ASSERT_TRUE(registry.add_file(path));
     const app::server::ModelInfo* info = registry.find("m");
     ASSERT_TRUE(info);
@@ -444,8 +447,9 @@ TEST(ServerModelFiles, AFileTruncatedInPlaceFailsItsRequestAndIsReloadedOnceRest
 
     auto cut = generate([&] { std::filesystem::resize_file(path, original.size() / 2); });
     ASSERT_FALSE(cut) << "a request whose model file was truncated under it succeeded";
-    EXPECT_EQ(cut.error().message,
-              "model file " + path + " changed on disk while loaded; it will be reloaded on next use");
+    EXPECT_EQ(
+        cut.error().message,
+        "model file " + path + " changed on disk while loaded; it will be reloaded on next use");
 
     // Still truncated: the reload fails, and says which file.
     auto broken = generate(nullptr);
@@ -553,8 +557,8 @@ TEST(ServeShutdown, FirstSignalDrainsRunningStreamsThenExitsZero) {
     // A deadline no run reaches, however slow the build (the sanitizer suite's
     // scalar kernels took more than the default 10 s): this test is about the
     // drain letting the stream finish, not about the deadline.
-    ServeProcess p({"--port", "0", "--no-discover", "--no-prefetch", "--model", stories(), "--ctx", "512",
-                    "--drain-timeout", "600"});
+    ServeProcess p({"--port", "0", "--no-discover", "--no-prefetch", "--model", stories(), "--ctx",
+                    "512", "--drain-timeout", "600"});
     ASSERT_GT(p.port(), 0);
     const int fd = start_stream(
         p.port(),
