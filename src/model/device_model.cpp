@@ -507,8 +507,10 @@ void DeviceModel::moe(int il, const float* cur, int64_t n_tok, float* out) {
     }
     auto* dev_idx = reinterpret_cast<int32_t*>(scratch(kIdx, idx.size() * 2));
     auto* dev_wts = reinterpret_cast<float*>(dev_idx + idx.size());
-    backend_.upload(dev_idx, idx.data(), idx.size() * sizeof(int32_t));
-    backend_.upload(dev_wts, wts.data(), wts.size() * sizeof(float));
+    if (!idx.empty()) {  // a layer whose tokens all chose host experts has nothing here
+        backend_.upload(dev_idx, idx.data(), idx.size() * sizeof(int32_t));
+        backend_.upload(dev_wts, wts.data(), wts.size() * sizeof(float));
+    }
 
     backend_.zero(out, n_tok * n_embd);
     // One expert's FFN over the `m` rows listed at idx[begin...], weighted into `out`.

@@ -44,9 +44,12 @@ class CpuBackend final : public Backend {
     void release(void* p) override { std::free(p); }
     void* alloc_host(size_t bytes) override { return aligned(bytes); }
     void release_host(void* p) override { std::free(p); }
-    void upload(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+    // memcpy's pointers must be valid even for 0 bytes; an empty vector's are null.
+    void upload(void* dst, const void* src, size_t bytes) override {
+        if (bytes) std::memcpy(dst, src, bytes);
+    }
     void download(void* dst, const void* src, size_t bytes) override {
-        std::memcpy(dst, src, bytes);
+        if (bytes) std::memcpy(dst, src, bytes);
     }
     void sync() override {}
 
