@@ -9,6 +9,9 @@
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/dequant.cuh"
 #include "ops/cuda/kernels.h"
+// The CPU's choice of activation format per weight type: the GPU quantises
+// activations to the same one, so both round alike.
+#include "ops/cpu/dot.h"
 
 #include "tensor/blocks.h"
 
@@ -18,25 +21,6 @@ namespace {
 
 constexpr int kRowsPerBlock = 4;  // warps (output rows) per thread block
 constexpr int kMaxGridY = 65535;  // the grid's y limit; tokens beyond it loop
-
-TensorType act_type(TensorType w) {
-    switch (w) {
-        case TensorType::Q4_0:
-        case TensorType::Q5_0:
-        case TensorType::Q8_0:
-        case TensorType::IQ4_NL:
-        case TensorType::MXFP4: return TensorType::Q8_0;
-        case TensorType::Q4_1:
-        case TensorType::Q5_1: return TensorType::Q8_1;
-        case TensorType::Q2_K:
-        case TensorType::Q3_K:
-        case TensorType::Q4_K:
-        case TensorType::Q5_K:
-        case TensorType::Q6_K:
-        case TensorType::IQ4_XS: return TensorType::Q8_K;
-        default: return TensorType::F32;
-    }
-}
 
 // Q8_0 / Q8_1: one warp per 32-element block, lane j quantising element j as
 // quantize_block_q8 in tensor/quants.cpp does: d = amax / 127, codes
@@ -165,13 +149,15 @@ bool matmul_supports(TensorType t) {
         case TensorType::Q6_K:
         case TensorType::IQ4_NL:
         case TensorType::IQ4_XS:
-        case TensorType::MXFP4: return true;
-        default: return false;
+        case TensorType::MXFP4:
+            return true;
+        default:
+            return false;
     }
 }
 
 size_t matmul_scratch_bytes(TensorType t, int64_t n_in, int64_t n_tok) {
-    const TensorType a = act_type(t);
+    const TensorType a = dot_act_type(t);
     if (a == TensorType::F32) return 0;
     const TypeTraits& tt = type_traits(a);
     return static_cast<size_t>(n_in / tt.block_size) * tt.type_size * static_cast<size_t>(n_tok);
@@ -179,7 +165,7 @@ size_t matmul_scratch_bytes(TensorType t, int64_t n_in, int64_t n_tok) {
 
 void matmul(const Matrix& w, const float* x, int64_t n_tok, float* y, void* scratch,
             cudaStream_t s) {
-    const TensorType a = act_type(w.type);
+    const TensorType a = dot_act_type(w.type);
     const void* acts = x;
     size_t act_row_bytes = static_cast<size_t>(w.n_in) * sizeof(float);
     if (a != TensorType::F32) {
@@ -199,23 +185,40 @@ void matmul(const Matrix& w, const float* x, int64_t n_tok, float* y, void* scra
         act_row_bytes = static_cast<size_t>(w.n_in / at.block_size) * at.type_size;
     }
     switch (w.type) {
-        case TensorType::F32: return launch<DotF32>(w, acts, act_row_bytes, n_tok, y, s);
-        case TensorType::F16: return launch<DotF16>(w, acts, act_row_bytes, n_tok, y, s);
-        case TensorType::BF16: return launch<DotBF16>(w, acts, act_row_bytes, n_tok, y, s);
-        case TensorType::Q4_0: return launch<DotQ4_0>(w, acts, act_row_bytes, n_tok, y, s);
-        case TensorType::Q4_1: return launch<DotQ4_1>(w, acts, act_row_bytes, n_tok, y, s);
-        case TensorType::Q5_0: return launch<DotQ5_0>(w, acts, act_row_bytes, n_tok, y, s);
-        case TensorType::Q5_1: return launch<DotQ5_1>(w, acts, act_row_bytes, n_tok, y, s);
-        case TensorType::Q8_0: return launch<DotQ8_0>(w, acts, act_row_bytes, n_tok, y, s);
-        case TensorType::Q2_K: return launch<DotQ2_K>(w, acts, act_row_bytes, n_tok, y, s);
-        case TensorType::Q3_K: return launch<DotQ3_K>(w, acts, act_row_bytes, n_tok, y, s);
-        case TensorType::Q4_K: return launch<DotQ4_K>(w, acts, act_row_bytes, n_tok, y, s);
-        case TensorType::Q5_K: return launch<DotQ5_K>(w, acts, act_row_bytes, n_tok, y, s);
-        case TensorType::Q6_K: return launch<DotQ6_K>(w, acts, act_row_bytes, n_tok, y, s);
-        case TensorType::IQ4_NL: return launch<DotIQ4_NL>(w, acts, act_row_bytes, n_tok, y, s);
-        case TensorType::IQ4_XS: return launch<DotIQ4_XS>(w, acts, act_row_bytes, n_tok, y, s);
-        case TensorType::MXFP4: return launch<DotMXFP4>(w, acts, act_row_bytes, n_tok, y, s);
-        default: throw std::invalid_argument("CUDA matmul: unsupported weight type");
+        case TensorType::F32:
+            return launch<DotF32>(w, acts, act_row_bytes, n_tok, y, s);
+        case TensorType::F16:
+            return launch<DotF16>(w, acts, act_row_bytes, n_tok, y, s);
+        case TensorType::BF16:
+            return launch<DotBF16>(w, acts, act_row_bytes, n_tok, y, s);
+        case TensorType::Q4_0:
+            return launch<DotQ4_0>(w, acts, act_row_bytes, n_tok, y, s);
+        case TensorType::Q4_1:
+            return launch<DotQ4_1>(w, acts, act_row_bytes, n_tok, y, s);
+        case TensorType::Q5_0:
+            return launch<DotQ5_0>(w, acts, act_row_bytes, n_tok, y, s);
+        case TensorType::Q5_1:
+            return launch<DotQ5_1>(w, acts, act_row_bytes, n_tok, y, s);
+        case TensorType::Q8_0:
+            return launch<DotQ8_0>(w, acts, act_row_bytes, n_tok, y, s);
+        case TensorType::Q2_K:
+            return launch<DotQ2_K>(w, acts, act_row_bytes, n_tok, y, s);
+        case TensorType::Q3_K:
+            return launch<DotQ3_K>(w, acts, act_row_bytes, n_tok, y, s);
+        case TensorType::Q4_K:
+            return launch<DotQ4_K>(w, acts, act_row_bytes, n_tok, y, s);
+        case TensorType::Q5_K:
+            return launch<DotQ5_K>(w, acts, act_row_bytes, n_tok, y, s);
+        case TensorType::Q6_K:
+            return launch<DotQ6_K>(w, acts, act_row_bytes, n_tok, y, s);
+        case TensorType::IQ4_NL:
+            return launch<DotIQ4_NL>(w, acts, act_row_bytes, n_tok, y, s);
+        case TensorType::IQ4_XS:
+            return launch<DotIQ4_XS>(w, acts, act_row_bytes, n_tok, y, s);
+        case TensorType::MXFP4:
+            return launch<DotMXFP4>(w, acts, act_row_bytes, n_tok, y, s);
+        default:
+            throw std::invalid_argument("CUDA matmul: unsupported weight type");
     }
 }
 
