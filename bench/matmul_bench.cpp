@@ -9,6 +9,8 @@
 //
 //   build/bench/strata_microbench [--threads=N] [--benchmark_filter=REGEX] ...
 
+#include "ops/cpu/dot.h"
+#include "ops/cpu/matmul.h"
 #include "ops/cpu/ops.h"
 #include "tensor/type.h"
 #include "tensor/view.h"
@@ -119,6 +121,26 @@ void bench_dequantize(benchmark::State& state, Matrices& mats, TensorType t, Sha
     state.counters["elements/s"] = benchmark::Counter(elements, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// One kernel table's dot product over 32 rows of 2048 elements (64 KiB or less of
+// weights, resident in L2 across iterations): the kernel's own speed, apart from
+// memory. Decode needs it well above one core's share of the RAM bandwidth, or
+// the kernel, not the memory, bounds a token.
+void bench_dot(benchmark::State& state, Matrices& mats, TensorType t, const ops::DotKernels* k) {
+    static constexpr Shape kShape{"l2", 2048, 32};
+    const Matrix& m = mats.get(t, kShape);
+    ops::PackedActs acts;
+    const std::vector<float> x = random_floats(kShape.n_in);
+    ops::pack_acts(t, x.data(), kShape.n_in, kShape.n_in, 1, acts, nullptr, *k);
+    const ops::DotFn dot = k->dot[static_cast<size_t>(t)];
+    float sum = 0;
+    for (auto _ : state) {
+        for (int64_t r = 0; r < kShape.n_out; ++r) sum += dot(kShape.n_in, m.view.row(r), acts.row(0));
+        benchmark::DoNotOptimize(sum);
+    }
+    state.counters["bytes/s"] =
+        benchmark::Counter(static_cast<double>(m.bytes.size()), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 // Removes `--threads=N` from argv (Google Benchmark rejects flags it does not
 // know) and returns N, or 0 when absent.
 int take_threads_flag(int& argc, char** argv) {
@@ -159,6 +181,16 @@ int main(int argc, char** argv) {
                                          std::ref(mats), tr->type, s)
                 ->UseRealTime()
                 ->Unit(benchmark::kMillisecond);
+        }
+    }
+    for (const ops::DotKernels* k : {&ops::scalar_dot_kernels(), ops::avx2_dot_kernels(), ops::avx512_dot_kernels(),
+                                     ops::avx512vbmi_dot_kernels()}) {
+        if (!k) continue;
+        for (uint32_t id = 0; id < 40; ++id) {
+            const TypeTraits* tr = type_traits(id);
+            if (!tr || !tr->quantize || !k->dot[id]) continue;
+            benchmark::RegisterBenchmark(fmt::format("dot/{}/{}", tr->name, k->isa).c_str(), bench_dot, std::ref(mats),
+                                         tr->type, k);
         }
     }
     benchmark::AddCustomContext("threads", std::to_string(pool.size()));

@@ -142,7 +142,7 @@ TEST_P(BackendOps, MatmulMatchesTheCpuKernelsForEveryWeightType) {
             for (int64_t tok = 0; tok < n_tok; ++tok) {
                 // The activations as the kernels see them (quantised, then decoded).
                 ops::PackedActs a;
-                ops::pack_acts(t, x.data() + tok * n_in, n_in, n_in, 1, a);
+                ops::pack_acts(t, x.data() + tok * n_in, n_in, n_in, 1, a, nullptr, ops::scalar_dot_kernels());
                 const auto af = a.type == TensorType::F32 ? std::vector<float>(x.begin() + tok * n_in,
                                                                               x.begin() + (tok + 1) * n_in)
                                                           : dequantize(a.type, a.data.data(), n_in);

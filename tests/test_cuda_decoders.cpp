@@ -109,7 +109,7 @@ TEST(CudaDecoders, EveryBlockTermEqualsTheScalarReferenceExactly) {
             const auto w = random_row(t, n, rng);
             const auto x = random_floats(n, rng, rep % 2 ? 0.01f : 3.0f);
             ops::PackedActs a;
-            ops::pack_acts(t, x.data(), n, n, 1, a);
+            ops::pack_acts(t, x.data(), n, n, 1, a, nullptr, ops::scalar_dot_kernels());
             ASSERT_EQ(bs, abs_) << type_name(t) << ": weight and activation blocks cover the same elements";
             for (int64_t b = 0; b < n / bs; ++b) {
                 const float want = dot(bs, w.data() + b * wsz, a.data.data() + b * asz);

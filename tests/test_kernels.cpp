@@ -12,6 +12,9 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cmath>
 #include <cstddef>
@@ -29,9 +32,12 @@ using test::dequantize;
 using test::random_floats;
 using test::random_row;
 
-std::vector<uint8_t> pack(TensorType weight, const std::vector<float>& x) {
+// One row of activations as table `k` takes them for `weight` (the scalar
+// table's layout unless given).
+std::vector<uint8_t> pack(TensorType weight, const std::vector<float>& x,
+                          const DotKernels& k = ops::scalar_dot_kernels()) {
     ops::PackedActs a;
-    ops::pack_acts(weight, x.data(), 0, static_cast<int64_t>(x.size()), 1, a);
+    ops::pack_acts(weight, x.data(), 0, static_cast<int64_t>(x.size()), 1, a, nullptr, k);
     return a.data;
 }
 
@@ -44,6 +50,7 @@ std::vector<const DotKernels*> fast_tables() {
     std::vector<const DotKernels*> out;
     if (auto* k = ops::avx2_dot_kernels()) out.push_back(k);
     if (auto* k = ops::avx512_dot_kernels()) out.push_back(k);
+    if (auto* k = ops::avx512vbmi_dot_kernels()) out.push_back(k);
     return out;
 }
 
@@ -80,18 +87,20 @@ TEST(DotKernels, EverySimdTableMatchesTheScalarOne) {
     std::mt19937 rng(2);
     for (const DotKernels* k : tables) {
         for (TensorType t : kTypes) {
-            for (int64_t n : {256, 2880, 4096}) {
+            // 32-element formats: groups of four blocks, a partial group (32, 96, 160,
+            // 2880), odd and even numbers of whole groups (384, 256, 4096).
+            for (int64_t n : {32, 96, 160, 256, 384, 2880, 4096}) {
                 if (n % type_traits(t).block_size != 0) continue;
                 const auto w = random_row(t, n, rng);
                 const auto x = random_floats(n, rng);
-                const auto a = pack(t, x);
+                const auto a = pack(t, x), ak = pack(t, x, *k);
                 const auto wf = dequantize(t, w.data(), n);
                 double magnitude = 0;
                 for (int64_t i = 0; i < n; ++i) magnitude += std::fabs(double{wf[i]} * x[i]);
                 const size_t id = static_cast<size_t>(t);
                 ASSERT_NE(k->dot[id], nullptr) << k->isa << " " << type_name(t);
                 const float want = ops::scalar_dot_kernels().dot[id](n, w.data(), a.data());
-                const float got = k->dot[id](n, w.data(), a.data());
+                const float got = k->dot[id](n, w.data(), ak.data());
                 EXPECT_NEAR(got, want, 1e-5 * magnitude) << k->isa << " " << type_name(t) << " n=" << n;
             }
         }
@@ -114,7 +123,7 @@ TEST(DotKernels, FourRowKernelsEqualTheOneRowKernelExactly) {
                 std::vector<std::vector<uint8_t>> acts;
                 const void* a[4];
                 for (int i = 0; i < 4; ++i) {
-                    acts.push_back(pack(t, random_floats(n, rng)));
+                    acts.push_back(pack(t, random_floats(n, rng), *k));
                     a[i] = acts.back().data();
                 }
                 float out[4];
@@ -148,10 +157,37 @@ TEST(DotKernels, ExtremeCodesDoNotSaturate) {
         const auto a = pack(t, x);
         const float want = ops::scalar_dot_kernels().dot[static_cast<size_t>(t)](n, w.data(), a.data());
         for (const DotKernels* k : fast_tables()) {
-            EXPECT_NEAR(k->dot[static_cast<size_t>(t)](n, w.data(), a.data()), want, 1e-5 * std::fabs(want))
+            const auto ak = pack(t, x, *k);
+            EXPECT_NEAR(k->dot[static_cast<size_t>(t)](n, w.data(), ak.data()), want, 1e-5 * std::fabs(want))
                 << k->isa << " " << type_name(t);
         }
     }
+}
+
+// A row that ends where readable memory ends: the kernels that load 64 bytes at
+// a time must mask their last loads instead of reading past the row (a tensor
+// can end at the end of the file's mapping).
+TEST(DotKernels, RowsEndingAtAnUnmappedPageAreReadSafely) {
+    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    void* mem = ::mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_NE(mem, MAP_FAILED);
+    ASSERT_EQ(::mprotect(static_cast<uint8_t*>(mem) + page, page, PROT_NONE), 0);
+    std::mt19937 rng(7);
+    for (TensorType t : {TensorType::Q8_0, TensorType::Q4_0, TensorType::MXFP4, TensorType::IQ4_NL}) {
+        for (int64_t n : {96, 2880}) {
+            const auto w = random_row(t, n, rng);
+            ASSERT_LE(w.size(), page);
+            uint8_t* row = static_cast<uint8_t*>(mem) + page - w.size();
+            std::memcpy(row, w.data(), w.size());
+            const auto x = random_floats(n, rng);
+            const float want = ops::scalar_dot_kernels().dot[static_cast<size_t>(t)](n, w.data(), pack(t, x).data());
+            for (const DotKernels* k : fast_tables()) {
+                const float got = k->dot[static_cast<size_t>(t)](n, row, pack(t, x, *k).data());
+                EXPECT_NEAR(got, want, 1e-4 * std::fabs(want) + 1e-3) << k->isa << " " << type_name(t) << " n=" << n;
+            }
+        }
+    }
+    ::munmap(mem, 2 * page);
 }
 
 TEST(ActivationFormats, Q8_1AndQ8_KCarryTheirSums) {

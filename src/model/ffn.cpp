@@ -86,7 +86,13 @@ std::vector<Item> row_items(std::span<const FfnJob> jobs, int64_t (FfnJob::*rows
 // The layer input packed per activation format, filled as jobs need formats and
 // kept across `run_jobs` calls, so jobs run one at a time (the disk tier) pack
 // the input once per layer, not once per expert.
-using PackedInput = std::map<TensorType, ops::PackedActs>;
+// Keyed by what the kernel table takes for a weight type: its activation type and layout.
+using ActFormat = std::pair<TensorType, ops::ActLayout>;
+using PackedInput = std::map<ActFormat, ops::PackedActs>;
+
+ActFormat act_format(const TensorView& w) {
+    return {ops::dot_act_type(w.type), ops::dot_kernels().layout[static_cast<size_t>(w.type)]};
+}
 
 // Runs every job: afterwards each job's `y` holds down(act(gate x) * up x) (+ biases)
 // for its tokens. `x` is the layer input [n_tok, n_embd].
@@ -94,12 +100,12 @@ void run_jobs(std::span<FfnJob> jobs, Activation act, const float* x, int64_t n_
               PackedInput& packed, ThreadPool& pool) {
     for (const FfnJob& j : jobs) {
         for (const TensorView* w : {&j.gate, &j.up}) {
-            auto [it, fresh] = packed.try_emplace(ops::dot_act_type(w->type));
+            auto [it, fresh] = packed.try_emplace(act_format(*w));
             if (fresh) ops::pack_acts(w->type, x, n_embd, n_embd, n_tok, it->second, &pool);
         }
     }
     auto acts_for = [&](const TensorView& w) -> const ops::PackedActs& {
-        return packed.at(ops::dot_act_type(w.type));
+        return packed.at(act_format(w));
     };
     for (FfnJob& j : jobs) {
         j.hidden.resize(static_cast<size_t>(j.m() * j.n_ff()));
@@ -149,8 +155,7 @@ void run_jobs(std::span<FfnJob> jobs, Activation act, const float* x, int64_t n_
     pool.for_each_dynamic(static_cast<int64_t>(rows.size()), [&](int64_t i) {
         FfnJob& j = jobs[rows[i].job];
         const int64_t t = rows[i].row0;
-        ops::quantize_act(j.hidden_q.type, j.hidden.data() + t * j.n_ff(), j.hidden_q.row(t),
-                          j.n_ff());
+        ops::pack_row(j.hidden_q, t, j.hidden.data() + t * j.n_ff());
     });
 
     const auto down_items = row_items(jobs, &FfnJob::n_out);

@@ -2,9 +2,12 @@
 
 #include "ops/cpu/dot.h"
 
+#include "tensor/blocks.h"
+#include "tensor/fp16.h"
 #include "tensor/quants.h"
 #include "util/check.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
@@ -30,7 +33,55 @@ TensorType dot_act_type(TensorType weight) {
     }
 }
 
-void quantize_act(TensorType act_type, const float* x, void* out, int64_t n) {
+namespace {
+
+constexpr int64_t kGroup = 128;  // elements per group of `ActLayout::Groups4`
+constexpr size_t kGroupBytes = 256;
+
+// Q8_0 in `ActLayout::Groups4`: quantised as blocks first, so the codes and scales
+// are the reference's, then rearranged group by group.
+void quantize_q8_0_groups(const float* x, uint8_t* out, int64_t n) {
+    const int64_t n_blocks = n / 32;
+    for (int64_t g = 0; g * 4 < n_blocks; ++g) {
+        BlockQ8_0 b[4] = {};
+        const int64_t nb = std::min<int64_t>(4, n_blocks - 4 * g);
+        quantize_row_q8_0(x + g * kGroup, b, nb * 32);
+        uint8_t* o = out + g * kGroupBytes;
+        int32_t nsum[16];
+        float d[16];
+        for (int k = 0; k < 4; ++k) {
+            std::memcpy(o + 16 * k, b[k].qs, 16);
+            std::memcpy(o + 64 + 16 * k, b[k].qs + 16, 16);
+            for (int j = 0; j < 4; ++j) {
+                int s = 0;
+                for (int i = 0; i < 4; ++i) s += b[k].qs[4 * j + i] + b[k].qs[16 + 4 * j + i];
+                nsum[4 * k + j] = -s;
+                d[4 * k + j] = fp16_to_fp32(b[k].d);
+            }
+        }
+        std::memcpy(o + 128, nsum, sizeof nsum);
+        std::memcpy(o + 192, d, sizeof d);
+    }
+}
+
+}  // namespace
+
+size_t act_row_bytes(TensorType act_type, ActLayout layout, int64_t n) {
+    if (layout == ActLayout::Groups4) {
+        CHECK(act_type == TensorType::Q8_0, "only Q8_0 activations come in groups");
+        return static_cast<size_t>((n + kGroup - 1) / kGroup) * kGroupBytes;
+    }
+    const TypeTraits& t = type_traits(act_type);
+    CHECK(n % t.block_size == 0, "activation rows are whole blocks");
+    return static_cast<size_t>(n / t.block_size) * t.type_size;
+}
+
+void quantize_act(TensorType act_type, const float* x, void* out, int64_t n, ActLayout layout) {
+    if (layout == ActLayout::Groups4) {
+        CHECK(act_type == TensorType::Q8_0 && n % 32 == 0, "Q8_0 groups of whole blocks");
+        quantize_q8_0_groups(x, static_cast<uint8_t*>(out), n);
+        return;
+    }
     switch (act_type) {
         case TensorType::Q8_0: quantize_row_q8_0(x, out, n); return;
         case TensorType::Q8_1: quantize_row_q8_1(x, out, n); return;
@@ -45,6 +96,9 @@ namespace {
 const DotKernels& choose() {
     const char* env = std::getenv("STRATA_ISA");
     const std::string_view cap = env ? env : "";
+    if (cap != "scalar" && cap != "avx2" && cap != "avx512") {
+        if (const DotKernels* k = avx512vbmi_dot_kernels()) return *k;
+    }
     if (cap != "scalar" && cap != "avx2") {
         if (const DotKernels* k = avx512_dot_kernels()) return *k;
     }

@@ -24,6 +24,18 @@ namespace strata::ops {
 // row of the activation format, both n elements long (n a multiple of the blocks).
 using DotFn = float (*)(int64_t n, const void* w, const void* a);
 
+// How a row of activations is laid out. `Blocks`: the activation type's own blocks,
+// as the reference stores them. `Groups4` (Q8_0 only): the same codes and scales
+// rearranged for kernels that unpack four weight blocks into one 512-bit register
+// per half (see dot_vbmi.cpp): per 128 elements (four blocks; a row's last group is
+// padded with zeros), 256 bytes:
+//   int8  qs[128]   the first 16 codes of blocks 0..3, then their last 16 codes
+//   int32 nsum[16]  lane 4k + j: minus the sum of codes 4j..4j+3 and 16+4j..16+4j+3
+//                   of block k (the codes one 32-bit lane of each half multiplies)
+//   f32   d[16]     lane 4k + j: block k's scale
+// The values are exactly those of Q8_0, so results do not depend on the layout.
+enum class ActLayout : uint8_t { Blocks, Groups4 };
+
 // The same for four activation rows: out[t] = dot(w, a[t]), bit-identical to
 // four calls of the one-row kernel (so batching never changes a result), but
 // unpacking each weight block once.
@@ -34,13 +46,18 @@ struct DotKernels {
     // Indexed by the weight's type id; null where the type has no kernel.
     std::array<DotFn, 40> dot{};
     std::array<Dot4Fn, 40> dot4{};  // optional
+    // The activation layout each weight type's kernels take.
+    std::array<ActLayout, 40> layout{};
 };
 
 // The activation format a weight type's dot product takes.
 TensorType dot_act_type(TensorType weight);
 
-// Quantises `n` floats into `act_type` (F32 copies them).
-void quantize_act(TensorType act_type, const float* x, void* out, int64_t n);
+// Quantises `n` floats into `act_type` (F32 copies them), laid out as `layout`.
+void quantize_act(TensorType act_type, const float* x, void* out, int64_t n,
+                  ActLayout layout = ActLayout::Blocks);
+// Bytes of one row of `n` elements of `act_type` in `layout`.
+size_t act_row_bytes(TensorType act_type, ActLayout layout, int64_t n);
 
 const DotKernels& scalar_dot_kernels();
 // The AVX2 table (scalar entries where no AVX2 kernel exists), or null when the
@@ -49,7 +66,10 @@ const DotKernels* avx2_dot_kernels();
 // The AVX-512 table (falling back to AVX2 entries), or null when the CPU lacks
 // AVX-512 F/BW/VL/VNNI.
 const DotKernels* avx512_dot_kernels();
-// The fastest table this CPU runs; chosen once. `STRATA_ISA=scalar|avx2|avx512`
+// The AVX-512 table with the VBMI kernels that read four 32-element blocks at
+// once (falling back to AVX-512 entries), or null when the CPU lacks AVX-512 VBMI.
+const DotKernels* avx512vbmi_dot_kernels();
+// The fastest table this CPU runs; chosen once. `STRATA_ISA=scalar|avx2|avx512|avx512vbmi`
 // in the environment caps it (for comparisons and for tests of the fallbacks).
 const DotKernels& dot_kernels();
 

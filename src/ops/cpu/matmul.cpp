@@ -26,21 +26,20 @@ void prefetch_row(const uint8_t* row, size_t bytes) {
 
 }  // namespace
 
-void resize_acts(TensorType weight, int64_t n, int64_t n_tok, PackedActs& out) {
+void resize_acts(TensorType weight, int64_t n, int64_t n_tok, PackedActs& out, const DotKernels& k) {
     out.type = dot_act_type(weight);
+    out.layout = k.layout[static_cast<size_t>(weight)];
     out.n = n;
     out.n_tok = n_tok;
-    const TypeTraits& t = type_traits(out.type);
-    CHECK(n % t.block_size == 0, "activation rows are whole blocks");
-    out.row_bytes = static_cast<size_t>(n / t.block_size) * t.type_size;
+    out.row_bytes = act_row_bytes(out.type, out.layout, n);
     out.data.resize(out.row_bytes * static_cast<size_t>(n_tok));
 }
 
 void pack_acts(TensorType weight, const float* x, int64_t x_stride, int64_t n, int64_t n_tok, PackedActs& out,
-               ThreadPool* pool) {
-    resize_acts(weight, n, n_tok, out);
+               ThreadPool* pool, const DotKernels& k) {
+    resize_acts(weight, n, n_tok, out, k);
     auto pack = [&](int64_t begin, int64_t end) {
-        for (int64_t t = begin; t < end; ++t) quantize_act(out.type, x + t * x_stride, out.row(t), n);
+        for (int64_t t = begin; t < end; ++t) pack_row(out, t, x + t * x_stride);
     };
     if (pool && n_tok > 1) {
         pool->parallel_for(n_tok, pack, 8);
@@ -55,7 +54,9 @@ void matmul_rows(const RowsParams& p, const DotKernels& k) {
     const DotFn dot = k.dot[static_cast<size_t>(w.type)];
     const Dot4Fn dot4 = k.dot4[static_cast<size_t>(w.type)];
     CHECK(dot != nullptr, "a dot kernel exists for the weight type");
-    CHECK(p.acts->type == dot_act_type(w.type) && p.acts->n == n, "activations packed for this weight");
+    CHECK(p.acts->type == dot_act_type(w.type) && p.acts->layout == k.layout[static_cast<size_t>(w.type)] &&
+              p.acts->n == n,
+          "activations packed for this weight and kernel table");
     for (int64_t r0 = p.row_begin; r0 < p.row_end; r0 += kRowBlock) {
         const int64_t r1 = std::min(p.row_end, r0 + kRowBlock);
         for (int64_t t0 = 0; t0 < p.n_tok; t0 += kTokenTile) {

@@ -20,6 +20,7 @@ namespace strata::ops {
 // Token rows in a weight type's activation format.
 struct PackedActs {
     TensorType type = TensorType::F32;
+    ActLayout layout = ActLayout::Blocks;
     int64_t n = 0;          // elements per row
     int64_t n_tok = 0;      // rows
     size_t row_bytes = 0;
@@ -29,12 +30,16 @@ struct PackedActs {
     void* row(int64_t t) { return data.data() + static_cast<size_t>(t) * row_bytes; }
 };
 
-// Sizes `out` for `n_tok` rows of `n` elements in the activation format of
-// `weight` (without filling it).
-void resize_acts(TensorType weight, int64_t n, int64_t n_tok, PackedActs& out);
+// Sizes `out` for `n_tok` rows of `n` elements in the activation format and
+// layout that table `k` takes for `weight` (without filling it).
+void resize_acts(TensorType weight, int64_t n, int64_t n_tok, PackedActs& out, const DotKernels& k = dot_kernels());
 // Packs `n_tok` rows of `n` floats, `x_stride` apart.
 void pack_acts(TensorType weight, const float* x, int64_t x_stride, int64_t n, int64_t n_tok, PackedActs& out,
-               ThreadPool* pool = nullptr);
+               ThreadPool* pool = nullptr, const DotKernels& k = dot_kernels());
+// Packs one row of `acts.n` floats as row `t`.
+inline void pack_row(PackedActs& acts, int64_t t, const float* x) {
+    quantize_act(acts.type, x, acts.row(t), acts.n, acts.layout);
+}
 
 struct RowsParams {
     const TensorView* w = nullptr;
