@@ -164,6 +164,30 @@ TEST(DotKernels, ExtremeCodesDoNotSaturate) {
     }
 }
 
+// Attention's y += w * v over the cache's rows: each SIMD table against the
+// scalar one. One fused multiply-add rounds once where the scalar loop rounds
+// twice, so they may differ by an ulp of each term: 1e-6 relative is 8 ulps.
+TEST(DotKernels, AxpyKernelsMatchTheScalarOnes) {
+    std::mt19937 rng(8);
+    for (TensorType t : {TensorType::F32, TensorType::F16}) {
+        for (int64_t n : {64, 67}) {  // whole vectors, and a scalar tail
+            const auto v = random_row(t, n, rng);
+            const auto y0 = random_floats(n, rng);
+            auto want = y0;
+            ops::scalar_dot_kernels().axpy[static_cast<size_t>(t)](n, 0.37f, v.data(), want.data());
+            const auto vf = dequantize(t, v.data(), n);
+            for (const DotKernels* k : fast_tables()) {
+                auto got = y0;
+                k->axpy[static_cast<size_t>(t)](n, 0.37f, v.data(), got.data());
+                for (int64_t i = 0; i < n; ++i) {
+                    EXPECT_NEAR(got[i], want[i], 1e-6 * (std::fabs(y0[i]) + std::fabs(0.37f * vf[i])))
+                        << k->isa << " " << type_name(t) << " i=" << i;
+                }
+            }
+        }
+    }
+}
+
 // A row that ends where readable memory ends: the kernels that load 64 bytes at
 // a time must mask their last loads instead of reading past the row (a tensor
 // can end at the end of the file's mapping).

@@ -89,11 +89,12 @@ void attention(const float* q, int64_t n_tok, int64_t pos0, const KvLayer& kv,
     const size_t elem = kv.f16 ? sizeof(uint16_t) : sizeof(float);
     const auto* k_base = static_cast<const uint8_t*>(kv.k);
     const auto* v_base = static_cast<const uint8_t*>(kv.v);
-    // q . k through the dot kernel of the cache's type, reading keys in place.
-    const DotFn dot =
-        dot_kernels().dot[static_cast<size_t>(kv.f16 ? TensorType::F16 : TensorType::F32)];
+    // q . k and the weighted sum of values through the kernels of the cache's
+    // type, reading keys and values in place.
+    const auto kv_type = static_cast<size_t>(kv.f16 ? TensorType::F16 : TensorType::F32);
+    const DotFn dot = dot_kernels().dot[kv_type];
+    const AxpyFn axpy = dot_kernels().axpy[kv_type];
     pool.parallel_for(n_tok * p.n_head, [&](int64_t begin, int64_t end) {
-        std::vector<float> v(static_cast<size_t>(p.head_dim_v));
         for (int64_t job = begin; job < end; ++job) {
             const int64_t t = job / p.n_head;
             const int h = static_cast<int>(job % p.n_head);
@@ -123,14 +124,7 @@ void attention(const float* q, int64_t n_tok, int64_t pos0, const KvLayer& kv,
                 sum += w;
                 const size_t v0 = static_cast<size_t>(j * kv.v_width) +
                                   static_cast<size_t>(kv_head) * p.head_dim_v;
-                if (kv.f16) {
-                    const auto* vh = reinterpret_cast<const uint16_t*>(v_base) + v0;
-                    for (int i = 0; i < p.head_dim_v; ++i) v[i] = fp16_to_fp32(vh[i]);
-                } else {
-                    const auto* vf = reinterpret_cast<const float*>(v_base) + v0;
-                    std::copy_n(vf, p.head_dim_v, v.data());
-                }
-                for (int i = 0; i < p.head_dim_v; ++i) oh[i] += w * v[i];
+                axpy(p.head_dim_v, w, v_base + v0 * elem, oh);
             }
             // A sink is one more logit in the max and the sum that has no value.
             if (p.sinks && p.sinks[h] > max) {

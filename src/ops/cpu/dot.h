@@ -41,11 +41,16 @@ enum class ActLayout : uint8_t { Blocks, Groups4 };
 // unpacking each weight block once.
 using Dot4Fn = void (*)(int64_t n, const void* w, const void* const* a, float* out);
 
+// y[i] += w * x[i] for a row `x` of the weight type (F32 and F16 only): how
+// attention adds a value row of the KV cache into a head's output.
+using AxpyFn = void (*)(int64_t n, float w, const void* x, float* y);
+
 struct DotKernels {
     const char* isa = "scalar";
     // Indexed by the weight's type id; null where the type has no kernel.
     std::array<DotFn, 40> dot{};
     std::array<Dot4Fn, 40> dot4{};  // optional
+    std::array<AxpyFn, 40> axpy{};  // F32 and F16
     // The activation layout each weight type's kernels take.
     std::array<ActLayout, 40> layout{};
 };

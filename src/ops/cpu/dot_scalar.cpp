@@ -238,8 +238,20 @@ float dot_iq4_xs(int64_t n, const void* w, const void* a) {
     return sum;
 }
 
+void axpy_f32(int64_t n, float w, const void* x, float* y) {
+    const auto* v = static_cast<const float*>(x);
+    for (int64_t i = 0; i < n; ++i) y[i] += w * v[i];
+}
+
+void axpy_f16(int64_t n, float w, const void* x, float* y) {
+    const auto* v = static_cast<const uint16_t*>(x);
+    for (int64_t i = 0; i < n; ++i) y[i] += w * fp16_to_fp32(v[i]);
+}
+
 DotKernels make_scalar() {
     DotKernels k;
+    k.axpy[static_cast<size_t>(TensorType::F32)] = axpy_f32;
+    k.axpy[static_cast<size_t>(TensorType::F16)] = axpy_f16;
     auto set = [&](TensorType t, DotFn f) { k.dot[static_cast<size_t>(t)] = f; };
     set(TensorType::F32, dot_f32);
     set(TensorType::F16, dot_f16);
