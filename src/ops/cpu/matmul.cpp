@@ -13,6 +13,9 @@ namespace {
 // each weight byte comes from memory once however many tokens the batch has.
 constexpr int64_t kRowBlock = 16;
 constexpr int64_t kTokenTile = 64;
+// Rows per work item of `matmul`: a few row blocks, so taking an item costs
+// little against its dot products and a matrix has many items per thread.
+constexpr int64_t kItemRows = 4 * kRowBlock;
 
 // Rows fetched ahead of the one being multiplied. In decode each weight byte is
 // used once, straight from memory; the hardware prefetcher alone left one
@@ -88,11 +91,14 @@ void matmul(const TensorView& w, int64_t row0, int64_t n_out, const float* x, in
             float* y, int64_t y_stride, ThreadPool& pool) {
     PackedActs acts;
     pack_acts(w.type, x, x_stride, w.ne[0], n_tok, acts, &pool);
-    const int64_t n_blocks = (n_out + kRowBlock - 1) / kRowBlock;
-    pool.parallel_for(n_blocks, [&](int64_t begin, int64_t end) {
+    // Items of a few row blocks, taken by whichever thread is free: on a shared
+    // machine one core may run slower than the other for a while, and a static
+    // half each would leave the faster one idle until the slower one finished.
+    const int64_t n_items = (n_out + kItemRows - 1) / kItemRows;
+    pool.for_each_dynamic(n_items, [&](int64_t i) {
         matmul_rows({.w = &w,
-                     .row_begin = row0 + begin * kRowBlock,
-                     .row_end = row0 + std::min(n_out, end * kRowBlock),
+                     .row_begin = row0 + i * kItemRows,
+                     .row_end = row0 + std::min(n_out, (i + 1) * kItemRows),
                      .acts = &acts,
                      .n_tok = n_tok,
                      .y = y,
