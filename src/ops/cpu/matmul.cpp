@@ -17,16 +17,18 @@ constexpr int64_t kTokenTile = 64;
 // little against its dot products and a matrix has many items per thread.
 constexpr int64_t kItemRows = 4 * kRowBlock;
 
-// Rows fetched ahead of the one being multiplied. In decode each weight byte is
-// used once, straight from memory; the hardware prefetcher alone left one
-// thread well below the memory's bandwidth, so the kernel asks for the row after
-// next while it works on this one. Into L2, not L1 (`prefetcht2`, locality 1):
-// L2 tracks far more outstanding misses than L1, and a burst of a whole row's
-// lines into L1 stalled the core until L1's few miss slots freed. On gpt-oss-20b
-// decode (Zen 4, 2 threads) that took 7.3-7.8 tokens/s to 8.8-9.3; fetching 1, 3,
-// 4 or 8 rows ahead instead of 2 was slower (strata bench -p 1 -n 64 -r 2, three
-// runs each).
-constexpr int64_t kPrefetchRows = 2;
+// How far ahead of the row being multiplied its thread prefetches. In decode
+// each weight byte is used once, straight from memory; the hardware prefetcher
+// alone left one thread well below the memory's bandwidth, so the kernel asks for
+// the rows about 4 KiB ahead while it works on this one (and for a call's first
+// rows before it starts). Into L2, not L1 (`prefetcht2`, locality 1): L2 tracks
+// far more outstanding misses, and a burst of a row's lines into L1 stalled the
+// core until L1's few miss slots freed. Measured on Zen 4 with 2 threads
+// (strata bench -p 1 -n 64 or 128 -r 2, alternating runs), gpt-oss-20b decoded
+// 7.3-7.8 tokens/s with 2 rows ahead into L1, 8.8-9.3 into L2, 9.5 with 4 KiB
+// into L2; Qwen3 (Q4_K, 1152-byte rows) 24-26 with 2 rows, 29.7-31.8 with 4 KiB.
+// 8 KiB and 16 KiB were no better.
+constexpr int64_t kPrefetchBytes = 4096;
 
 void prefetch_row(const uint8_t* row, size_t bytes) {
     for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(row + off, 0, 1);
@@ -65,13 +67,18 @@ void matmul_rows(const RowsParams& p, const DotKernels& k) {
     CHECK(p.acts->type == dot_act_type(w.type) && p.acts->layout == k.layout[static_cast<size_t>(w.type)] &&
               p.acts->n == n,
           "activations packed for this weight and kernel table");
+    // Rows ahead to prefetch: about kPrefetchBytes of them. The first ones are
+    // asked for at once, so a call's first rows are not read cold.
+    const int64_t ahead = std::max<int64_t>(1, (kPrefetchBytes + static_cast<int64_t>(w.row_bytes) - 1) /
+                                                   static_cast<int64_t>(w.row_bytes));
+    for (int64_t r = p.row_begin; r < std::min(p.row_end, p.row_begin + ahead); ++r) prefetch_row(w.row(r), w.row_bytes);
     for (int64_t r0 = p.row_begin; r0 < p.row_end; r0 += kRowBlock) {
         const int64_t r1 = std::min(p.row_end, r0 + kRowBlock);
         for (int64_t t0 = 0; t0 < p.n_tok; t0 += kTokenTile) {
             const int64_t t1 = std::min(p.n_tok, t0 + kTokenTile);
             for (int64_t r = r0; r < r1; ++r) {
                 const uint8_t* row = w.row(r);
-                if (t0 == 0 && r + kPrefetchRows < p.row_end) prefetch_row(w.row(r + kPrefetchRows), w.row_bytes);
+                if (t0 == 0 && r + ahead < p.row_end) prefetch_row(w.row(r + ahead), w.row_bytes);
                 float* y = p.y + (r - p.y_row0);
                 int64_t t = t0;
                 if (dot4) {
