@@ -55,7 +55,7 @@ struct Matrix {
 };
 
 class Matrices {
-public:
+  public:
     const Matrix& get(TensorType t, const Shape& s) {
         auto key = std::make_tuple(t, s.n_in, s.n_out);
         auto it = cache_.find(key);
@@ -71,12 +71,15 @@ public:
             for (float& v : row) v = dist(rng);
             tr.quantize(row.data(), m->bytes.data() + static_cast<size_t>(r) * row_bytes, s.n_in);
         }
-        m->view = TensorView{.name = s.name, .type = t, .ne = {s.n_in, s.n_out, 1, 1}, .row_bytes = row_bytes,
+        m->view = TensorView{.name = s.name,
+                             .type = t,
+                             .ne = {s.n_in, s.n_out, 1, 1},
+                             .row_bytes = row_bytes,
                              .data = m->bytes.data()};
         return *cache_.emplace(key, std::move(m)).first->second;
     }
 
-private:
+  private:
     std::map<std::tuple<TensorType, int64_t, int64_t>, std::unique_ptr<Matrix>> cache_;
 };
 
@@ -88,7 +91,8 @@ std::vector<float> random_floats(size_t n) {
     return v;
 }
 
-void bench_matmul(benchmark::State& state, Matrices& mats, TensorType t, Shape s, int64_t n_tok, ThreadPool& pool) {
+void bench_matmul(benchmark::State& state, Matrices& mats, TensorType t, Shape s, int64_t n_tok,
+                  ThreadPool& pool) {
     const Matrix& m = mats.get(t, s);
     const std::vector<float> x = random_floats(static_cast<size_t>(n_tok * s.n_in));
     std::vector<float> y(static_cast<size_t>(n_tok * s.n_out));
@@ -101,8 +105,10 @@ void bench_matmul(benchmark::State& state, Matrices& mats, TensorType t, Shape s
     // every token in one multiply-add (2 flops).
     const double bytes = static_cast<double>(m.bytes.size());
     const double flops = 2.0 * static_cast<double>(s.n_in) * static_cast<double>(s.n_out) * n_tok;
-    state.counters["bytes/s"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
-    state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["bytes/s"] =
+        benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["FLOP/s"] =
+        benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void bench_dequantize(benchmark::State& state, Matrices& mats, TensorType t, Shape s) {
@@ -116,9 +122,10 @@ void bench_dequantize(benchmark::State& state, Matrices& mats, TensorType t, Sha
         benchmark::ClobberMemory();
     }
     const double elements = static_cast<double>(s.n_in) * static_cast<double>(s.n_out);
-    state.counters["bytes/s"] =
-        benchmark::Counter(static_cast<double>(m.bytes.size()), benchmark::Counter::kIsIterationInvariantRate);
-    state.counters["elements/s"] = benchmark::Counter(elements, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["bytes/s"] = benchmark::Counter(static_cast<double>(m.bytes.size()),
+                                                   benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["elements/s"] =
+        benchmark::Counter(elements, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 // One kernel table's dot product over 32 rows of 2048 elements (64 KiB or less of
@@ -132,13 +139,25 @@ void bench_dot(benchmark::State& state, Matrices& mats, TensorType t, const ops:
     const std::vector<float> x = random_floats(kShape.n_in);
     ops::pack_acts(t, x.data(), kShape.n_in, kShape.n_in, 1, acts, nullptr, *k);
     const ops::DotFn dot = k->dot[static_cast<size_t>(t)];
+    const ops::Rows4Fn rows4 = k->rows4[static_cast<size_t>(t)];
     float sum = 0;
     for (auto _ : state) {
-        for (int64_t r = 0; r < kShape.n_out; ++r) sum += dot(kShape.n_in, m.view.row(r), acts.row(0));
+        if (rows4) {  // decode's path in ops::matmul, four rows per call
+            for (int64_t r = 0; r < kShape.n_out; r += 4) {
+                const void* w[4] = {m.view.row(r), m.view.row(r + 1), m.view.row(r + 2),
+                                    m.view.row(r + 3)};
+                float out[4];
+                rows4(kShape.n_in, w, acts.row(0), out, 0);
+                sum += out[0] + out[1] + out[2] + out[3];
+            }
+        } else {
+            for (int64_t r = 0; r < kShape.n_out; ++r)
+                sum += dot(kShape.n_in, m.view.row(r), acts.row(0));
+        }
         benchmark::DoNotOptimize(sum);
     }
-    state.counters["bytes/s"] =
-        benchmark::Counter(static_cast<double>(m.bytes.size()), benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["bytes/s"] = benchmark::Counter(static_cast<double>(m.bytes.size()),
+                                                   benchmark::Counter::kIsIterationInvariantRate);
 }
 
 // Removes `--threads=N` from argv (Google Benchmark rejects flags it does not
@@ -172,25 +191,26 @@ int main(int argc, char** argv) {
             // K-quants' 256-element blocks do not divide gpt-oss's 2880.
             if (s.n_in % tr->block_size != 0) continue;
             for (int64_t n_tok : kTokenCounts) {
-                benchmark::RegisterBenchmark(fmt::format("matmul/{}/{}/tokens:{}", tr->name, s.name, n_tok).c_str(),
-                                             bench_matmul, std::ref(mats), tr->type, s, n_tok, std::ref(pool))
+                benchmark::RegisterBenchmark(
+                    fmt::format("matmul/{}/{}/tokens:{}", tr->name, s.name, n_tok).c_str(),
+                    bench_matmul, std::ref(mats), tr->type, s, n_tok, std::ref(pool))
                     ->UseRealTime()
                     ->Unit(benchmark::kMillisecond);
             }
-            benchmark::RegisterBenchmark(fmt::format("dequantize/{}/{}", tr->name, s.name).c_str(), bench_dequantize,
-                                         std::ref(mats), tr->type, s)
+            benchmark::RegisterBenchmark(fmt::format("dequantize/{}/{}", tr->name, s.name).c_str(),
+                                         bench_dequantize, std::ref(mats), tr->type, s)
                 ->UseRealTime()
                 ->Unit(benchmark::kMillisecond);
         }
     }
-    for (const ops::DotKernels* k : {&ops::scalar_dot_kernels(), ops::avx2_dot_kernels(), ops::avx512_dot_kernels(),
-                                     ops::avx512vbmi_dot_kernels()}) {
+    for (const ops::DotKernels* k : {&ops::scalar_dot_kernels(), ops::avx2_dot_kernels(),
+                                     ops::avx512_dot_kernels(), ops::avx512vbmi_dot_kernels()}) {
         if (!k) continue;
         for (uint32_t id = 0; id < 40; ++id) {
             const TypeTraits* tr = type_traits(id);
             if (!tr || !tr->quantize || !k->dot[id]) continue;
-            benchmark::RegisterBenchmark(fmt::format("dot/{}/{}", tr->name, k->isa).c_str(), bench_dot, std::ref(mats),
-                                         tr->type, k);
+            benchmark::RegisterBenchmark(fmt::format("dot/{}/{}", tr->name, k->isa).c_str(),
+                                         bench_dot, std::ref(mats), tr->type, k);
         }
     }
     benchmark::AddCustomContext("threads", std::to_string(pool.size()));

@@ -41,10 +41,11 @@ std::vector<uint8_t> pack(TensorType weight, const std::vector<float>& x,
     return a.data;
 }
 
-const TensorType kTypes[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16,   TensorType::Q4_0,
-                             TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1,   TensorType::Q8_0,
-                             TensorType::Q2_K, TensorType::Q3_K, TensorType::Q4_K,   TensorType::Q5_K,
-                             TensorType::Q6_K, TensorType::IQ4_NL, TensorType::IQ4_XS, TensorType::MXFP4};
+const TensorType kTypes[] = {
+    TensorType::F32,  TensorType::F16,    TensorType::BF16,   TensorType::Q4_0,
+    TensorType::Q4_1, TensorType::Q5_0,   TensorType::Q5_1,   TensorType::Q8_0,
+    TensorType::Q2_K, TensorType::Q3_K,   TensorType::Q4_K,   TensorType::Q5_K,
+    TensorType::Q6_K, TensorType::IQ4_NL, TensorType::IQ4_XS, TensorType::MXFP4};
 
 std::vector<const DotKernels*> fast_tables() {
     std::vector<const DotKernels*> out;
@@ -74,7 +75,8 @@ TEST(DotKernels, ScalarReferenceEqualsDequantizedDot) {
             exact += double{wf[i]} * af[i];
             magnitude += std::fabs(double{wf[i]} * af[i]);
         }
-        const float got = ops::scalar_dot_kernels().dot[static_cast<size_t>(t)](n, w.data(), a.data());
+        const float got =
+            ops::scalar_dot_kernels().dot[static_cast<size_t>(t)](n, w.data(), a.data());
         EXPECT_NEAR(got, exact, 1e-5 * magnitude) << type_name(t);
     }
 }
@@ -101,7 +103,8 @@ TEST(DotKernels, EverySimdTableMatchesTheScalarOne) {
                 ASSERT_NE(k->dot[id], nullptr) << k->isa << " " << type_name(t);
                 const float want = ops::scalar_dot_kernels().dot[id](n, w.data(), a.data());
                 const float got = k->dot[id](n, w.data(), ak.data());
-                EXPECT_NEAR(got, want, 1e-5 * magnitude) << k->isa << " " << type_name(t) << " n=" << n;
+                EXPECT_NEAR(got, want, 1e-5 * magnitude)
+                    << k->isa << " " << type_name(t) << " n=" << n;
             }
         }
     }
@@ -128,12 +131,74 @@ TEST(DotKernels, FourRowKernelsEqualTheOneRowKernelExactly) {
                 }
                 float out[4];
                 k->dot4[id](n, w.data(), a, out);
-                for (int i = 0; i < 4; ++i) EXPECT_EQ(out[i], k->dot[id](n, w.data(), a[i])) << k->isa << " " << type_name(t);
+                for (int i = 0; i < 4; ++i)
+                    EXPECT_EQ(out[i], k->dot[id](n, w.data(), a[i]))
+                        << k->isa << " " << type_name(t);
                 ++checked;
             }
         }
     }
     if (checked == 0) GTEST_SKIP() << "no four-row kernels on this CPU";
+}
+
+// The same for decode's kernels, four weight rows against one activation row.
+TEST(DotKernels, FourWeightRowKernelsEqualTheOneRowKernelExactly) {
+    std::mt19937 rng(9);
+    int checked = 0;
+    for (const DotKernels* k : fast_tables()) {
+        for (TensorType t : kTypes) {
+            const size_t id = static_cast<size_t>(t);
+            if (!k->rows4[id]) continue;
+            for (int64_t n : {32, 96, 512, 2880}) {
+                if (n % type_traits(t).block_size != 0) continue;
+                const auto a = pack(t, random_floats(n, rng), *k);
+                std::vector<std::vector<uint8_t>> rows;
+                const void* w[4];
+                for (int i = 0; i < 4; ++i) {
+                    rows.push_back(random_row(t, n, rng));
+                    w[i] = rows.back().data();
+                }
+                float out[4];
+                // Prefetching (here past the rows, maybe unmapped) changes no result.
+                k->rows4[id](n, w, a.data(), out,
+                             checked % 2 ? 0 : static_cast<ptrdiff_t>(4 * rows[0].size()));
+                for (int i = 0; i < 4; ++i)
+                    EXPECT_EQ(out[i], k->dot[id](n, w[i], a.data()))
+                        << k->isa << " " << type_name(t);
+                ++checked;
+            }
+        }
+    }
+    if (checked == 0) GTEST_SKIP() << "no four-weight-row kernels on this CPU";
+}
+
+// MXFP4 scales at the ends of their range: 2^-128 and 2^-127 (e = 0, 1) are
+// subnormal floats, and e = 255 is 2^127 in the reference where a kernel that
+// builds the scale from e's bits would get infinity. Activations of 1e-3 keep
+// the e = 255 sums finite. Bound as in EverySimdTableMatchesTheScalarOne.
+TEST(DotKernels, MxfpScalesAtTheEndsOfTheirRange) {
+    std::mt19937 rng(10);
+    const int64_t n = 256;
+    const auto x = random_floats(n, rng, 1e-3f);
+    for (int e : {0, 1, 2, 127, 254, 255}) {
+        auto w = random_row(TensorType::MXFP4, n, rng);
+        // The magnitude at e = 127 (scale 1), scaled in doubles: the format's own
+        // decoder turns e = 255 into infinity, as the reference's does.
+        for (size_t b = 0; b < w.size(); b += 17) w[b] = 127;
+        const auto wf = dequantize(TensorType::MXFP4, w.data(), n);
+        double magnitude = 0;
+        for (int64_t i = 0; i < n; ++i) magnitude += std::fabs(double{wf[i]} * x[i]);
+        magnitude = std::ldexp(magnitude, e - 127);
+        for (size_t b = 0; b < w.size(); b += 17) w[b] = static_cast<uint8_t>(e);
+        const size_t id = static_cast<size_t>(TensorType::MXFP4);
+        const float want =
+            ops::scalar_dot_kernels().dot[id](n, w.data(), pack(TensorType::MXFP4, x).data());
+        ASSERT_TRUE(std::isfinite(want)) << "e=" << e;
+        for (const DotKernels* k : fast_tables()) {
+            const float got = k->dot[id](n, w.data(), pack(TensorType::MXFP4, x, *k).data());
+            EXPECT_NEAR(got, want, 1e-5 * magnitude) << k->isa << " e=" << e;
+        }
+    }
 }
 
 // Extreme codes: every weight code at its most negative and every activation at
@@ -143,7 +208,8 @@ TEST(DotKernels, ExtremeCodesDoNotSaturate) {
     const int64_t n = 512;
     std::vector<float> x(n);
     for (int64_t i = 0; i < n; ++i) x[i] = i % 2 ? 1.0f : -1.0f;
-    for (TensorType t : {TensorType::Q8_0, TensorType::Q4_0, TensorType::MXFP4, TensorType::IQ4_NL}) {
+    for (TensorType t :
+         {TensorType::Q8_0, TensorType::Q4_0, TensorType::MXFP4, TensorType::IQ4_NL}) {
         auto w = random_row(t, n, rng);
         const size_t bs = type_traits(t).type_size;
         for (size_t b = 0; b < w.size() / bs; ++b) {
@@ -155,10 +221,12 @@ TEST(DotKernels, ExtremeCodesDoNotSaturate) {
             if (t == TensorType::IQ4_NL) std::memset(p + 2, 0x00, 16);
         }
         const auto a = pack(t, x);
-        const float want = ops::scalar_dot_kernels().dot[static_cast<size_t>(t)](n, w.data(), a.data());
+        const float want =
+            ops::scalar_dot_kernels().dot[static_cast<size_t>(t)](n, w.data(), a.data());
         for (const DotKernels* k : fast_tables()) {
             const auto ak = pack(t, x, *k);
-            EXPECT_NEAR(k->dot[static_cast<size_t>(t)](n, w.data(), ak.data()), want, 1e-5 * std::fabs(want))
+            EXPECT_NEAR(k->dot[static_cast<size_t>(t)](n, w.data(), ak.data()), want,
+                        1e-5 * std::fabs(want))
                 << k->isa << " " << type_name(t);
         }
     }
@@ -180,7 +248,8 @@ TEST(DotKernels, AxpyKernelsMatchTheScalarOnes) {
                 auto got = y0;
                 k->axpy[static_cast<size_t>(t)](n, 0.37f, v.data(), got.data());
                 for (int64_t i = 0; i < n; ++i) {
-                    EXPECT_NEAR(got[i], want[i], 1e-6 * (std::fabs(y0[i]) + std::fabs(0.37f * vf[i])))
+                    EXPECT_NEAR(got[i], want[i],
+                                1e-6 * (std::fabs(y0[i]) + std::fabs(0.37f * vf[i])))
                         << k->isa << " " << type_name(t) << " i=" << i;
                 }
             }
@@ -193,11 +262,13 @@ TEST(DotKernels, AxpyKernelsMatchTheScalarOnes) {
 // can end at the end of the file's mapping).
 TEST(DotKernels, RowsEndingAtAnUnmappedPageAreReadSafely) {
     const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-    void* mem = ::mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* mem =
+        ::mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     ASSERT_NE(mem, MAP_FAILED);
     ASSERT_EQ(::mprotect(static_cast<uint8_t*>(mem) + page, page, PROT_NONE), 0);
     std::mt19937 rng(7);
-    for (TensorType t : {TensorType::Q8_0, TensorType::Q4_0, TensorType::MXFP4, TensorType::IQ4_NL}) {
+    for (TensorType t :
+         {TensorType::Q8_0, TensorType::Q4_0, TensorType::MXFP4, TensorType::IQ4_NL}) {
         for (int64_t n : {96, 2880}) {
             const auto w = random_row(t, n, rng);
             ASSERT_LE(w.size(), page);
@@ -207,12 +278,14 @@ TEST(DotKernels, RowsEndingAtAnUnmappedPageAreReadSafely) {
             const auto wf = dequantize(t, w.data(), n);
             double magnitude = 0;
             for (int64_t i = 0; i < n; ++i) magnitude += std::fabs(double{wf[i]} * x[i]);
-            const float want = ops::scalar_dot_kernels().dot[static_cast<size_t>(t)](n, w.data(), pack(t, x).data());
+            const float want = ops::scalar_dot_kernels().dot[static_cast<size_t>(t)](
+                n, w.data(), pack(t, x).data());
             for (const DotKernels* k : fast_tables()) {
                 // The bound of EverySimdTableMatchesTheScalarOne: reading the row
                 // where it ends must not change the result either.
                 const float got = k->dot[static_cast<size_t>(t)](n, row, pack(t, x, *k).data());
-                EXPECT_NEAR(got, want, 1e-5 * magnitude) << k->isa << " " << type_name(t) << " n=" << n;
+                EXPECT_NEAR(got, want, 1e-5 * magnitude)
+                    << k->isa << " " << type_name(t) << " n=" << n;
             }
         }
     }
@@ -227,7 +300,8 @@ TEST(ActivationFormats, Q8_1AndQ8_KCarryTheirSums) {
     for (const auto& b : q1) {
         int sum = 0;
         for (int8_t q : b.qs) sum += q;
-        EXPECT_NEAR(fp16_to_fp32(b.s), fp16_to_fp32(b.d) * sum, 1e-3 * std::fabs(fp16_to_fp32(b.d) * sum) + 1e-6);
+        EXPECT_NEAR(fp16_to_fp32(b.s), fp16_to_fp32(b.d) * sum,
+                    1e-3 * std::fabs(fp16_to_fp32(b.d) * sum) + 1e-6);
     }
     std::vector<BlockQ8_K> qk(2);
     quantize_row_q8_k(x.data(), qk.data(), 512);
@@ -262,33 +336,50 @@ TEST(ActivationFormats, NonFiniteInputsGiveDefinedCodes) {
     for (int8_t c : q[1].qs) EXPECT_EQ(c, 127);
 }
 
+// Q4_K takes the one-row kernel; MXFP4, on CPUs with the avx512vbmi table, the
+// four-token kernel for 5 tokens and the four-weight-row kernel (with its
+// leftover rows on the one-row kernel) for 2.
 TEST(Matmul, RowsAndTokenIndicesMatchOneByOneDots) {
-    std::mt19937 rng(5);
-    const int64_t n = 512, rows = 40, n_tok = 5;
-    std::vector<uint8_t> data;
-    for (int64_t r = 0; r < rows; ++r) {
-        const auto row = random_row(TensorType::Q4_K, n, rng);
-        data.insert(data.end(), row.begin(), row.end());
-    }
-    TensorView w{.name = "w", .type = TensorType::Q4_K, .ne = {n, rows, 1, 1}, .row_bytes = data.size() / rows,
-                 .data = data.data()};
-    const auto x = random_floats(n * n_tok, rng);
-    ThreadPool pool(2);
-    std::vector<float> y(static_cast<size_t>(rows * n_tok));
-    ops::matmul(w, 0, rows, x.data(), n, n_tok, y.data(), rows, pool);
-    ops::PackedActs acts;
-    ops::pack_acts(w.type, x.data(), n, n, n_tok, acts);
-    const auto dot = ops::dot_kernels().dot[static_cast<size_t>(w.type)];
-    for (int64_t t = 0; t < n_tok; ++t) {
-        for (int64_t r = 0; r < rows; ++r) EXPECT_EQ(y[t * rows + r], dot(n, w.row(r), acts.row(t)));
-    }
-    // A subset of rows and a permuted subset of tokens, written at an offset.
-    const int32_t tokens[] = {4, 1};
-    std::vector<float> z(2 * 10);
-    ops::matmul_rows({.w = &w, .row_begin = 20, .row_end = 30, .acts = &acts, .tokens = tokens, .n_tok = 2,
-                      .y = z.data(), .y_stride = 10, .y_row0 = 20});
-    for (int i = 0; i < 2; ++i) {
-        for (int r = 0; r < 10; ++r) EXPECT_EQ(z[i * 10 + r], y[tokens[i] * rows + 20 + r]);
+    for (TensorType type : {TensorType::Q4_K, TensorType::MXFP4}) {
+        std::mt19937 rng(5);
+        const int64_t n = 512, rows = 40, n_tok = 5;
+        std::vector<uint8_t> data;
+        for (int64_t r = 0; r < rows; ++r) {
+            const auto row = random_row(type, n, rng);
+            data.insert(data.end(), row.begin(), row.end());
+        }
+        TensorView w{.name = "w",
+                     .type = type,
+                     .ne = {n, rows, 1, 1},
+                     .row_bytes = data.size() / rows,
+                     .data = data.data()};
+        const auto x = random_floats(n * n_tok, rng);
+        ThreadPool pool(2);
+        std::vector<float> y(static_cast<size_t>(rows * n_tok));
+        ops::matmul(w, 0, rows, x.data(), n, n_tok, y.data(), rows, pool);
+        ops::PackedActs acts;
+        ops::pack_acts(w.type, x.data(), n, n, n_tok, acts);
+        const auto dot = ops::dot_kernels().dot[static_cast<size_t>(w.type)];
+        for (int64_t t = 0; t < n_tok; ++t) {
+            for (int64_t r = 0; r < rows; ++r)
+                EXPECT_EQ(y[t * rows + r], dot(n, w.row(r), acts.row(t))) << type_name(type);
+        }
+        // A subset of rows and a permuted subset of tokens, written at an offset.
+        const int32_t tokens[] = {4, 1};
+        std::vector<float> z(2 * 10);
+        ops::matmul_rows({.w = &w,
+                          .row_begin = 20,
+                          .row_end = 30,
+                          .acts = &acts,
+                          .tokens = tokens,
+                          .n_tok = 2,
+                          .y = z.data(),
+                          .y_stride = 10,
+                          .y_row0 = 20});
+        for (int i = 0; i < 2; ++i) {
+            for (int r = 0; r < 10; ++r)
+                EXPECT_EQ(z[i * 10 + r], y[tokens[i] * rows + 20 + r]) << type_name(type);
+        }
     }
 }
 
@@ -302,7 +393,8 @@ TEST(ThreadPool, EveryItemRunsOnceAndEveryThreadJoins) {
         pool.run_on_all([&](int) { threads.fetch_add(1); });
         ASSERT_EQ(threads.load(), 3);
         std::atomic<int64_t> covered{0};
-        pool.parallel_for(1000, [&](int64_t b, int64_t e) { covered.fetch_add(e - b); }, 10);
+        pool.parallel_for(
+            1000, [&](int64_t b, int64_t e) { covered.fetch_add(e - b); }, 10);
         ASSERT_EQ(covered.load(), 1000);
     }
 }

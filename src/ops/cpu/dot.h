@@ -41,6 +41,14 @@ enum class ActLayout : uint8_t { Blocks, Groups4 };
 // unpacking each weight block once.
 using Dot4Fn = void (*)(int64_t n, const void* w, const void* const* a, float* out);
 
+// The other way round, for decode: four weight rows against one activation row,
+// out[r] = dot(w[r], a), each bit-identical to the one-row kernel. The activation
+// side of each block (its loads, sums and scale) is shared between the rows.
+// Unless `prefetch` is 0, the kernel also prefetches, as it reads each row, the
+// bytes `prefetch` further on (in a matrix: the rows that come next).
+using Rows4Fn = void (*)(int64_t n, const void* const* w, const void* a, float* out,
+                         ptrdiff_t prefetch);
+
 // y[i] += w * x[i] for a row `x` of the weight type (F32 and F16 only): how
 // attention adds a value row of the KV cache into a head's output.
 using AxpyFn = void (*)(int64_t n, float w, const void* x, float* y);
@@ -49,8 +57,9 @@ struct DotKernels {
     const char* isa = "scalar";
     // Indexed by the weight's type id; null where the type has no kernel.
     std::array<DotFn, 40> dot{};
-    std::array<Dot4Fn, 40> dot4{};  // optional
-    std::array<AxpyFn, 40> axpy{};  // F32 and F16
+    std::array<Dot4Fn, 40> dot4{};    // optional
+    std::array<Rows4Fn, 40> rows4{};  // optional
+    std::array<AxpyFn, 40> axpy{};    // F32 and F16
     // The activation layout each weight type's kernels take.
     std::array<ActLayout, 40> layout{};
 };

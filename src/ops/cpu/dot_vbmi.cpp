@@ -59,7 +59,8 @@ struct Index {
 constexpr Index codes_index(int bb, int first, int skip = 0) {
     Index x;
     for (int k = 0; k < 4; ++k) {
-        for (int m = 0; m < 16; ++m) x.b[16 * k + m] = static_cast<uint8_t>(bb * k + first + m - skip);
+        for (int m = 0; m < 16; ++m)
+            x.b[16 * k + m] = static_cast<uint8_t>(bb * k + first + m - skip);
     }
     return x;
 }
@@ -74,10 +75,10 @@ constexpr Index half_scale_index(int bb) {
     return x;
 }
 
-// A 1-byte exponent at the start of each block into the low byte of lane 4k + j.
-constexpr Index exponent_index(int bb) {
+// A 1-byte exponent at the start of each block into byte `at` of lane 4k + j.
+constexpr Index exponent_index(int bb, int at) {
     Index x;
-    for (int w = 0; w < 16; ++w) x.b[4 * w] = static_cast<uint8_t>(bb * (w / 4));
+    for (int w = 0; w < 16; ++w) x.b[4 * w + at] = static_cast<uint8_t>(bb * (w / 4));
     return x;
 }
 
@@ -100,11 +101,12 @@ inline __m512i load64(const uint8_t* p, int64_t off, int64_t valid) {
 }
 
 // Four blocks unpacked: unsigned codes (weight code + the format's offset) of the
-// first and second halves, and per lane the weight's scale (for MXFP4 its
-// exponent; see `Mxfp4::scale`).
+// first and second halves, and per lane the weight's scale (see each format's
+// `scale` for what it holds).
 struct Group {
     __m512i lo, hi;
     __m512 scale;
+    bool rare = false;  // MXFP4 only: see `Mxfp4`
 };
 
 inline __m512i book(const int8_t* values, int offset) {
@@ -125,7 +127,9 @@ struct Nibbles {
         return _mm512_permutex2var_epi8(head, idx.load(), tail);
     }
     static __m512i low(__m512i q) { return _mm512_and_si512(q, _mm512_set1_epi8(0x0F)); }
-    static __m512i high(__m512i q) { return _mm512_and_si512(_mm512_srli_epi16(q, 4), _mm512_set1_epi8(0x0F)); }
+    static __m512i high(__m512i q) {
+        return _mm512_and_si512(_mm512_srli_epi16(q, 4), _mm512_set1_epi8(0x0F));
+    }
 };
 
 inline __m512 half_scales(__m512i bytes, const Index& idx) {
@@ -143,10 +147,11 @@ struct Q4_0 {
         const __m512i q = N::gather<Full>(p, valid, head);
         return {N::low(q), N::high(q), half_scales(head, scale_idx)};
     }
-    static __m512 scale(const Group& g, __m512 d_act) { return _mm512_mul_ps(g.scale, d_act); }
+    static __m512 act_scale(__m512 d) { return d; }
+    static __m512 scale(const Group& g, __m512 d) { return _mm512_mul_ps(g.scale, d); }
 };
 
-// IQ4_NL: the code book (-127..113) plus 128.
+// IQ4_NL: the code book (-127..113) plus 128, looked up with `vpermb` (see Mxfp4).
 struct Iq4Nl {
     static constexpr int kBlockBytes = 18, kShift = 7;
     using N = Nibbles<18, 2>;
@@ -156,28 +161,53 @@ struct Iq4Nl {
         const __m512i b = book(kvalues_iq4nl, 128);
         __m512i head;
         const __m512i q = N::gather<Full>(p, valid, head);
-        return {_mm512_shuffle_epi8(b, N::low(q)), _mm512_shuffle_epi8(b, N::high(q)), half_scales(head, scale_idx)};
+        return {_mm512_permutexvar_epi8(q, b), _mm512_permutexvar_epi8(_mm512_srli_epi16(q, 4), b),
+                half_scales(head, scale_idx)};
     }
-    static __m512 scale(const Group& g, __m512 d_act) { return _mm512_mul_ps(g.scale, d_act); }
+    static __m512 act_scale(__m512 d) { return d; }
+    static __m512 scale(const Group& g, __m512 d) { return _mm512_mul_ps(g.scale, d); }
 };
 
-// MXFP4: the doubled code book (-12..12) plus 16; the scale 2^(e - 127) / 2 is
-// applied with `vscalefps` as the activation scale times 2^(e - 128), which is
-// the reference's product d_w * d_act rounded once, subnormal results included.
+// MXFP4: the doubled code book (-12..12) plus 16, looked up with `vpermb`, which
+// reads only an index's low six bits: the book repeated four times makes the
+// nibble mask unnecessary. The weight scale is 2^(e - 127) / 2 for the block's
+// exponent byte e. The reference multiplies that by the activation scale and
+// rounds once; here `act_scale` halves the activation scale (exact: it came from
+// a half, so it is never subnormal in float) and the group holds 2^(e - 127)
+// built from e's bits (e shifted into the exponent field; e = 0 gives 0, which
+// the max turns into 2^-127, the subnormal 0x400000), so the one multiplication
+// rounds the same exact product. e = 255 would give infinity, where the
+// reference has 2^127: such a group (never seen in real weights) takes
+// `vscalefps` instead, which rounds the same product too.
 struct Mxfp4 {
     static constexpr int kBlockBytes = 17, kShift = 4;
     using N = Nibbles<17, 1>;
     template <bool Full>
     static Group load(const uint8_t* p, int64_t valid) {
-        static constexpr Index exp_idx = exponent_index(17);
+        static constexpr Index exp_idx = exponent_index(17, 3);
         const __m512i b = book(kvalues_mxfp4, 16);
         __m512i head;
         const __m512i q = N::gather<Full>(p, valid, head);
-        const __m512i e = _mm512_maskz_permutexvar_epi8(0x1111111111111111ull, exp_idx.load(), head);
-        return {_mm512_shuffle_epi8(b, N::low(q)), _mm512_shuffle_epi8(b, N::high(q)),
-                _mm512_sub_ps(_mm512_cvtepi32_ps(e), _mm512_set1_ps(128.0f))};
+        // e in the top byte of each lane.
+        const __m512i e =
+            _mm512_maskz_permutexvar_epi8(0x8888888888888888ull, exp_idx.load(), head);
+        Group g{_mm512_permutexvar_epi8(q, b), _mm512_permutexvar_epi8(_mm512_srli_epi16(q, 4), b),
+                _mm512_castsi512_ps(
+                    _mm512_max_epu32(_mm512_srli_epi32(e, 1), _mm512_set1_epi32(0x400000)))};
+        if (_mm512_cmpeq_epi32_mask(e, _mm512_set1_epi32(static_cast<int>(0xFF000000u))) != 0)
+            [[unlikely]] {
+            g.rare = true;
+            g.scale =
+                _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(e, 24)), _mm512_set1_ps(127.0f));
+        }
+        return g;
     }
-    static __m512 scale(const Group& g, __m512 d_act) { return _mm512_scalef_ps(d_act, g.scale); }
+    static __m512 act_scale(__m512 d) { return _mm512_mul_ps(d, _mm512_set1_ps(0.5f)); }
+    static __m512 scale(const Group& g, __m512 d) {
+        if (g.rare) [[unlikely]]
+            return _mm512_scalef_ps(d, g.scale);
+        return _mm512_mul_ps(g.scale, d);
+    }
 };
 
 // Q8_0: signed codes with the top bit flipped are the code + 128. A group spans
@@ -191,68 +221,115 @@ struct Q8_0 {
         const __m512i a = load64<Full>(p, 0, valid), b = load64<Full>(p, 64, valid);
         const __m512i a8 = load64<Full>(p, 8, valid), b8 = load64<Full>(p, 72, valid);
         const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-        const __m512 s =
-            _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi8(a, scale_idx.load(), b)));
+        const __m512 s = _mm512_cvtph_ps(
+            _mm512_castsi512_si256(_mm512_permutex2var_epi8(a, scale_idx.load(), b)));
         return {_mm512_xor_si512(_mm512_permutex2var_epi8(a, lo_idx.load(), b), flip),
                 _mm512_xor_si512(_mm512_permutex2var_epi8(a8, hi_idx.load(), b8), flip), s};
     }
-    static __m512 scale(const Group& g, __m512 d_act) { return _mm512_mul_ps(g.scale, d_act); }
+    static __m512 act_scale(__m512 d) { return d; }
+    static __m512 scale(const Group& g, __m512 d) { return _mm512_mul_ps(g.scale, d); }
 };
 
-// One group's term for one activation row, added to `acc`.
+// One activation row's side of a group, as every weight row takes it: the
+// accumulator's start (minus sums times the format's offset), the codes, and the
+// scales as the format's `scale` takes them.
+struct Act {
+    __m512i start, lo, hi;
+    __m512 d;
+};
+
 template <typename F>
-inline __m512 step(const Group& q, const uint8_t* y, __m512 acc) {
-    __m512i s = _mm512_slli_epi32(_mm512_loadu_si512(y + kNsumAt), F::kShift);
-    s = _mm512_dpbusd_epi32(s, q.lo, _mm512_loadu_si512(y));
-    s = _mm512_dpbusd_epi32(s, q.hi, _mm512_loadu_si512(y + 64));
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), F::scale(q, _mm512_loadu_ps(y + kScaleAt)), acc);
+inline Act act(const uint8_t* y) {
+    return {_mm512_slli_epi32(_mm512_loadu_si512(y + kNsumAt), F::kShift), _mm512_loadu_si512(y),
+            _mm512_loadu_si512(y + 64), F::act_scale(_mm512_loadu_ps(y + kScaleAt))};
 }
 
-// `NT` activation rows against one weight row; each row sees the same operations
-// in the same order whatever NT is, so batching never changes a result. Two
-// accumulators (even and odd groups) keep the FMA latency off the critical path.
-template <typename F, int NT>
-void dot_rows(int64_t n, const void* w, const void* const* a, float* out) {
-    constexpr int64_t bb = F::kBlockBytes;
-    const auto* x = static_cast<const uint8_t*>(w);
+// One group's term for one weight row and one activation row, added to `acc`.
+template <typename F>
+inline __m512 step(const Group& q, const Act& y, __m512 acc) {
+    __m512i s = _mm512_dpbusd_epi32(y.start, q.lo, y.lo);
+    s = _mm512_dpbusd_epi32(s, q.hi, y.hi);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), F::scale(q, y.d), acc);
+}
+
+// `NR` weight rows against `NT` activation rows (one of them 1). Each pair sees
+// the same operations in the same order whatever NR and NT are, so batching
+// never changes a result. Two accumulators (even and odd groups) keep the FMA
+// latency off the critical path.
+template <typename F, int NR, int NT>
+void dot_tile(int64_t n, const void* const* w, const void* const* a, float* out,
+              ptrdiff_t prefetch = 0) {
+    static_assert(NR == 1 || NT == 1);
+    constexpr int64_t bb = F::kBlockBytes, gb = 4 * F::kBlockBytes;
     const int64_t n_blocks = n / 32, full = n_blocks / 4, rest = n_blocks % 4;
+    const uint8_t* x[NR];
     const uint8_t* y[NT];
-    __m512 acc0[NT], acc1[NT];
-    for (int t = 0; t < NT; ++t) {
-        y[t] = static_cast<const uint8_t*>(a[t]);
-        acc0[t] = acc1[t] = _mm512_setzero_ps();
-    }
+    __m512 acc0[NR * NT], acc1[NR * NT];
+    for (int r = 0; r < NR; ++r) x[r] = static_cast<const uint8_t*>(w[r]);
+    for (int t = 0; t < NT; ++t) y[t] = static_cast<const uint8_t*>(a[t]);
+    for (int i = 0; i < NR * NT; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
+    // Pair (r, t) is accumulator r + t (one of them is 0).
     int64_t g = 0;
     for (; g + 2 <= full; g += 2) {
-        const Group q0 = F::template load<true>(x + g * 4 * bb, 4 * bb);
-        const Group q1 = F::template load<true>(x + (g + 1) * 4 * bb, 4 * bb);
-        for (int t = 0; t < NT; ++t) {
-            acc0[t] = step<F>(q0, y[t] + g * kGroupBytes, acc0[t]);
-            acc1[t] = step<F>(q1, y[t] + (g + 1) * kGroupBytes, acc1[t]);
+        if constexpr (NT == 1) {
+            // The same bytes `prefetch` further on: the next rows of a matrix
+            // while these are multiplied, asked for as evenly as they are used.
+            if (prefetch) {
+                for (int r = 0; r < NR; ++r) {
+                    const uint8_t* ahead = x[r] + prefetch + g * gb;
+                    for (int64_t off = 0; off < 2 * gb; off += 64)
+                        __builtin_prefetch(ahead + off, 0, 1);
+                    __builtin_prefetch(ahead + 2 * gb - 1, 0, 1);
+                }
+            }
+            const Act a0 = act<F>(y[0] + g * kGroupBytes),
+                      a1 = act<F>(y[0] + (g + 1) * kGroupBytes);
+            for (int r = 0; r < NR; ++r) {
+                acc0[r] = step<F>(F::template load<true>(x[r] + g * gb, gb), a0, acc0[r]);
+                acc1[r] = step<F>(F::template load<true>(x[r] + (g + 1) * gb, gb), a1, acc1[r]);
+            }
+        } else {
+            const Group q0 = F::template load<true>(x[0] + g * gb, gb);
+            const Group q1 = F::template load<true>(x[0] + (g + 1) * gb, gb);
+            for (int t = 0; t < NT; ++t) {
+                acc0[t] = step<F>(q0, act<F>(y[t] + g * kGroupBytes), acc0[t]);
+                acc1[t] = step<F>(q1, act<F>(y[t] + (g + 1) * kGroupBytes), acc1[t]);
+            }
         }
     }
+    // The last whole group, then a partial one (masked loads that stop at the
+    // row's end).
+    auto tail = [&]<bool Full>(int64_t valid, __m512* acc) {
+        for (int i = 0; i < NR * NT; ++i) {
+            const int r = NR == 1 ? 0 : i, t = NT == 1 ? 0 : i;
+            acc[i] = step<F>(F::template load<Full>(x[r] + g * gb, valid),
+                             act<F>(y[t] + g * kGroupBytes), acc[i]);
+        }
+    };
     if (g < full) {
-        const Group q = F::template load<true>(x + g * 4 * bb, 4 * bb);
-        for (int t = 0; t < NT; ++t) acc0[t] = step<F>(q, y[t] + g * kGroupBytes, acc0[t]);
+        tail.template operator()<true>(gb, acc0);
         ++g;
     }
-    if (rest) {
-        const Group q = F::template load<false>(x + g * 4 * bb, rest * bb);
-        for (int t = 0; t < NT; ++t) acc1[t] = step<F>(q, y[t] + g * kGroupBytes, acc1[t]);
-    }
-    for (int t = 0; t < NT; ++t) out[t] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[t], acc1[t]));
+    if (rest) tail.template operator()<false>(rest * bb, acc1);
+    for (int i = 0; i < NR * NT; ++i)
+        out[i] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[i], acc1[i]));
 }
 
 template <typename F>
 float dot1(int64_t n, const void* w, const void* a) {
     float out;
-    dot_rows<F, 1>(n, w, &a, &out);
+    dot_tile<F, 1, 1>(n, &w, &a, &out);
     return out;
 }
 
 template <typename F>
 void dot4(int64_t n, const void* w, const void* const* a, float* out) {
-    dot_rows<F, 4>(n, w, a, out);
+    dot_tile<F, 1, 4>(n, &w, a, out);
+}
+
+template <typename F>
+void rows4(int64_t n, const void* const* w, const void* a, float* out, ptrdiff_t prefetch) {
+    dot_tile<F, 4, 1>(n, w, &a, out, prefetch);
 }
 
 }  // namespace
@@ -264,6 +341,7 @@ DotKernels build(const DotKernels& base) {
         const auto id = static_cast<size_t>(t);
         k.dot[id] = dot1<F>;
         k.dot4[id] = dot4<F>;
+        k.rows4[id] = rows4<F>;
         k.layout[id] = ActLayout::Groups4;
     };
     set(TensorType::Q4_0, static_cast<Q4_0*>(nullptr));
@@ -292,7 +370,9 @@ const DotKernels* avx512vbmi_dot_kernels() {
 #else
 
 namespace strata::ops {
-const DotKernels* avx512vbmi_dot_kernels() { return nullptr; }
+const DotKernels* avx512vbmi_dot_kernels() {
+    return nullptr;
+}
 }  // namespace strata::ops
 
 #endif

@@ -36,7 +36,8 @@ void prefetch_row(const uint8_t* row, size_t bytes) {
 
 }  // namespace
 
-void resize_acts(TensorType weight, int64_t n, int64_t n_tok, PackedActs& out, const DotKernels& k) {
+void resize_acts(TensorType weight, int64_t n, int64_t n_tok, PackedActs& out,
+                 const DotKernels& k) {
     out.type = dot_act_type(weight);
     out.layout = k.layout[static_cast<size_t>(weight)];
     out.n = n;
@@ -45,8 +46,8 @@ void resize_acts(TensorType weight, int64_t n, int64_t n_tok, PackedActs& out, c
     out.data.resize(out.row_bytes * static_cast<size_t>(n_tok));
 }
 
-void pack_acts(TensorType weight, const float* x, int64_t x_stride, int64_t n, int64_t n_tok, PackedActs& out,
-               ThreadPool* pool, const DotKernels& k) {
+void pack_acts(TensorType weight, const float* x, int64_t x_stride, int64_t n, int64_t n_tok,
+               PackedActs& out, ThreadPool* pool, const DotKernels& k) {
     resize_acts(weight, n, n_tok, out, k);
     auto pack = [&](int64_t begin, int64_t end) {
         for (int64_t t = begin; t < end; ++t) pack_row(out, t, x + t * x_stride);
@@ -63,20 +64,40 @@ void matmul_rows(const RowsParams& p, const DotKernels& k) {
     const int64_t n = w.ne[0];
     const DotFn dot = k.dot[static_cast<size_t>(w.type)];
     const Dot4Fn dot4 = k.dot4[static_cast<size_t>(w.type)];
+    // Fewer tokens than a four-token kernel takes (decode): four rows at a time
+    // share each activation block instead.
+    const Rows4Fn rows4 = p.n_tok < 4 ? k.rows4[static_cast<size_t>(w.type)] : nullptr;
     CHECK(dot != nullptr, "a dot kernel exists for the weight type");
-    CHECK(p.acts->type == dot_act_type(w.type) && p.acts->layout == k.layout[static_cast<size_t>(w.type)] &&
-              p.acts->n == n,
+    CHECK(p.acts->type == dot_act_type(w.type) &&
+              p.acts->layout == k.layout[static_cast<size_t>(w.type)] && p.acts->n == n,
           "activations packed for this weight and kernel table");
-    // Rows ahead to prefetch: about kPrefetchBytes of them. The first ones are
+    // Rows ahead to prefetch: about kPrefetchBytes of them, or with the four-row
+    // kernels the next four, which the kernel asks for itself. The first ones are
     // asked for at once, so a call's first rows are not read cold.
-    const int64_t ahead = std::max<int64_t>(1, (kPrefetchBytes + static_cast<int64_t>(w.row_bytes) - 1) /
-                                                   static_cast<int64_t>(w.row_bytes));
-    for (int64_t r = p.row_begin; r < std::min(p.row_end, p.row_begin + ahead); ++r) prefetch_row(w.row(r), w.row_bytes);
+    const int64_t ahead =
+        rows4 ? 4
+              : std::max<int64_t>(1, (kPrefetchBytes + static_cast<int64_t>(w.row_bytes) - 1) /
+                                         static_cast<int64_t>(w.row_bytes));
+    for (int64_t r = p.row_begin; r < std::min(p.row_end, p.row_begin + ahead); ++r)
+        prefetch_row(w.row(r), w.row_bytes);
     for (int64_t r0 = p.row_begin; r0 < p.row_end; r0 += kRowBlock) {
         const int64_t r1 = std::min(p.row_end, r0 + kRowBlock);
         for (int64_t t0 = 0; t0 < p.n_tok; t0 += kTokenTile) {
             const int64_t t1 = std::min(p.n_tok, t0 + kTokenTile);
-            for (int64_t r = r0; r < r1; ++r) {
+            int64_t r = r0;
+            for (; rows4 && r + 4 <= r1; r += 4) {
+                const void* rows[4] = {w.row(r), w.row(r + 1), w.row(r + 2), w.row(r + 3)};
+                // The next four rows, while they are this call's.
+                const ptrdiff_t next =
+                    t0 == 0 && r + 8 <= p.row_end ? static_cast<ptrdiff_t>(4 * w.row_bytes) : 0;
+                for (int64_t t = t0; t < t1; ++t) {
+                    float out[4];
+                    rows4(n, rows, p.acts->row(p.tokens ? p.tokens[t] : t), out,
+                          t == t0 ? next : 0);
+                    for (int i = 0; i < 4; ++i) p.y[t * p.y_stride + (r + i - p.y_row0)] = out[i];
+                }
+            }
+            for (; r < r1; ++r) {
                 const uint8_t* row = w.row(r);
                 if (t0 == 0 && r + ahead < p.row_end) prefetch_row(w.row(r + ahead), w.row_bytes);
                 float* y = p.y + (r - p.y_row0);
@@ -85,7 +106,8 @@ void matmul_rows(const RowsParams& p, const DotKernels& k) {
                     for (; t + 4 <= t1; t += 4) {
                         const void* a[4];
                         float out[4];
-                        for (int i = 0; i < 4; ++i) a[i] = p.acts->row(p.tokens ? p.tokens[t + i] : t + i);
+                        for (int i = 0; i < 4; ++i)
+                            a[i] = p.acts->row(p.tokens ? p.tokens[t + i] : t + i);
                         dot4(n, row, a, out);
                         for (int i = 0; i < 4; ++i) y[(t + i) * p.y_stride] = out[i];
                     }
@@ -99,8 +121,8 @@ void matmul_rows(const RowsParams& p, const DotKernels& k) {
     }
 }
 
-void matmul(const TensorView& w, int64_t row0, int64_t n_out, const float* x, int64_t x_stride, int64_t n_tok,
-            float* y, int64_t y_stride, ThreadPool& pool) {
+void matmul(const TensorView& w, int64_t row0, int64_t n_out, const float* x, int64_t x_stride,
+            int64_t n_tok, float* y, int64_t y_stride, ThreadPool& pool) {
     PackedActs acts;
     pack_acts(w.type, x, x_stride, w.ne[0], n_tok, acts, &pool);
     // Items of a few row blocks, taken by whichever thread is free: on a shared
