@@ -160,6 +160,61 @@ void bench_dot(benchmark::State& state, Matrices& mats, TensorType t, const ops:
                                                    benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// Decode from RAM: one token through a 256 MiB-plus matrix (far beyond any
+// last-level cache) on the pool, rows handed out as `ops::matmul` hands them,
+// with table `k` as it is (`rows4`) or without its four-weight-row kernel for
+// this type (`rows1`), to see what the four-row path gains when every byte
+// comes from memory. Random codes with fixed, modest scales (quantizing 500 M
+// floats would take minutes; the kernels' speed does not depend on the values).
+void bench_ram(benchmark::State& state, TensorType t, bool rows4, ThreadPool& pool) {
+    const TypeTraits& tt = type_traits(t);
+    const int64_t n_in = 2880 % tt.block_size == 0 ? 2880 : 2048;  // gpt-oss, or Qwen3 for K-quants
+    const int64_t row_bytes = n_in / tt.block_size * static_cast<int64_t>(tt.type_size);
+    const int64_t n_out = ((int64_t{256} << 20) / row_bytes + 63) / 64 * 64;
+    std::vector<uint8_t> bytes(static_cast<size_t>(row_bytes * n_out));
+    std::mt19937 rng(1);
+    for (size_t i = 0; i + 4 <= bytes.size(); i += 4) {
+        const uint32_t v = static_cast<uint32_t>(rng());
+        std::memcpy(&bytes[i], &v, 4);
+    }
+    // Each block's leading scale: 2^-7 for MXFP4's exponent byte, else the
+    // half 2^-7 (0x2000) in the first two bytes (and Q4_K's second scale).
+    for (size_t b = 0; b < bytes.size(); b += tt.type_size) {
+        if (t == TensorType::MXFP4) {
+            bytes[b] = 120;
+        } else {
+            bytes[b] = 0, bytes[b + 1] = 0x20;
+            if (tt.block_size == 256) bytes[b + 2] = 0, bytes[b + 3] = 0x20;
+        }
+    }
+    const TensorView w{.name = "w",
+                       .type = t,
+                       .ne = {n_in, n_out, 1, 1},
+                       .row_bytes = static_cast<size_t>(row_bytes),
+                       .data = bytes.data()};
+    ops::DotKernels k = ops::dot_kernels();
+    if (!rows4) k.rows4[static_cast<size_t>(t)] = nullptr;
+    const std::vector<float> x = random_floats(n_in);
+    ops::PackedActs acts;
+    ops::pack_acts(t, x.data(), n_in, n_in, 1, acts, nullptr, k);
+    std::vector<float> y(static_cast<size_t>(n_out));
+    for (auto _ : state) {
+        pool.for_each_dynamic(n_out / 64, [&](int64_t i) {
+            ops::matmul_rows({.w = &w,
+                              .row_begin = 64 * i,
+                              .row_end = 64 * (i + 1),
+                              .acts = &acts,
+                              .n_tok = 1,
+                              .y = y.data(),
+                              .y_stride = 0},
+                             k);
+        });
+        benchmark::DoNotOptimize(y.data());
+    }
+    state.counters["bytes/s"] =
+        benchmark::Counter(static_cast<double>(bytes.size()), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 // Removes `--threads=N` from argv (Google Benchmark rejects flags it does not
 // know) and returns N, or 0 when absent.
 int take_threads_flag(int& argc, char** argv) {
@@ -211,6 +266,16 @@ int main(int argc, char** argv) {
             if (!tr || !tr->quantize || !k->dot[id]) continue;
             benchmark::RegisterBenchmark(fmt::format("dot/{}/{}", tr->name, k->isa).c_str(),
                                          bench_dot, std::ref(mats), tr->type, k);
+        }
+    }
+    for (TensorType t : {TensorType::Q8_0, TensorType::MXFP4, TensorType::Q4_K}) {
+        for (bool rows4 : {false, true}) {
+            if (rows4 && !ops::dot_kernels().rows4[static_cast<size_t>(t)]) continue;
+            benchmark::RegisterBenchmark(
+                fmt::format("ram/{}/{}", type_name(t), rows4 ? "rows4" : "rows1").c_str(), bench_ram, t,
+                rows4, std::ref(pool))
+                ->UseRealTime()
+                ->Unit(benchmark::kMillisecond);
         }
     }
     benchmark::AddCustomContext("threads", std::to_string(pool.size()));

@@ -60,6 +60,39 @@ TEST(Session, ReusesTheCommonPrefixAndGetsTheSameLogits) {
     EXPECT_EQ(reused.n_reused(), 2);
 }
 
+// Host-tier weights are copied out of the file's mapping at load unless --mmap
+// asks to read them in place: the model must then read the copies (else the
+// test would pass without any copy), and the same bytes through the same
+// kernels give the same logits to the bit.
+TEST(Session, CopiedWeightsGiveTheLogitsOfTheMappedOnes) {
+    const std::string path = data_path("reference/qwen3moe.gguf");
+    auto copied = Engine::load(path, {.threads = 2});
+    auto mapped = Engine::load(path, {.threads = 2, .placement = {.mmap = true}});
+    ASSERT_TRUE(copied.ok() && mapped.ok());
+    // Three of the views and the file tensors they are bound to.
+    auto view = [](const Engine& e, const std::string& name) -> const TensorView& {
+        const ModelWeights& w = e.model().weights();
+        if (name == "output.weight") return w.output;
+        return name.starts_with("blk.0.") ? w.layers[0].wq : w.layers[1].down_exps;
+    };
+    for (const std::string name : {"blk.0.attn_q.weight", "blk.1.ffn_down_exps.weight", "output.weight"}) {
+        const gguf::TensorInfo* t = (*copied)->file().find_tensor(name);
+        ASSERT_NE(t, nullptr) << name;
+        EXPECT_NE(view(**copied, name).data, t->data) << name << " is read from the mapping";
+        EXPECT_EQ(std::memcmp(view(**copied, name).data, t->data, t->n_bytes), 0) << name;
+        EXPECT_EQ(view(**mapped, name).data, (*mapped)->file().find_tensor(name)->data) << name;
+    }
+    auto a = session(**copied, 64, KvType::F32);
+    auto b = session(**mapped, 64, KvType::F32);
+    ASSERT_TRUE(a && b);
+    for (int32_t t : {5, 17, 33, 101, 7}) {
+        ASSERT_TRUE(a->append(t).ok());
+        ASSERT_TRUE(b->append(t).ok());
+        ASSERT_EQ(std::memcmp(a->logits().data(), b->logits().data(), a->logits().size_bytes()), 0)
+            << "after token " << t;
+    }
+}
+
 TEST(Session, ExpertUsageCountsEveryRoutingChoice) {
     auto engine = load("qwen3moe");
     ASSERT_TRUE(engine);

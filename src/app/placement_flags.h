@@ -21,6 +21,7 @@ struct PlacementFlags {
     std::string gpu_mem, ram_budget;
     std::string device = "auto";
     std::string expert_usage;  // JSON file of routing counts that `--fit` ranks experts by
+    bool mmap = false;         // read host-tier weights in place (PlacementOptions::mmap)
 };
 
 void add_placement_flags(CLI::App* cmd, PlacementFlags& flags);

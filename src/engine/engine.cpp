@@ -10,6 +10,11 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <unistd.h>
+#include <cerrno>
+#include <atomic>
+#include <unordered_map>
+#include <cstring>
 #include <chrono>
 #include <cstdio>
 #include <new>
@@ -38,9 +43,11 @@ struct Range {
     uint64_t n_bytes;
 };
 
-std::vector<Range> resident_ranges(const gguf::File& f, const MemoryPlan& plan) {
+std::vector<Range> resident_ranges(const gguf::File& f, const MemoryPlan& plan,
+                                   const std::unordered_set<std::string>& copied) {
     std::vector<Range> out;
     for (const gguf::TensorInfo& t : f.tensors()) {
+        if (copied.count(t.name)) continue;  // read in whole by the copy
         const TensorPlacement* tp = plan.find(t.name);
         if (!tp || !tp->stacked()) {
             if (!tp || tp->tier != Tier::Disk) out.push_back({t.data, t.n_bytes});
@@ -159,7 +166,8 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path,
     e->pool_ =
         std::make_unique<ThreadPool>(options.threads > 0 ? options.threads : physical_core_count());
     STRATA_TRY(e->place(options));
-    if (options.prefetch) prefetch(resident_ranges(*e->file_, e->plan_), options.progress);
+    if (options.prefetch)
+        prefetch(resident_ranges(*e->file_, e->plan_, e->copied_), options.progress);
     e->load_seconds_ =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return e;
@@ -188,6 +196,8 @@ Status Engine::place(const EngineOptions& options) {
             options.log(
                 "placement: no GPU device is in use; gpu-tier tensors run from host memory");
     }
+
+    if (!opt.mmap) STRATA_TRY(copy_host_weights(options));
 
     // Stacked tensors with experts on disk read them through the cache.
     if (plan_.cache_bytes > 0) {
@@ -223,6 +233,93 @@ Status Engine::place(const EngineOptions& options) {
         device_model_ = std::move(*dm);
         if (options.log) options.log("device: " + device_summary());
     }
+    return {};
+}
+
+Status Engine::copy_host_weights(const EngineOptions& options) {
+    // Each copy starts on a cache line, as a tensor in the file does.
+    constexpr uint64_t kAlign = 64;
+    std::vector<const gguf::TensorInfo*> chosen;
+    uint64_t total = 0;
+    for (const TensorPlacement& tp : plan_.tensors) {
+        if (tp.bytes_in(Tier::Disk) > 0 || (backend_ && tp.bytes_in(Tier::Gpu) > 0)) continue;
+        const gguf::TensorInfo* t = file_->find_tensor(tp.name);
+        if (!t || t->n_bytes == 0) continue;
+        chosen.push_back(t);
+        total += (t->n_bytes + kAlign - 1) / kAlign * kAlign;
+    }
+    if (chosen.empty()) return {};
+    auto buf = HugeBuffer::allocate(total);
+    if (!buf) return err("{}: {} (--mmap reads them in place instead)", file_->path(), buf.error().message);
+    host_weights_ = std::move(*buf);
+
+    // Pieces of at most 16 MiB, read by the pool's threads a batch at a time
+    // with `pread`, which copies from the page cache without faulting the
+    // mapping's pages in one by one; progress is reported between batches.
+    struct Piece {
+        const gguf::TensorInfo* t;
+        uint64_t off, n;
+        uint8_t* to;
+    };
+    constexpr uint64_t kPiece = uint64_t{16} << 20;
+    std::vector<Piece> pieces;
+    std::unordered_map<const uint8_t*, const uint8_t*> moved;
+    uint64_t at = 0;
+    for (const gguf::TensorInfo* t : chosen) {
+        uint8_t* dst = host_weights_.data() + at;
+        for (uint64_t off = 0; off < t->n_bytes; off += kPiece)
+            pieces.push_back({t, off, std::min(kPiece, t->n_bytes - off), dst + off});
+        moved[t->data] = dst;
+        copied_.insert(t->name);
+        at += (t->n_bytes + kAlign - 1) / kAlign * kAlign;
+    }
+    std::atomic<const gguf::TensorInfo*> short_read{nullptr};
+    auto read_piece = [&](const Piece& p) {
+        const int fd = file_->part_fd(p.t->file_index);
+        if (fd < 0) {  // bytes without a file (see MappedFile::borrow)
+            std::memcpy(p.to, p.t->data + p.off, p.n);
+            return;
+        }
+        for (uint64_t done = 0; done < p.n;) {
+            const ssize_t got = ::pread(fd, p.to + done, p.n - done,
+                                        static_cast<off_t>(p.t->file_offset + p.off + done));
+            if (got < 0 && errno == EINTR) continue;
+            if (got <= 0) {
+                short_read = p.t;
+                return;
+            }
+            done += static_cast<uint64_t>(got);
+        }
+    };
+    constexpr size_t kBatch = 16;
+    uint64_t done = 0;
+    for (size_t b = 0; b < pieces.size(); b += kBatch) {
+        const size_t n = std::min(kBatch, pieces.size() - b);
+        pool_->for_each_dynamic(static_cast<int64_t>(n),
+                                [&](int64_t i) { read_piece(pieces[b + static_cast<size_t>(i)]); });
+        for (size_t i = b; i < b + n; ++i) done += pieces[i].n;
+        if (options.progress) options.progress(done, total);
+    }
+    if (const gguf::TensorInfo* t = short_read.load())
+        return err("{}: tensor '{}' could not be read whole (the file is shorter than its header "
+                   "says, or changed while loading)",
+                   file_->path(), t->name);
+    if (const std::string* part = file_->changed_part())
+        return err("{}: the file changed while its weights were read", *part);
+    model_->move_weights(moved);
+    // The mapping's pages of what was copied are not read again: unmap them from
+    // this process (they stay in the page cache, which the kernel may reclaim),
+    // so its resident memory counts the weights once.
+    constexpr uintptr_t kPage = 4096;
+    for (const gguf::TensorInfo* t : chosen) {
+        const uintptr_t begin = (reinterpret_cast<uintptr_t>(t->data) + kPage - 1) & ~(kPage - 1);
+        const uintptr_t end = (reinterpret_cast<uintptr_t>(t->data) + t->n_bytes) & ~(kPage - 1);
+        if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+    }
+    if (options.log)
+        options.log(fmt::format("weights: {} of host-tier weights copied into RAM (huge pages asked for; "
+                                "--mmap reads them in place)",
+                                format_bytes(done)));
     return {};
 }
 

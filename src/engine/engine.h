@@ -13,6 +13,7 @@
 #include "placement/plan.h"
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
+#include "util/huge_buffer.h"
 #include "util/result.h"
 #include "util/thread_pool.h"
 
@@ -23,6 +24,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 namespace strata {
@@ -101,11 +103,19 @@ class Engine {
     Status cache_error();
     // An error naming the model file when it changed in place, else the pass's own status.
     Status check_pass(Status pass) const;
-    // Plans placement, logs it, and backs disk-tier experts with the cache.
+    // Plans placement, logs it, copies host-tier weights out of the mapping
+    // (unless `mmap`), and backs disk-tier experts with the cache.
     Status place(const EngineOptions& options);
+    // Copies every tensor read from host memory whole (no expert on disk, none
+    // uploaded to a device) into `host_weights_` and points the model at it.
+    Status copy_host_weights(const EngineOptions& options);
     std::unique_ptr<gguf::File> file_;
     std::unique_ptr<Model> model_;
     MemoryPlan plan_;
+    // Copies of the host-tier weights (see PlacementOptions::mmap), and which
+    // file tensors they are.
+    HugeBuffer host_weights_;
+    std::unordered_set<std::string> copied_;
     std::unique_ptr<ExpertCache> cache_;
     std::vector<std::unique_ptr<TieredExperts>> tiered_;
     std::unique_ptr<ThreadPool> pool_;

@@ -75,6 +75,12 @@ bool Model::attach_experts(std::string_view name, const ExpertSource* source) {
     return false;
 }
 
+void Model::move_weights(const std::unordered_map<const uint8_t*, const uint8_t*>& to) {
+    for_each_view(weights_, [&](TensorView& v) {
+        if (auto it = to.find(v.data); v.data && it != to.end()) v.data = it->second;
+    });
+}
+
 AttentionParams Model::attention_params(int il) const {
     AttentionParams ap;
     ap.n_head = static_cast<int>(hp_.n_head);

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <unordered_map>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -53,6 +54,9 @@ class Model {
 
     const HParams& hparams() const { return hp_; }
     const ArchSpec& arch() const { return *arch_; }
+    // Points every weight view whose bytes are at a key of `to` at its value
+    // instead: the engine's copies of tensors (the same bytes elsewhere).
+    void move_weights(const std::unordered_map<const uint8_t*, const uint8_t*>& to);
     const ModelWeights& weights() const { return weights_; }
     // Routing choices counted since load (or the last reset); empty for dense models.
     const ExpertUsage& expert_usage() const { return usage_; }

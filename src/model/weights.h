@@ -38,6 +38,21 @@ struct ModelWeights {
     std::vector<std::unique_ptr<float[]>> converted;  // F32 copies of non-F32 norms and biases
 };
 
+// Calls f(TensorView&) on every view of `w`, bound or not.
+template <typename F>
+void for_each_view(ModelWeights& w, F&& f) {
+    for (TensorView* v : {&w.tok_embd, &w.output_norm, &w.output_norm_b, &w.output, &w.output_b}) f(*v);
+    for (LayerWeights& l : w.layers) {
+        for (TensorView* v : {&l.attn_norm,  &l.attn_norm_b, &l.wq,          &l.wk,          &l.wv,
+                              &l.wo,         &l.bq,          &l.bk,          &l.bv,          &l.bo,
+                              &l.q_norm,     &l.k_norm,      &l.sinks,       &l.ffn_norm,    &l.ffn_norm_b,
+                              &l.ffn_gate,   &l.ffn_up,      &l.ffn_down,    &l.gate_inp,    &l.gate_inp_b,
+                              &l.gate_exps,  &l.up_exps,     &l.down_exps,   &l.gate_exps_b, &l.up_exps_b,
+                              &l.down_exps_b, &l.gate_shexp, &l.up_shexp,    &l.down_shexp,  &l.gate_inp_shexp})
+            f(*v);
+    }
+}
+
 Result<ModelWeights> bind_weights(const gguf::File& f, const ArchSpec& arch, const HParams& hp);
 
 }  // namespace strata

@@ -65,6 +65,10 @@ struct PlacementOptions {
     // The experts' usage counts, [layer][expert] (ExpertUsage's snapshot or a
     // stats file); empty when there are none.
     std::vector<std::vector<uint64_t>> usage;
+    // Read host-tier weights in place from the file's mapping. Otherwise (the
+    // default) the engine copies them at load into memory backed by huge pages,
+    // which decode streams faster (util/huge_buffer.h); the plan is the same.
+    bool mmap = false;
 };
 
 // One tensor as the plan sees it.
