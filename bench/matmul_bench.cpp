@@ -15,10 +15,12 @@
 #include "tensor/type.h"
 #include "tensor/view.h"
 #include "util/check.h"
+#include "util/huge_buffer.h"
 #include "util/thread_pool.h"
 
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
+#include <sys/mman.h>
 
 #include <cstdint>
 #include <cstring>
@@ -163,23 +165,28 @@ void bench_dot(benchmark::State& state, Matrices& mats, TensorType t, const ops:
 // Decode from RAM: one token through a 256 MiB-plus matrix (far beyond any
 // last-level cache) on the pool, rows handed out as `ops::matmul` hands them,
 // with table `k` as it is (`rows4`) or without its four-weight-row kernel for
-// this type (`rows1`), to see what the four-row path gains when every byte
-// comes from memory. Random codes with fixed, modest scales (quantizing 500 M
-// floats would take minutes; the kernels' speed does not depend on the values).
-void bench_ram(benchmark::State& state, TensorType t, bool rows4, ThreadPool& pool) {
+// this type (`rows1`), in memory backed by 2 MiB pages as the engine's copy of
+// the weights is (`huge`) or by 4 KiB pages as the file's mapping is (`4k`).
+// Random codes with fixed, modest scales (quantizing 500 M floats would take
+// minutes; the kernels' speed does not depend on the values).
+void bench_ram(benchmark::State& state, TensorType t, bool rows4, bool huge, ThreadPool& pool) {
     const TypeTraits& tt = type_traits(t);
     const int64_t n_in = 2880 % tt.block_size == 0 ? 2880 : 2048;  // gpt-oss, or Qwen3 for K-quants
     const int64_t row_bytes = n_in / tt.block_size * static_cast<int64_t>(tt.type_size);
     const int64_t n_out = ((int64_t{256} << 20) / row_bytes + 63) / 64 * 64;
-    std::vector<uint8_t> bytes(static_cast<size_t>(row_bytes * n_out));
+    const size_t n_bytes = static_cast<size_t>(row_bytes * n_out);
+    auto buf = HugeBuffer::allocate(n_bytes);
+    CHECK(buf.ok(), "the benchmark's matrix fits in memory");
+    if (!huge) ::madvise(buf->data(), n_bytes, MADV_NOHUGEPAGE);  // before the first touch
+    uint8_t* bytes = buf->data();
     std::mt19937 rng(1);
-    for (size_t i = 0; i + 4 <= bytes.size(); i += 4) {
+    for (size_t i = 0; i + 4 <= n_bytes; i += 4) {
         const uint32_t v = static_cast<uint32_t>(rng());
-        std::memcpy(&bytes[i], &v, 4);
+        std::memcpy(bytes + i, &v, 4);
     }
     // Each block's leading scale: 2^-7 for MXFP4's exponent byte, else the
     // half 2^-7 (0x2000) in the first two bytes (and Q4_K's second scale).
-    for (size_t b = 0; b < bytes.size(); b += tt.type_size) {
+    for (size_t b = 0; b < n_bytes; b += tt.type_size) {
         if (t == TensorType::MXFP4) {
             bytes[b] = 120;
         } else {
@@ -191,7 +198,7 @@ void bench_ram(benchmark::State& state, TensorType t, bool rows4, ThreadPool& po
                        .type = t,
                        .ne = {n_in, n_out, 1, 1},
                        .row_bytes = static_cast<size_t>(row_bytes),
-                       .data = bytes.data()};
+                       .data = bytes};
     ops::DotKernels k = ops::dot_kernels();
     if (!rows4) k.rows4[static_cast<size_t>(t)] = nullptr;
     const std::vector<float> x = random_floats(n_in);
@@ -211,8 +218,8 @@ void bench_ram(benchmark::State& state, TensorType t, bool rows4, ThreadPool& po
         });
         benchmark::DoNotOptimize(y.data());
     }
-    state.counters["bytes/s"] =
-        benchmark::Counter(static_cast<double>(bytes.size()), benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["bytes/s"] = benchmark::Counter(static_cast<double>(n_bytes),
+                                                   benchmark::Counter::kIsIterationInvariantRate);
 }
 
 // Removes `--threads=N` from argv (Google Benchmark rejects flags it does not
@@ -269,13 +276,17 @@ int main(int argc, char** argv) {
         }
     }
     for (TensorType t : {TensorType::Q8_0, TensorType::MXFP4, TensorType::Q4_K}) {
-        for (bool rows4 : {false, true}) {
-            if (rows4 && !ops::dot_kernels().rows4[static_cast<size_t>(t)]) continue;
-            benchmark::RegisterBenchmark(
-                fmt::format("ram/{}/{}", type_name(t), rows4 ? "rows4" : "rows1").c_str(), bench_ram, t,
-                rows4, std::ref(pool))
-                ->UseRealTime()
-                ->Unit(benchmark::kMillisecond);
+        for (bool huge : {true, false}) {
+            for (bool rows4 : {false, true}) {
+                if (rows4 && !ops::dot_kernels().rows4[static_cast<size_t>(t)]) continue;
+                benchmark::RegisterBenchmark(
+                    fmt::format("ram/{}/{}/{}", type_name(t), rows4 ? "rows4" : "rows1",
+                                huge ? "huge" : "4k")
+                        .c_str(),
+                    bench_ram, t, rows4, huge, std::ref(pool))
+                    ->UseRealTime()
+                    ->Unit(benchmark::kMillisecond);
+            }
         }
     }
     benchmark::AddCustomContext("threads", std::to_string(pool.size()));

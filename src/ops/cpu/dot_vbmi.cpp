@@ -275,6 +275,7 @@ void dot_tile(int64_t n, const void* const* w, const void* const* a, float* out,
             // The same bytes `prefetch` further on: the next rows of a matrix
             // while these are multiplied, asked for as evenly as they are used.
             if (prefetch) {
+#pragma GCC unroll 4
                 for (int r = 0; r < NR; ++r) {
                     const uint8_t* ahead = x[r] + prefetch + g * gb;
                     for (int64_t off = 0; off < 2 * gb; off += 64)
@@ -284,6 +285,8 @@ void dot_tile(int64_t n, const void* const* w, const void* const* a, float* out,
             }
             const Act a0 = act<F>(y[0] + g * kGroupBytes),
                       a1 = act<F>(y[0] + (g + 1) * kGroupBytes);
+            // Unrolled, so the accumulators stay in registers.
+#pragma GCC unroll 4
             for (int r = 0; r < NR; ++r) {
                 acc0[r] = step<F>(F::template load<true>(x[r] + g * gb, gb), a0, acc0[r]);
                 acc1[r] = step<F>(F::template load<true>(x[r] + (g + 1) * gb, gb), a1, acc1[r]);
@@ -291,6 +294,7 @@ void dot_tile(int64_t n, const void* const* w, const void* const* a, float* out,
         } else {
             const Group q0 = F::template load<true>(x[0] + g * gb, gb);
             const Group q1 = F::template load<true>(x[0] + (g + 1) * gb, gb);
+#pragma GCC unroll 4
             for (int t = 0; t < NT; ++t) {
                 acc0[t] = step<F>(q0, act<F>(y[t] + g * kGroupBytes), acc0[t]);
                 acc1[t] = step<F>(q1, act<F>(y[t] + (g + 1) * kGroupBytes), acc1[t]);
@@ -300,6 +304,7 @@ void dot_tile(int64_t n, const void* const* w, const void* const* a, float* out,
     // The last whole group, then a partial one (masked loads that stop at the
     // row's end).
     auto tail = [&]<bool Full>(int64_t valid, __m512* acc) {
+#pragma GCC unroll 4
         for (int i = 0; i < NR * NT; ++i) {
             const int r = NR == 1 ? 0 : i, t = NT == 1 ? 0 : i;
             acc[i] = step<F>(F::template load<Full>(x[r] + g * gb, valid),
