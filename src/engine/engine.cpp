@@ -9,16 +9,16 @@
 #include <fmt/format.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <unistd.h>
-#include <cerrno>
 #include <atomic>
-#include <unordered_map>
-#include <cstring>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <new>
+#include <unordered_map>
 
 namespace strata {
 
@@ -313,15 +313,6 @@ Status Engine::copy_host_weights(const EngineOptions& options) {
     if (const std::string* part = file_->changed_part())
         return err("{}: the file changed while its weights were read", *part);
     model_->move_weights(moved);
-    // The mapping's pages of what was copied are not read again: unmap them from
-    // this process (they stay in the page cache, which the kernel may reclaim),
-    // so its resident memory counts the weights once.
-    constexpr uintptr_t kPage = 4096;
-    for (const gguf::TensorInfo* t : chosen) {
-        const uintptr_t begin = (reinterpret_cast<uintptr_t>(t->data) + kPage - 1) & ~(kPage - 1);
-        const uintptr_t end = (reinterpret_cast<uintptr_t>(t->data) + t->n_bytes) & ~(kPage - 1);
-        if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
-    }
     if (options.log)
         options.log(fmt::format("weights: {} of host-tier weights copied into RAM (huge pages asked for; "
                                 "--mmap reads them in place)",
