@@ -257,6 +257,30 @@ TEST(DotKernels, AxpyKernelsMatchTheScalarOnes) {
     }
 }
 
+// Attention's softmax weights: exp(x - shift) over what attention passes (x at
+// most the shift), against std::exp. 2 ulp is the bound the polynomial is built
+// to (Cephes' expf coefficients, about 1 ulp, plus the scaling's rounding);
+// results within a factor 2 of the smallest normal float, or under it, may be 0
+// (the kernels flush below ln of it, rounded to a float; see dot.h).
+TEST(DotKernels, ExpKernelsAreWithinTwoUlpOfStdExp) {
+    std::vector<float> x;
+    for (float v = -90.0f; v <= 0.0f; v += 0.0137f) x.push_back(v + 3.5f);  // shift 3.5
+    x.push_back(3.5f);
+    for (const DotKernels* k : fast_tables()) {
+        std::vector<float> y(x.size());
+        k->exp(static_cast<int64_t>(x.size()), x.data(), 3.5f, y.data());
+        for (size_t i = 0; i < x.size(); ++i) {
+            const float want = std::exp(x[i] - 3.5f);
+            if (want < 2 * std::numeric_limits<float>::min()) {
+                EXPECT_LE(y[i], 2 * std::numeric_limits<float>::min()) << k->isa << " x=" << x[i];
+                continue;
+            }
+            const float ulp = std::nextafter(want, INFINITY) - want;
+            EXPECT_NEAR(y[i], want, 2 * ulp) << k->isa << " x=" << x[i];
+        }
+    }
+}
+
 // A row that ends where readable memory ends: the kernels that load 64 bytes at
 // a time must mask their last loads instead of reading past the row (a tensor
 // can end at the end of the file's mapping).

@@ -94,7 +94,25 @@ void attention(const float* q, int64_t n_tok, int64_t pos0, const KvLayer& kv,
     const auto kv_type = static_cast<size_t>(kv.f16 ? TensorType::F16 : TensorType::F32);
     const DotFn dot = dot_kernels().dot[kv_type];
     const AxpyFn axpy = dot_kernels().axpy[kv_type];
+    const ExpFn exp_shifted = dot_kernels().exp;
+    auto key = [&](int64_t j, int kv_head) {
+        return k_base +
+               (static_cast<size_t>(j * kv.k_width) + static_cast<size_t>(kv_head) * p.head_dim_k) *
+                   elem;
+    };
+    auto value = [&](int64_t j, int kv_head) {
+        return v_base +
+               (static_cast<size_t>(j * kv.v_width) + static_cast<size_t>(kv_head) * p.head_dim_v) *
+                   elem;
+    };
     pool.parallel_for(n_tok * p.n_head, [&](int64_t begin, int64_t end) {
+        // Keys a block at a time: their scores, then the block's largest, then
+        // all their weights with one vectorised exponential. The running output
+        // and sum are rescaled at most once per block (online softmax), so no
+        // score row longer than a block is kept and long contexts cost no memory
+        // beyond the output; per key there is no branch and no scalar `exp`.
+        constexpr int64_t kBlock = 64;
+        float score[kBlock], weight[kBlock];
         for (int64_t job = begin; job < end; ++job) {
             const int64_t t = job / p.n_head;
             const int h = static_cast<int>(job % p.n_head);
@@ -103,28 +121,27 @@ void attention(const float* q, int64_t n_tok, int64_t pos0, const KvLayer& kv,
             const int64_t first = p.window > 0 ? std::max<int64_t>(0, pos - p.window + 1) : 0;
             const float* qh = q + t * q_stride + int64_t{h} * p.head_dim_k;
             float* oh = out + t * o_stride + int64_t{h} * p.head_dim_v;
-            // Online softmax: one pass over the keys, rescaling the running sum and
-            // output whenever a larger score appears, so no score row is kept and
-            // long contexts cost no memory beyond the output.
             float max = -std::numeric_limits<float>::infinity();
             double sum = 0.0;
             std::fill(oh, oh + p.head_dim_v, 0.0f);
-            for (int64_t j = first; j <= pos; ++j) {
-                const uint8_t* k = k_base + (static_cast<size_t>(j * kv.k_width) +
-                                             static_cast<size_t>(kv_head) * p.head_dim_k) *
-                                                elem;
-                const float s = dot(p.head_dim_k, k, qh) * p.scale;
-                if (s > max) {
-                    const float correction = std::exp(max - s);
+            for (int64_t j0 = first; j0 <= pos; j0 += kBlock) {
+                const int64_t nb = std::min(kBlock, pos + 1 - j0);
+                float block_max = -std::numeric_limits<float>::infinity();
+                for (int64_t b = 0; b < nb; ++b) {
+                    score[b] = dot(p.head_dim_k, key(j0 + b, kv_head), qh) * p.scale;
+                    block_max = std::max(block_max, score[b]);
+                }
+                if (block_max > max) {
+                    const float correction = std::exp(max - block_max);
                     for (int i = 0; i < p.head_dim_v; ++i) oh[i] *= correction;
                     sum *= correction;
-                    max = s;
+                    max = block_max;
                 }
-                const float w = std::exp(s - max);
-                sum += w;
-                const size_t v0 = static_cast<size_t>(j * kv.v_width) +
-                                  static_cast<size_t>(kv_head) * p.head_dim_v;
-                axpy(p.head_dim_v, w, v_base + v0 * elem, oh);
+                exp_shifted(nb, score, max, weight);
+                for (int64_t b = 0; b < nb; ++b) {
+                    sum += weight[b];
+                    axpy(p.head_dim_v, weight[b], value(j0 + b, kv_head), oh);
+                }
             }
             // A sink is one more logit in the max and the sum that has no value.
             if (p.sinks && p.sinks[h] > max) {

@@ -53,6 +53,11 @@ using Rows4Fn = void (*)(int64_t n, const void* const* w, const void* a, float* 
 // attention adds a value row of the KV cache into a head's output.
 using AxpyFn = void (*)(int64_t n, float w, const void* x, float* y);
 
+// y[i] = exp(x[i] - shift) for n floats: attention's softmax weights for a
+// block of keys. The SIMD versions are a polynomial within 2 ulp of `std::exp`
+// for results down to about the smallest normal float (smaller ones are 0).
+using ExpFn = void (*)(int64_t n, const float* x, float shift, float* y);
+
 struct DotKernels {
     const char* isa = "scalar";
     // Indexed by the weight's type id; null where the type has no kernel.
@@ -60,6 +65,7 @@ struct DotKernels {
     std::array<Dot4Fn, 40> dot4{};    // optional
     std::array<Rows4Fn, 40> rows4{};  // optional
     std::array<AxpyFn, 40> axpy{};    // F32 and F16
+    ExpFn exp = nullptr;
     // The activation layout each weight type's kernels take.
     std::array<ActLayout, 40> layout{};
 };

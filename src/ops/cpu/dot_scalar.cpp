@@ -9,6 +9,7 @@
 #include "tensor/blocks.h"
 #include "tensor/fp16.h"
 
+#include <cmath>
 #include <cstring>
 
 namespace strata::ops {
@@ -248,8 +249,13 @@ void axpy_f16(int64_t n, float w, const void* x, float* y) {
     for (int64_t i = 0; i < n; ++i) y[i] += w * fp16_to_fp32(v[i]);
 }
 
+void exp_shifted(int64_t n, const float* x, float shift, float* y) {
+    for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i] - shift);
+}
+
 DotKernels make_scalar() {
     DotKernels k;
+    k.exp = exp_shifted;
     k.axpy[static_cast<size_t>(TensorType::F32)] = axpy_f32;
     k.axpy[static_cast<size_t>(TensorType::F16)] = axpy_f16;
     auto set = [&](TensorType t, DotFn f) { k.dot[static_cast<size_t>(t)] = f; };

@@ -9,6 +9,7 @@
 #include "tensor/blocks.h"
 
 #include <bit>
+#include <cmath>
 #include <cstring>
 
 // Clang (the sanitizer and fuzzing build, build-san/) has neither GCC's
