@@ -14,11 +14,14 @@
 //    Q8_0's top bit flipped), so `vpdpbusd` multiplies them by the signed
 //    activation codes as they are; o times the activations' sum comes off by
 //    starting the accumulator at o times the layout's precomputed minus sums;
-//  - one permute gathers the four scales into lanes, converted in one instruction
-//    and multiplied by the activations' scales, which the layout already holds
-//    per lane.
+//  - one permute gathers the four scales into lanes, converted in one or two
+//    instructions (MXFP4: see `Mxfp4`) and multiplied by the activations'
+//    scales, which the layout already holds per lane.
 // The integer sums are exact, so every block's term is the reference's; only
-// the order in which the 16 lanes' float terms are added differs.
+// the order in which the 16 lanes' float terms are added differs. Decode takes
+// four weight rows per call (`rows4`), sharing each activation group's loads
+// and prefetching the next four rows as it reads these; prefill takes four
+// tokens per weight row (`dot4`).
 
 #include "ops/cpu/dot.h"
 
