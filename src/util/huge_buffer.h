@@ -3,7 +3,8 @@
 // backed by transparent huge pages. Decode streams every weight byte once per
 // token; through 4 KiB pages of the page cache that is a TLB miss every 64
 // cache lines and a hardware prefetcher that stops at each page's end, which
-// cost about a fifth of the read rate on Zen 4 (see bench/README.md). 2 MiB
+// cost 5-23% of the read rate on Zen 4 depending on the machine's load, and
+// Qwen3 decode about 13% of its speed (see bench/README.md). 2 MiB
 // pages remove both. Where the kernel grants no huge pages (THP off) the buffer
 // is ordinary memory and works the same.
 
