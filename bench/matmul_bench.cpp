@@ -12,6 +12,7 @@
 #include "ops/cpu/dot.h"
 #include "ops/cpu/matmul.h"
 #include "ops/cpu/ops.h"
+#include "tensor/repack.h"
 #include "tensor/type.h"
 #include "tensor/view.h"
 #include "util/check.h"
@@ -62,8 +63,17 @@ class Matrices {
         auto key = std::make_tuple(t, s.n_in, s.n_out);
         auto it = cache_.find(key);
         if (it != cache_.end()) return *it->second;
-        const TypeTraits& tr = type_traits(t);
         auto m = std::make_unique<Matrix>();
+        if (layout_source(t) != t) {  // strata's own layouts: the source's matrix, repacked
+            const Matrix& src = get(layout_source(t), s);
+            m->bytes = src.bytes;
+            m->view = src.view;
+            m->view.type = t;
+            m->view.data = m->bytes.data();
+            repack_rows(t, m->bytes.data(), s.n_out, s.n_in, m->view.row_bytes);
+            return *cache_.emplace(key, std::move(m)).first->second;
+        }
+        const TypeTraits& tr = type_traits(t);
         const auto row_bytes = static_cast<size_t>(s.n_in / tr.block_size) * tr.type_size;
         m->bytes.resize(row_bytes * static_cast<size_t>(s.n_out));
         std::mt19937 rng(1234);
@@ -187,13 +197,14 @@ void bench_ram(benchmark::State& state, TensorType t, bool rows4, bool huge, Thr
     // Each block's leading scale: 2^-7 for MXFP4's exponent byte, else the
     // half 2^-7 (0x2000) in the first two bytes (and Q4_K's second scale).
     for (size_t b = 0; b < n_bytes; b += tt.type_size) {
-        if (t == TensorType::MXFP4) {
+        if (layout_source(t) == TensorType::MXFP4) {
             bytes[b] = 120;
         } else {
             bytes[b] = 0, bytes[b + 1] = 0x20;
             if (tt.block_size == 256) bytes[b + 2] = 0, bytes[b + 3] = 0x20;
         }
     }
+    if (layout_source(t) != t) repack_rows(t, bytes, n_out, n_in, static_cast<size_t>(row_bytes));
     const TensorView w{.name = "w",
                        .type = t,
                        .ne = {n_in, n_out, 1, 1},
@@ -268,14 +279,23 @@ int main(int argc, char** argv) {
     for (const ops::DotKernels* k : {&ops::scalar_dot_kernels(), ops::avx2_dot_kernels(),
                                      ops::avx512_dot_kernels(), ops::avx512vbmi_dot_kernels()}) {
         if (!k) continue;
-        for (uint32_t id = 0; id < 40; ++id) {
+        std::vector<TensorType> types;
+        for (uint32_t id = 0; id < kTypeIdCount; ++id) {
             const TypeTraits* tr = type_traits(id);
-            if (!tr || !tr->quantize || !k->dot[id]) continue;
-            benchmark::RegisterBenchmark(fmt::format("dot/{}/{}", tr->name, k->isa).c_str(),
-                                         bench_dot, std::ref(mats), tr->type, k);
+            if (tr && tr->quantize) types.push_back(tr->type);
+        }
+        // strata's own layouts, where the table asks for them.
+        for (uint32_t id = 0; id < kTypeIdCount; ++id) {
+            if (k->repacked[id]) types.push_back(*k->repacked[id]);
+        }
+        for (TensorType t : types) {
+            if (!k->dot[static_cast<size_t>(t)]) continue;
+            benchmark::RegisterBenchmark(fmt::format("dot/{}/{}", type_name(t), k->isa).c_str(),
+                                         bench_dot, std::ref(mats), t, k);
         }
     }
-    for (TensorType t : {TensorType::Q8_0, TensorType::MXFP4, TensorType::Q4_K}) {
+    for (TensorType t :
+         {TensorType::Q8_0, TensorType::MXFP4, TensorType::MXFP4_X4, TensorType::Q4_K}) {
         for (bool huge : {true, false}) {
             for (bool rows4 : {false, true}) {
                 if (rows4 && !ops::dot_kernels().rows4[static_cast<size_t>(t)]) continue;

@@ -5,6 +5,7 @@
 
 #include "tensor/blocks.h"
 #include "tensor/fp16.h"
+#include "tensor/repack.h"
 #include "tensor/type.h"
 
 #include <cstddef>
@@ -37,6 +38,11 @@ inline std::vector<size_t> half_fields(TensorType t) {
 
 // A random row of `n` elements of type `t`.
 inline std::vector<uint8_t> random_row(TensorType t, int64_t n, std::mt19937& rng) {
+    if (t != layout_source(t)) {  // strata's own layouts: a random row of the source, repacked
+        std::vector<uint8_t> row = random_row(layout_source(t), n, rng);
+        repack_rows(t, row.data(), 1, n, row.size());
+        return row;
+    }
     const TypeTraits& tt = type_traits(t);
     std::normal_distribution<float> normal(0.0f, 1.0f);
     std::vector<uint8_t> row(static_cast<size_t>(n / tt.block_size) * tt.type_size);

@@ -3,6 +3,8 @@
 #include "engine/engine.h"
 #include "engine/sampler.h"
 #include "engine/stop.h"
+#include "ops/cpu/dot.h"
+#include "tensor/repack.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>
@@ -11,6 +13,7 @@
 #include <cstring>
 #include <limits>
 #include <set>
+#include <vector>
 
 namespace strata {
 namespace {
@@ -64,32 +67,52 @@ TEST(Session, ReusesTheCommonPrefixAndGetsTheSameLogits) {
 // asks to read them in place: the model must then read the copies (else the
 // test would pass without any copy), and the same bytes through the same
 // kernels give the same logits to the bit.
+// Weights copied into RAM at load (and MXFP4 repacked there where the kernels
+// ask for it) give the logits of the mapped file's, to the bit. The MXFP4 model
+// exercises the repacking on CPUs whose kernel table repacks (AVX-512 VBMI).
 TEST(Session, CopiedWeightsGiveTheLogitsOfTheMappedOnes) {
-    const std::string path = data_path("reference/qwen3moe.gguf");
-    auto copied = Engine::load(path, {.threads = 2});
-    auto mapped = Engine::load(path, {.threads = 2, .placement = {.mmap = true}});
-    ASSERT_TRUE(copied.ok() && mapped.ok());
-    // Three of the views and the file tensors they are bound to.
-    auto view = [](const Engine& e, const std::string& name) -> const TensorView& {
-        const ModelWeights& w = e.model().weights();
-        if (name == "output.weight") return w.output;
-        return name.starts_with("blk.0.") ? w.layers[0].wq : w.layers[1].down_exps;
-    };
-    for (const std::string name : {"blk.0.attn_q.weight", "blk.1.ffn_down_exps.weight", "output.weight"}) {
-        const gguf::TensorInfo* t = (*copied)->file().find_tensor(name);
-        ASSERT_NE(t, nullptr) << name;
-        EXPECT_NE(view(**copied, name).data, t->data) << name << " is read from the mapping";
-        EXPECT_EQ(std::memcmp(view(**copied, name).data, t->data, t->n_bytes), 0) << name;
-        EXPECT_EQ(view(**mapped, name).data, (*mapped)->file().find_tensor(name)->data) << name;
-    }
-    auto a = session(**copied, 64, KvType::F32);
-    auto b = session(**mapped, 64, KvType::F32);
-    ASSERT_TRUE(a && b);
-    for (int32_t t : {5, 17, 33, 101, 7}) {
-        ASSERT_TRUE(a->append(t).ok());
-        ASSERT_TRUE(b->append(t).ok());
-        ASSERT_EQ(std::memcmp(a->logits().data(), b->logits().data(), a->logits().size_bytes()), 0)
-            << "after token " << t;
+    for (const char* model : {"reference/qwen3moe.gguf", "reference/gpt-oss-MXFP4_MOE.gguf"}) {
+        SCOPED_TRACE(model);
+        const std::string path = data_path(model);
+        auto copied = Engine::load(path, {.threads = 2});
+        auto mapped = Engine::load(path, {.threads = 2, .placement = {.mmap = true}});
+        ASSERT_TRUE(copied.ok() && mapped.ok());
+        // Three of the views and the file tensors they are bound to.
+        auto view = [](const Engine& e, const std::string& name) -> const TensorView& {
+            const ModelWeights& w = e.model().weights();
+            if (name == "output.weight") return w.output;
+            return name.starts_with("blk.0.") ? w.layers[0].wq : w.layers[1].down_exps;
+        };
+        for (const std::string name :
+             {"blk.0.attn_q.weight", "blk.1.ffn_down_exps.weight", "output.weight"}) {
+            const gguf::TensorInfo* t = (*copied)->file().find_tensor(name);
+            ASSERT_NE(t, nullptr) << name;
+            const TensorView& v = view(**copied, name);
+            EXPECT_NE(v.data, t->data) << name << " is read from the mapping";
+            const auto repacked = ops::dot_kernels().repacked[static_cast<size_t>(t->type)];
+            EXPECT_EQ(v.type, repacked.value_or(t->type)) << name;
+            if (v.type == t->type) {
+                EXPECT_EQ(std::memcmp(v.data, t->data, t->n_bytes), 0) << name;
+            } else {  // the same blocks, rearranged row by row
+                std::vector<uint8_t> row(v.row_bytes);
+                for (int64_t r = 0; r < v.ne[1] * v.ne[2]; ++r) {
+                    unpack_row(v.type, v.row(r), row.data(), v.ne[0]);
+                    ASSERT_EQ(std::memcmp(row.data(), t->data + r * v.row_bytes, v.row_bytes), 0)
+                        << name << " row " << r;
+                }
+            }
+            EXPECT_EQ(view(**mapped, name).data, (*mapped)->file().find_tensor(name)->data) << name;
+        }
+        auto a = session(**copied, 64, KvType::F32);
+        auto b = session(**mapped, 64, KvType::F32);
+        ASSERT_TRUE(a && b);
+        for (int32_t t : {5, 17, 33, 101, 7}) {
+            ASSERT_TRUE(a->append(t).ok());
+            ASSERT_TRUE(b->append(t).ok());
+            ASSERT_EQ(std::memcmp(a->logits().data(), b->logits().data(), a->logits().size_bytes()),
+                      0)
+                << "after token " << t;
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 #include "tensor/blocks.h"
 #include "tensor/fp16.h"
 #include "tensor/quants.h"
+#include "tensor/repack.h"
 #include "util/thread_pool.h"
 
 #include <gtest/gtest.h>
@@ -45,7 +46,8 @@ const TensorType kTypes[] = {
     TensorType::F32,  TensorType::F16,    TensorType::BF16,   TensorType::Q4_0,
     TensorType::Q4_1, TensorType::Q5_0,   TensorType::Q5_1,   TensorType::Q8_0,
     TensorType::Q2_K, TensorType::Q3_K,   TensorType::Q4_K,   TensorType::Q5_K,
-    TensorType::Q6_K, TensorType::IQ4_NL, TensorType::IQ4_XS, TensorType::MXFP4};
+    TensorType::Q6_K, TensorType::IQ4_NL, TensorType::IQ4_XS, TensorType::MXFP4,
+    TensorType::MXFP4_X4};
 
 std::vector<const DotKernels*> fast_tables() {
     std::vector<const DotKernels*> out;
@@ -170,6 +172,94 @@ TEST(DotKernels, FourWeightRowKernelsEqualTheOneRowKernelExactly) {
         }
     }
     if (checked == 0) GTEST_SKIP() << "no four-weight-row kernels on this CPU";
+}
+
+// A table that asks for weights repacked (tensor/repack.h) must give every row
+// what its kernels give the same row in the GGML layout, to the bit: a model's
+// logits must not depend on whether its weights were copied or mapped.
+TEST(DotKernels, RepackedRowsGiveTheGgmlRowsResultsExactly) {
+    std::mt19937 rng(11);
+    int checked = 0;
+    for (const DotKernels* k : fast_tables()) {
+        for (TensorType t : kTypes) {
+            const auto to = k->repacked[static_cast<size_t>(t)];
+            if (!to) continue;
+            const size_t id = static_cast<size_t>(t), rid = static_cast<size_t>(*to);
+            // Partial last groups of 1, 2 and 3 blocks, and none.
+            for (int64_t n : {32, 64, 96, 128, 2880, 4096}) {
+                std::vector<std::vector<uint8_t>> rows, packed;
+                const void *w[4], *wp[4];
+                for (int i = 0; i < 4; ++i) {
+                    rows.push_back(random_row(t, n, rng));
+                    packed.push_back(rows.back());
+                    repack_rows(*to, packed.back().data(), 1, n, packed.back().size());
+                    w[i] = rows.back().data();
+                    wp[i] = packed.back().data();
+                }
+                std::vector<std::vector<uint8_t>> acts;
+                const void* a[4];
+                for (int i = 0; i < 4; ++i) {
+                    acts.push_back(pack(t, random_floats(n, rng), *k));
+                    a[i] = acts.back().data();
+                }
+                ASSERT_EQ(k->layout[rid], k->layout[id]);
+                EXPECT_EQ(k->dot[rid](n, wp[0], a[0]), k->dot[id](n, w[0], a[0])) << n;
+                if (k->dot4[id]) {
+                    float want[4], got[4];
+                    k->dot4[id](n, w[0], a, want);
+                    k->dot4[rid](n, wp[0], a, got);
+                    for (int i = 0; i < 4; ++i) EXPECT_EQ(got[i], want[i]) << n;
+                }
+                if (k->rows4[id]) {
+                    float want[4], got[4];
+                    k->rows4[id](n, w, a[0], want, 0);
+                    k->rows4[rid](n, wp, a[0], got, 0);
+                    for (int i = 0; i < 4; ++i) EXPECT_EQ(got[i], want[i]) << n;
+                }
+                ++checked;
+            }
+        }
+    }
+    if (checked == 0) GTEST_SKIP() << "no table on this CPU repacks weights";
+}
+
+// Repacking is a permutation of a row's bytes: undone, it gives the row back,
+// and the layout dequantizes to the source's values. Rows of 1, 2, 3, 4 and 90
+// blocks, several rows at once, `row_bytes` apart with a gap between them that
+// must stay untouched.
+TEST(Repack, Mxfp4X4IsAPermutationOfTheRowsBytes) {
+    std::mt19937 rng(12);
+    for (int64_t n : {32, 64, 96, 128, 2880}) {
+        const size_t bytes = static_cast<size_t>(n / 32) * 17, stride = bytes + 5;
+        std::vector<uint8_t> rows(3 * stride);
+        for (uint8_t& b : rows) b = static_cast<uint8_t>(rng());
+        const std::vector<uint8_t> before = rows;
+        repack_rows(TensorType::MXFP4_X4, rows.data(), 3, n, stride);
+        for (int r = 0; r < 3; ++r) {
+            const uint8_t* was = before.data() + r * stride;
+            const uint8_t* now = rows.data() + r * stride;
+            std::vector<uint8_t> back(bytes);
+            unpack_row(TensorType::MXFP4_X4, now, back.data(), n);
+            EXPECT_EQ(std::memcmp(back.data(), was, bytes), 0) << n;
+            EXPECT_EQ(std::memcmp(now + bytes, was + bytes, 5), 0) << "gap after row " << r;
+            if (n >= 128) {
+                EXPECT_NE(std::memcmp(now, was, bytes), 0) << "rearranged at all";
+            }
+            // As bytes: a random exponent of 255 makes infinities and NaNs.
+            const auto got = dequantize(TensorType::MXFP4_X4, now, n),
+                       want = dequantize(TensorType::MXFP4, was, n);
+            EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0) << n;
+        }
+    }
+    // The first group's first block: codes at byte 0, its exponent after the
+    // group's 64 code bytes.
+    std::vector<uint8_t> row(4 * 17);
+    for (size_t i = 0; i < row.size(); ++i) row[i] = static_cast<uint8_t>(i);
+    repack_rows(TensorType::MXFP4_X4, row.data(), 1, 128, row.size());
+    EXPECT_EQ(row[0], 1);    // block 0's first code byte
+    EXPECT_EQ(row[16], 18);  // block 1's
+    EXPECT_EQ(row[64], 0);   // block 0's exponent
+    EXPECT_EQ(row[67], 51);  // block 3's
 }
 
 // MXFP4 scales at the ends of their range: 2^-128 and 2^-127 (e = 0, 1) are

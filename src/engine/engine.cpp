@@ -2,6 +2,7 @@
 
 #include "model/info.h"
 #include "ops/cpu/dot.h"
+#include "tensor/repack.h"
 #include "util/check.h"
 #include "util/format.h"
 #include "util/meminfo.h"
@@ -18,6 +19,7 @@
 #include <cstdio>
 #include <cstring>
 #include <new>
+#include <optional>
 #include <unordered_map>
 
 namespace strata {
@@ -257,20 +259,35 @@ Status Engine::copy_host_weights(const EngineOptions& options) {
     // Pieces of at most 16 MiB, read by the pool's threads a batch at a time
     // with `pread`, which copies from the page cache without faulting the
     // mapping's pages in one by one; progress is reported between batches.
+    // Where the kernels read a type faster in one of strata's own layouts, each
+    // piece is whole rows, repacked while they are still in cache.
+    const ops::DotKernels& kernels = ops::dot_kernels();
     struct Piece {
         const gguf::TensorInfo* t;
         uint64_t off, n;
         uint8_t* to;
+        std::optional<TensorType> repack;
+        uint64_t row_bytes;
     };
     constexpr uint64_t kPiece = uint64_t{16} << 20;
     std::vector<Piece> pieces;
-    std::unordered_map<const uint8_t*, const uint8_t*> moved;
-    uint64_t at = 0;
+    std::unordered_map<const uint8_t*, Model::MovedWeights> moved;
+    uint64_t at = 0, repacked = 0;
     for (const gguf::TensorInfo* t : chosen) {
         uint8_t* dst = host_weights_.data() + at;
-        for (uint64_t off = 0; off < t->n_bytes; off += kPiece)
-            pieces.push_back({t, off, std::min(kPiece, t->n_bytes - off), dst + off});
-        moved[t->data] = dst;
+        const std::optional<TensorType> to = kernels.repacked[static_cast<size_t>(t->type)];
+        // Rows are far smaller than a piece for every type that is repacked.
+        const Result<uint64_t> rb = type_bytes(t->type, t->ne[0]);
+        const uint64_t row_bytes = to && rb ? *rb : 0;
+        const bool repack =
+            to && row_bytes > 0 && row_bytes <= kPiece && t->n_bytes % row_bytes == 0;
+        const uint64_t piece = repack ? kPiece / row_bytes * row_bytes : kPiece;
+        for (uint64_t off = 0; off < t->n_bytes; off += piece) {
+            pieces.push_back({t, off, std::min(piece, t->n_bytes - off), dst + off,
+                              repack ? to : std::nullopt, row_bytes});
+        }
+        moved[t->data] = {dst, repack ? *to : t->type};
+        if (repack) repacked += t->n_bytes;
         copied_.insert(t->name);
         at += (t->n_bytes + kAlign - 1) / kAlign * kAlign;
     }
@@ -279,23 +296,27 @@ Status Engine::copy_host_weights(const EngineOptions& options) {
         const int fd = file_->part_fd(p.t->file_index);
         if (fd < 0) {  // bytes without a file (see MappedFile::borrow)
             std::memcpy(p.to, p.t->data + p.off, p.n);
-            return;
-        }
-        for (uint64_t done = 0; done < p.n;) {
-            const ssize_t got = ::pread(fd, p.to + done, p.n - done,
-                                        static_cast<off_t>(p.t->file_offset + p.off + done));
-            if (got < 0 && errno == EINTR) continue;
-            if (got <= 0) {
-                short_read = p.t;
-                return;
+        } else {
+            for (uint64_t done = 0; done < p.n;) {
+                const ssize_t got = ::pread(fd, p.to + done, p.n - done,
+                                            static_cast<off_t>(p.t->file_offset + p.off + done));
+                if (got < 0 && errno == EINTR) continue;
+                if (got <= 0) {
+                    short_read = p.t;
+                    return;
+                }
+                done += static_cast<uint64_t>(got);
             }
-            done += static_cast<uint64_t>(got);
+            // The page cache's copy of these bytes is not read again: dropping it
+            // as the copy goes leaves free memory for the copy's huge pages, which
+            // the kernel otherwise has to reclaim and compact for one by one.
+            ::posix_fadvise(fd, static_cast<off_t>(p.t->file_offset + p.off),
+                            static_cast<off_t>(p.n), POSIX_FADV_DONTNEED);
         }
-        // The page cache's copy of these bytes is not read again: dropping it
-        // as the copy goes leaves free memory for the copy's huge pages, which
-        // the kernel otherwise has to reclaim and compact for one by one.
-        ::posix_fadvise(fd, static_cast<off_t>(p.t->file_offset + p.off), static_cast<off_t>(p.n),
-                        POSIX_FADV_DONTNEED);
+        if (p.repack) {
+            repack_rows(*p.repack, p.to, static_cast<int64_t>(p.n / p.row_bytes),
+                        static_cast<int64_t>(p.t->ne[0]), p.row_bytes);
+        }
     };
     constexpr size_t kBatch = 16;
     uint64_t done = 0;
@@ -315,8 +336,11 @@ Status Engine::copy_host_weights(const EngineOptions& options) {
     model_->move_weights(moved);
     if (options.log)
         options.log(fmt::format("weights: {} of host-tier weights copied into RAM (huge pages asked for; "
-                                "--mmap reads them in place)",
-                                format_bytes(done)));
+                                "--mmap reads them in place){}",
+                                format_bytes(done),
+                                repacked ? fmt::format(", {} of them repacked for the {} kernels",
+                                                       format_bytes(repacked), kernels.isa)
+                                         : std::string()));
     return {};
 }
 

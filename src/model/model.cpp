@@ -75,9 +75,12 @@ bool Model::attach_experts(std::string_view name, const ExpertSource* source) {
     return false;
 }
 
-void Model::move_weights(const std::unordered_map<const uint8_t*, const uint8_t*>& to) {
+void Model::move_weights(const std::unordered_map<const uint8_t*, MovedWeights>& to) {
     for_each_view(weights_, [&](TensorView& v) {
-        if (auto it = to.find(v.data); v.data && it != to.end()) v.data = it->second;
+        if (auto it = to.find(v.data); v.data && it != to.end()) {
+            v.data = it->second.data;
+            v.type = it->second.type;
+        }
     });
 }
 

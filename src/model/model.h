@@ -54,9 +54,15 @@ class Model {
 
     const HParams& hparams() const { return hp_; }
     const ArchSpec& arch() const { return *arch_; }
+    // Where the engine copied a tensor's bytes, and as which type: the file's,
+    // or one of strata's own layouts of it (tensor/repack.h).
+    struct MovedWeights {
+        const uint8_t* data;
+        TensorType type;
+    };
     // Points every weight view whose bytes are at a key of `to` at its value
-    // instead: the engine's copies of tensors (the same bytes elsewhere).
-    void move_weights(const std::unordered_map<const uint8_t*, const uint8_t*>& to);
+    // instead: the engine's copies of tensors (the same values elsewhere).
+    void move_weights(const std::unordered_map<const uint8_t*, MovedWeights>& to);
     const ModelWeights& weights() const { return weights_; }
     // Routing choices counted since load (or the last reset); empty for dense models.
     const ExpertUsage& expert_usage() const { return usage_; }

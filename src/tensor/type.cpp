@@ -1,6 +1,7 @@
 #include "tensor/type.h"
 
 #include "tensor/quants.h"
+#include "tensor/repack.h"
 
 #include <array>
 #include <cctype>
@@ -47,7 +48,14 @@ constexpr TypeTraits kTraits[] = {
     {TensorType::MXFP4, "MXFP4", 32, 17, true, dequantize_row_mxfp4, quantize_row_mxfp4},
 };
 
+// strata's own layouts: the bytes per block of their source type, so a row's
+// size does not change when it is repacked.
+constexpr TypeTraits kLayoutTraits[] = {
+    {TensorType::MXFP4_X4, "MXFP4_X4", 32, 17, true, dequantize_row_mxfp4_x4, nullptr},
+};
+
 constexpr uint32_t kMaxTypeId = 40;
+static_assert(kMaxTypeId <= kTypeIdCount);
 
 // Type id -> index into kTraits, or -1; built once so lookups are O(1).
 constexpr std::array<int, kMaxTypeId> build_index() {
@@ -65,7 +73,12 @@ const TypeTraits* type_traits(uint32_t type_id) {
     return &kTraits[kIndex[type_id]];
 }
 
-const TypeTraits& type_traits(TensorType t) { return *type_traits(static_cast<uint32_t>(t)); }
+const TypeTraits& type_traits(TensorType t) {
+    for (const TypeTraits& traits : kLayoutTraits) {
+        if (traits.type == t) return traits;
+    }
+    return *type_traits(static_cast<uint32_t>(t));
+}
 
 std::optional<TensorType> type_from_name(std::string_view name) {
     for (const TypeTraits& traits : kTraits) {

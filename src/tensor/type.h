@@ -47,7 +47,14 @@ enum class TensorType : uint32_t {
     TQ1_0 = 34,
     TQ2_0 = 35,
     MXFP4 = 39,
+    // strata's own in-memory layouts of a GGML type (tensor/repack.h). Never in a
+    // file: `type_traits(uint32_t)`, which checks the ids files carry, and
+    // `type_from_name` do not know them.
+    MXFP4_X4 = 63,
 };
+
+// Type ids are below this: arrays indexed by type id have this many slots.
+inline constexpr size_t kTypeIdCount = 64;
 
 // Converts `n` elements (a multiple of the block size) of a block-encoded row to floats.
 using DequantizeFn = void (*)(const void* src, float* dst, int64_t n);
@@ -66,6 +73,7 @@ struct TypeTraits {
 
 // The traits of a type id, or nullptr when the id is not a GGML type strata knows.
 const TypeTraits* type_traits(uint32_t type_id);
+// The traits of any type, strata's own layouts included.
 const TypeTraits& type_traits(TensorType t);
 
 // "q4_k", "Q4_K", "mxfp4" ... -> the type; case-insensitive.

@@ -20,7 +20,8 @@ TensorType dot_act_type(TensorType weight) {
         case TensorType::Q5_0:
         case TensorType::Q8_0:
         case TensorType::IQ4_NL:
-        case TensorType::MXFP4: return TensorType::Q8_0;
+        case TensorType::MXFP4:
+        case TensorType::MXFP4_X4: return TensorType::Q8_0;
         case TensorType::Q4_1:
         case TensorType::Q5_1: return TensorType::Q8_1;
         case TensorType::Q2_K:

@@ -17,6 +17,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
 namespace strata::ops {
 
@@ -61,13 +62,16 @@ using ExpFn = void (*)(int64_t n, const float* x, float shift, float* y);
 struct DotKernels {
     const char* isa = "scalar";
     // Indexed by the weight's type id; null where the type has no kernel.
-    std::array<DotFn, 40> dot{};
-    std::array<Dot4Fn, 40> dot4{};    // optional
-    std::array<Rows4Fn, 40> rows4{};  // optional
-    std::array<AxpyFn, 40> axpy{};    // F32 and F16
+    std::array<DotFn, kTypeIdCount> dot{};
+    std::array<Dot4Fn, kTypeIdCount> dot4{};    // optional
+    std::array<Rows4Fn, kTypeIdCount> rows4{};  // optional
+    std::array<AxpyFn, kTypeIdCount> axpy{};    // F32 and F16
     ExpFn exp = nullptr;
     // The activation layout each weight type's kernels take.
-    std::array<ActLayout, 40> layout{};
+    std::array<ActLayout, kTypeIdCount> layout{};
+    // Where this table reads a GGML type faster in one of strata's own layouts
+    // (tensor/repack.h), that layout: weights copied into RAM are repacked.
+    std::array<std::optional<TensorType>, kTypeIdCount> repacked{};
 };
 
 // The activation format a weight type's dot product takes.

@@ -8,9 +8,11 @@
 
 #include "tensor/blocks.h"
 #include "tensor/fp16.h"
+#include "tensor/repack.h"
 
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 namespace strata::ops {
 
@@ -97,6 +99,13 @@ float dot_mxfp4(int64_t n, const void* w, const void* a) {
     return dot_q8_0_acts<BlockMXFP4>(
         n, w, a, [](const BlockMXFP4& b) { return e8m0_to_fp32_half(b.e); },
         [](const BlockMXFP4& b, int j) { return int{kvalues_mxfp4[nibble(b.qs, j)]}; });
+}
+
+// strata's four-block layout of MXFP4 (tensor/repack.h), as the blocks it holds.
+float dot_mxfp4_x4(int64_t n, const void* w, const void* a) {
+    std::vector<BlockMXFP4> row(static_cast<size_t>(n / 32));
+    unpack_row(TensorType::MXFP4_X4, w, row.data(), n);
+    return dot_mxfp4(n, row.data(), a);
 }
 
 // Q4_1 and Q5_1: value = d * q + m, so the dot is d * da * sum(q * qa) + m * sa,
@@ -275,6 +284,7 @@ DotKernels make_scalar() {
     set(TensorType::IQ4_NL, dot_iq4_nl);
     set(TensorType::IQ4_XS, dot_iq4_xs);
     set(TensorType::MXFP4, dot_mxfp4);
+    set(TensorType::MXFP4_X4, dot_mxfp4_x4);
     return k;
 }
 

@@ -188,12 +188,14 @@ struct Mxfp4 {
     template <bool Full>
     static Group load(const uint8_t* p, int64_t valid) {
         static constexpr Index exp_idx = exponent_index(17, 3);
-        const __m512i b = book(kvalues_mxfp4, 16);
         __m512i head;
         const __m512i q = N::gather<Full>(p, valid, head);
-        // e in the top byte of each lane.
-        const __m512i e =
-            _mm512_maskz_permutexvar_epi8(0x8888888888888888ull, exp_idx.load(), head);
+        return group(q, _mm512_maskz_permutexvar_epi8(0x8888888888888888ull, exp_idx.load(), head));
+    }
+    // The group of block k's 16 code bytes at bytes 16k of `q` and its exponent e
+    // in the top byte of lanes 4k..4k+3 of `e`.
+    static Group group(__m512i q, __m512i e) {
+        const __m512i b = book(kvalues_mxfp4, 16);
         Group g{_mm512_permutexvar_epi8(q, b), _mm512_permutexvar_epi8(_mm512_srli_epi16(q, 4), b),
                 _mm512_castsi512_ps(
                     _mm512_max_epu32(_mm512_srli_epi32(e, 1), _mm512_set1_epi32(0x400000)))};
@@ -210,6 +212,32 @@ struct Mxfp4 {
         if (g.rare) [[unlikely]]
             return _mm512_scalef_ps(d, g.scale);
         return _mm512_mul_ps(g.scale, d);
+    }
+};
+
+// MXFP4 repacked at load (MXFP4_X4, tensor/repack.h): a group's codes are one
+// 64-byte load already in place, and its four exponents one 4-byte broadcast
+// that per-lane shifts move into place, so two of the four permutes a GGML
+// group takes (the code gather and the exponent permute) are gone.
+struct Mxfp4X4 : Mxfp4 {
+    template <bool Full>
+    static Group load(const uint8_t* p, int64_t valid) {
+        __m512i q;
+        uint32_t exps = 0;
+        if constexpr (Full) {
+            q = _mm512_loadu_si512(p);
+            std::memcpy(&exps, p + 64, 4);
+        } else {  // a row's last r < 4 blocks: 16 r code bytes, then r exponents
+            const int64_t r = valid / kBlockBytes;
+            q = _mm512_maskz_loadu_epi8(first_bytes(16 * r), p);
+            std::memcpy(&exps, p + 16 * r, static_cast<size_t>(r));
+        }
+        // Exponent k (byte k) into the top byte of lanes 4k..4k+3.
+        const __m512i up = _mm512_set_epi32(0, 0, 0, 0, 8, 8, 8, 8, 16, 16, 16, 16, 24, 24, 24, 24);
+        const __m512i e = _mm512_and_si512(
+            _mm512_sllv_epi32(_mm512_set1_epi32(static_cast<int>(exps)), up),
+            _mm512_set1_epi32(static_cast<int>(0xFF000000u)));
+        return group(q, e);
     }
 };
 
@@ -356,6 +384,8 @@ DotKernels build(const DotKernels& base) {
     set(TensorType::Q8_0, static_cast<Q8_0*>(nullptr));
     set(TensorType::IQ4_NL, static_cast<Iq4Nl*>(nullptr));
     set(TensorType::MXFP4, static_cast<Mxfp4*>(nullptr));
+    set(TensorType::MXFP4_X4, static_cast<Mxfp4X4*>(nullptr));
+    k.repacked[static_cast<size_t>(TensorType::MXFP4)] = TensorType::MXFP4_X4;
     return k;
 }
 

@@ -1,0 +1,34 @@
+#pragma once
+// strata's own in-memory layouts of GGML block types: the same blocks, with the
+// same bytes per row, rearranged so the fastest kernels read them with fewer
+// shuffles. Weights copied into RAM at load are rewritten into the layout the
+// chosen kernel table asks for (`DotKernels::repacked`); files and mapped
+// tensors always keep the GGML layout.
+//
+// MXFP4_X4 (from MXFP4): a row's blocks in groups of four. A group is the four
+// blocks' 16 code bytes one after another (64 bytes), then their four exponent
+// bytes; a row's last, partial group of r blocks is their 16 r code bytes, then
+// their r exponents. So one 64-byte load holds a group's codes, in the order in
+// which `ActLayout::Groups4` holds the activations they multiply, and one
+// 4-byte load its exponents.
+
+#include "tensor/type.h"
+
+#include <cstdint>
+
+namespace strata {
+
+// The GGML type whose blocks a layout rearranges (t itself for GGML types).
+TensorType layout_source(TensorType t);
+
+// Rewrites `n_rows` rows of `n` elements of `layout_source(to)`, `row_bytes`
+// apart, into layout `to`, in place.
+void repack_rows(TensorType to, void* rows, int64_t n_rows, int64_t n, size_t row_bytes);
+
+// One row of layout `from` back into its source type's layout, into `dst`.
+void unpack_row(TensorType from, const void* src, void* dst, int64_t n);
+
+// Dequantizes a row of MXFP4_X4 (the type table's entry for it).
+void dequantize_row_mxfp4_x4(const void* src, float* dst, int64_t n);
+
+}  // namespace strata
