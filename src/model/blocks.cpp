@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <vector>
 
 namespace strata {
 
@@ -36,12 +37,24 @@ void attention(const float* q, int64_t n_tok, int64_t pos0, const KvCache& cache
 
 void linear(const TensorView& w, const TensorView& b, const float* x, int64_t n_tok, float* y,
             ThreadPool& pool) {
-    const int64_t n_out = w.ne[1];
-    ops::matmul(w, 0, n_out, x, w.ne[0], n_tok, y, n_out, pool);
-    if (b.valid()) {
-        const float* bp = b.f32();
+    const Linear out{&w, &b, y};
+    linear_many({&out, 1}, x, n_tok, pool);
+}
+
+void linear_many(std::span<const Linear> outs, const float* x, int64_t n_tok, ThreadPool& pool) {
+    std::vector<ops::MatmulTarget> targets;
+    for (const Linear& o : outs) {
+        const int64_t n_out = o.w->ne[1];
+        targets.push_back({.w = o.w, .row0 = 0, .n_out = n_out, .y = o.y, .y_stride = n_out});
+        CHECK(o.w->ne[0] == outs[0].w->ne[0], "linear_many's matrices take the same input");
+    }
+    ops::matmul_many(targets, x, outs[0].w->ne[0], n_tok, pool);
+    for (const Linear& o : outs) {
+        if (!o.b->valid()) continue;
+        const int64_t n_out = o.w->ne[1];
+        const float* bp = o.b->f32();
         for (int64_t t = 0; t < n_tok; ++t) {
-            for (int64_t i = 0; i < n_out; ++i) y[t * n_out + i] += bp[i];
+            for (int64_t i = 0; i < n_out; ++i) o.y[t * n_out + i] += bp[i];
         }
     }
 }

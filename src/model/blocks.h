@@ -11,6 +11,7 @@
 #include "util/thread_pool.h"
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 namespace strata {
@@ -33,6 +34,15 @@ void attention(const float* q, int64_t n_tok, int64_t pos0, const KvCache& cache
 // y = x W^T (+ b) for a [n_tok, n_in] x; y is [n_tok, w.ne[1]].
 void linear(const TensorView& w, const TensorView& b, const float* x, int64_t n_tok, float* y,
             ThreadPool& pool);
+
+// Several `linear`s of the same x in one parallel region (ops::matmul_many):
+// a layer's Q, K and V projections.
+struct Linear {
+    const TensorView* w;
+    const TensorView* b;
+    float* y;
+};
+void linear_many(std::span<const Linear> outs, const float* x, int64_t n_tok, ThreadPool& pool);
 
 // Dense FFN: down(act(gate x) * up x).
 void dense_ffn(const TensorView& gate, const TensorView& up, const TensorView& down, Activation act,

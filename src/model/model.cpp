@@ -110,9 +110,8 @@ void Model::layer(int il, float* x, int64_t n_tok, std::span<const SeqBatch> seq
 
     std::vector<float> q(static_cast<size_t>(n_tok * q_width)),
         k(static_cast<size_t>(n_tok * k_width)), v(static_cast<size_t>(n_tok * v_width));
-    linear(w.wq, w.bq, cur.data(), n_tok, q.data(), pool);
-    linear(w.wk, w.bk, cur.data(), n_tok, k.data(), pool);
-    linear(w.wv, w.bv, cur.data(), n_tok, v.data(), pool);
+    const Linear qkv[] = {{&w.wq, &w.bq, q.data()}, {&w.wk, &w.bk, k.data()}, {&w.wv, &w.bv, v.data()}};
+    linear_many(qkv, cur.data(), n_tok, pool);
     if (arch_->qk_norm == QkNorm::Full) {
         norm_rows(NormKind::Rms, q.data(), n_tok, q_width, w.q_norm, {}, hp_.norm_rms_eps,
                   q.data());

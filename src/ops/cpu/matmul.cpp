@@ -123,21 +123,51 @@ void matmul_rows(const RowsParams& p, const DotKernels& k) {
 
 void matmul(const TensorView& w, int64_t row0, int64_t n_out, const float* x, int64_t x_stride,
             int64_t n_tok, float* y, int64_t y_stride, ThreadPool& pool) {
-    PackedActs acts;
-    pack_acts(w.type, x, x_stride, w.ne[0], n_tok, acts, &pool);
+    const MatmulTarget target{.w = &w, .row0 = row0, .n_out = n_out, .y = y, .y_stride = y_stride};
+    matmul_many({&target, 1}, x, x_stride, n_tok, pool);
+}
+
+void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t x_stride,
+                 int64_t n_tok, ThreadPool& pool) {
+    // The input once per (activation type, layout) the targets' kernels take.
+    const DotKernels& k = dot_kernels();
+    std::vector<PackedActs> packed;
+    std::vector<size_t> acts_of(targets.size());
+    for (size_t i = 0; i < targets.size(); ++i) {
+        const TensorView& w = *targets[i].w;
+        const TensorType type = dot_act_type(w.type);
+        const ActLayout layout = k.layout[static_cast<size_t>(w.type)];
+        size_t a = 0;
+        while (a < packed.size() &&
+               !(packed[a].type == type && packed[a].layout == layout && packed[a].n == w.ne[0]))
+            ++a;
+        if (a == packed.size()) pack_acts(w.type, x, x_stride, w.ne[0], n_tok, packed.emplace_back(), &pool);
+        acts_of[i] = a;
+    }
     // Items of a few row blocks, taken by whichever thread is free: on a shared
     // machine one core may run slower than the other for a while, and a static
     // half each would leave the faster one idle until the slower one finished.
-    const int64_t n_items = (n_out + kItemRows - 1) / kItemRows;
-    pool.for_each_dynamic(n_items, [&](int64_t i) {
-        matmul_rows({.w = &w,
-                     .row_begin = row0 + i * kItemRows,
-                     .row_end = row0 + std::min(n_out, (i + 1) * kItemRows),
-                     .acts = &acts,
+    struct Item {
+        size_t target;
+        int64_t begin, end;
+    };
+    std::vector<Item> items;
+    for (size_t i = 0; i < targets.size(); ++i) {
+        const MatmulTarget& t = targets[i];
+        for (int64_t r = 0; r < t.n_out; r += kItemRows)
+            items.push_back({i, t.row0 + r, t.row0 + std::min(t.n_out, r + kItemRows)});
+    }
+    pool.for_each_dynamic(static_cast<int64_t>(items.size()), [&](int64_t i) {
+        const Item& item = items[static_cast<size_t>(i)];
+        const MatmulTarget& t = targets[item.target];
+        matmul_rows({.w = t.w,
+                     .row_begin = item.begin,
+                     .row_end = item.end,
+                     .acts = &packed[acts_of[item.target]],
                      .n_tok = n_tok,
-                     .y = y,
-                     .y_stride = y_stride,
-                     .y_row0 = row0});
+                     .y = t.y,
+                     .y_stride = t.y_stride,
+                     .y_row0 = t.row0});
     });
 }
 

@@ -13,6 +13,7 @@
 #include "util/thread_pool.h"
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 namespace strata::ops {
@@ -61,5 +62,22 @@ void matmul_rows(const RowsParams& p, const DotKernels& k = dot_kernels());
 // x rows are w.ne[0] floats, `x_stride` apart; y rows `y_stride` apart.
 void matmul(const TensorView& w, int64_t row0, int64_t n_out, const float* x, int64_t x_stride, int64_t n_tok,
             float* y, int64_t y_stride, ThreadPool& pool);
+
+// One matrix of `matmul_many`: rows [row0, row0 + n_out) of `w` into y (rows
+// `y_stride` apart).
+struct MatmulTarget {
+    const TensorView* w = nullptr;
+    int64_t row0 = 0, n_out = 0;
+    float* y = nullptr;
+    int64_t y_stride = 0;
+};
+
+// Several matrices applied to the same input rows, as one parallel region: the
+// input is packed once per activation format, and every matrix's row blocks are
+// one list of work items, so a layer's small matrices (K and V beside Q) cost
+// no region of their own and leave no thread idle at their end. Each target's
+// y is what `matmul` gives it.
+void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t x_stride,
+                 int64_t n_tok, ThreadPool& pool);
 
 }  // namespace strata::ops
