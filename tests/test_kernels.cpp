@@ -406,6 +406,40 @@ TEST(DotKernels, RowsEndingAtAnUnmappedPageAreReadSafely) {
     ::munmap(mem, 2 * page);
 }
 
+// Every table's Q8_0 quantiser gives the reference's codes and scale, bit for
+// bit: ties that round away from zero, values just below a half, zeros of both
+// signs, subnormals, and blocks with a NaN or an infinity among the values.
+TEST(ActivationFormats, EveryQ8_0QuantiserGivesTheReferencesCodes) {
+    std::mt19937 rng(13);
+    std::vector<float> x;
+    // A block whose largest magnitude is 127 (scale 1): each value is its own
+    // code before rounding.
+    for (float v : {127.0f, 0.5f, -0.5f, 1.5f, -2.5f, 126.5f, -126.5f, 0.49999997f, -0.49999997f,
+                    0.0f, -0.0f, 1e-40f, -1e-40f, 3.5f, 2.5000002f, -64.5f})
+        x.push_back(v);
+    while (x.size() % 32) x.push_back(static_cast<float>(static_cast<int>(rng() % 255) - 127) + 0.5f);
+    const float nan = std::numeric_limits<float>::quiet_NaN(),
+                inf = std::numeric_limits<float>::infinity();
+    for (float special : {nan, inf, -inf, 0.0f, 1e-40f}) {
+        for (int j = 0; j < 32; ++j) x.push_back(j == 7 ? special : (j == 3 ? 0.0f : special * 0.5f));
+    }
+    const auto more = random_floats(32 * 40, rng);
+    x.insert(x.end(), more.begin(), more.end());
+    const int64_t n = static_cast<int64_t>(x.size());
+    std::vector<BlockQ8_0> want(static_cast<size_t>(n / 32)), got(want.size());
+    quantize_row_q8_0(x.data(), want.data(), n);
+    for (const DotKernels* k : fast_tables()) {
+        ASSERT_NE(k->quantize_q8_0, nullptr) << k->isa;
+        k->quantize_q8_0(x.data(), got.data(), n);
+        for (size_t b = 0; b < want.size(); ++b) {
+            EXPECT_EQ(got[b].d, want[b].d) << k->isa << " block " << b;
+            for (int j = 0; j < 32; ++j)
+                EXPECT_EQ(got[b].qs[j], want[b].qs[j])
+                    << k->isa << " block " << b << " value " << x[b * 32 + j];
+        }
+    }
+}
+
 TEST(ActivationFormats, Q8_1AndQ8_KCarryTheirSums) {
     std::mt19937 rng(4);
     const auto x = random_floats(512, rng);

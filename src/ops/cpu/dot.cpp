@@ -41,12 +41,12 @@ constexpr size_t kGroupBytes = 256;
 
 // Q8_0 in `ActLayout::Groups4`: quantised as blocks first, so the codes and scales
 // are the reference's, then rearranged group by group.
-void quantize_q8_0_groups(const float* x, uint8_t* out, int64_t n) {
+void quantize_q8_0_groups(const float* x, uint8_t* out, int64_t n, QuantizeFn quantize) {
     const int64_t n_blocks = n / 32;
     for (int64_t g = 0; g * 4 < n_blocks; ++g) {
         BlockQ8_0 b[4] = {};
         const int64_t nb = std::min<int64_t>(4, n_blocks - 4 * g);
-        quantize_row_q8_0(x + g * kGroup, b, nb * 32);
+        quantize(x + g * kGroup, b, nb * 32);
         uint8_t* o = out + g * kGroupBytes;
         int32_t nsum[16];
         float d[16];
@@ -77,14 +77,15 @@ size_t act_row_bytes(TensorType act_type, ActLayout layout, int64_t n) {
     return static_cast<size_t>(n / t.block_size) * t.type_size;
 }
 
-void quantize_act(TensorType act_type, const float* x, void* out, int64_t n, ActLayout layout) {
+void quantize_act(TensorType act_type, const float* x, void* out, int64_t n, ActLayout layout,
+                  const DotKernels& k) {
     if (layout == ActLayout::Groups4) {
         CHECK(act_type == TensorType::Q8_0 && n % 32 == 0, "Q8_0 groups of whole blocks");
-        quantize_q8_0_groups(x, static_cast<uint8_t*>(out), n);
+        quantize_q8_0_groups(x, static_cast<uint8_t*>(out), n, k.quantize_q8_0);
         return;
     }
     switch (act_type) {
-        case TensorType::Q8_0: quantize_row_q8_0(x, out, n); return;
+        case TensorType::Q8_0: k.quantize_q8_0(x, out, n); return;
         case TensorType::Q8_1: quantize_row_q8_1(x, out, n); return;
         case TensorType::Q8_K: quantize_row_q8_k(x, out, n); return;
         case TensorType::F32: std::memcpy(out, x, static_cast<size_t>(n) * sizeof(float)); return;

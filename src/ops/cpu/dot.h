@@ -67,6 +67,9 @@ struct DotKernels {
     std::array<Rows4Fn, kTypeIdCount> rows4{};  // optional
     std::array<AxpyFn, kTypeIdCount> axpy{};    // F32 and F16
     ExpFn exp = nullptr;
+    // Floats into Q8_0 blocks, code for code the reference's quantize_row_q8_0:
+    // every integer kernel's activations in decode pass through it.
+    QuantizeFn quantize_q8_0 = nullptr;
     // The activation layout each weight type's kernels take.
     std::array<ActLayout, kTypeIdCount> layout{};
     // Where this table reads a GGML type faster in one of strata's own layouts
@@ -76,12 +79,6 @@ struct DotKernels {
 
 // The activation format a weight type's dot product takes.
 TensorType dot_act_type(TensorType weight);
-
-// Quantises `n` floats into `act_type` (F32 copies them), laid out as `layout`.
-void quantize_act(TensorType act_type, const float* x, void* out, int64_t n,
-                  ActLayout layout = ActLayout::Blocks);
-// Bytes of one row of `n` elements of `act_type` in `layout`.
-size_t act_row_bytes(TensorType act_type, ActLayout layout, int64_t n);
 
 const DotKernels& scalar_dot_kernels();
 // The AVX2 table (scalar entries where no AVX2 kernel exists), or null when the
@@ -96,5 +93,11 @@ const DotKernels* avx512vbmi_dot_kernels();
 // The fastest table this CPU runs; chosen once. `STRATA_ISA=scalar|avx2|avx512|avx512vbmi`
 // in the environment caps it (for comparisons and for tests of the fallbacks).
 const DotKernels& dot_kernels();
+
+// Quantises `n` floats into `act_type` (F32 copies them), laid out as `layout`.
+void quantize_act(TensorType act_type, const float* x, void* out, int64_t n,
+                  ActLayout layout = ActLayout::Blocks, const DotKernels& k = dot_kernels());
+// Bytes of one row of `n` elements of `act_type` in `layout`.
+size_t act_row_bytes(TensorType act_type, ActLayout layout, int64_t n);
 
 }  // namespace strata::ops

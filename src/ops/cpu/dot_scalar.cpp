@@ -8,6 +8,7 @@
 
 #include "tensor/blocks.h"
 #include "tensor/fp16.h"
+#include "tensor/quants.h"
 #include "tensor/repack.h"
 
 #include <cmath>
@@ -265,6 +266,7 @@ void exp_shifted(int64_t n, const float* x, float shift, float* y) {
 DotKernels make_scalar() {
     DotKernels k;
     k.exp = exp_shifted;
+    k.quantize_q8_0 = quantize_row_q8_0;
     k.axpy[static_cast<size_t>(TensorType::F32)] = axpy_f32;
     k.axpy[static_cast<size_t>(TensorType::F16)] = axpy_f16;
     auto set = [&](TensorType t, DotFn f) { k.dot[static_cast<size_t>(t)] = f; };

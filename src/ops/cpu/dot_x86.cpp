@@ -7,6 +7,7 @@
 #include "ops/cpu/dot.h"
 
 #include "tensor/blocks.h"
+#include "tensor/fp16.h"
 
 #include <bit>
 #include <cmath>

@@ -50,7 +50,8 @@ void pack_acts(TensorType weight, const float* x, int64_t x_stride, int64_t n, i
                PackedActs& out, ThreadPool* pool, const DotKernels& k) {
     resize_acts(weight, n, n_tok, out, k);
     auto pack = [&](int64_t begin, int64_t end) {
-        for (int64_t t = begin; t < end; ++t) pack_row(out, t, x + t * x_stride);
+        for (int64_t t = begin; t < end; ++t)
+            quantize_act(out.type, x + t * x_stride, out.row(t), n, out.layout, k);
     };
     if (pool && n_tok > 1) {
         pool->parallel_for(n_tok, pack, 8);
