@@ -146,6 +146,26 @@ std::vector<std::string> csv_fields(const std::string& line) {
     return out;
 }
 
+// On a shared machine the read bandwidth moves from minute to minute, so when
+// asked, bench measures it again just before each repetition's decode (and
+// only then: a prefill-only run or a run that does not ask measures nothing).
+TEST(Bench, MeasuresTheReadBandwidthBeforeEachDecodeWhenAsked) {
+    auto e = Engine::load(data_path(kModel), {.threads = 2});
+    ASSERT_TRUE(e.ok()) << e.error().message;
+    auto asked = run_bench(
+        **e, {.n_prompt = 2, .n_gen = 2, .repetitions = 3, .read_bytes_each_rep = 64 << 20});
+    ASSERT_TRUE(asked.ok()) << asked.error().message;
+    ASSERT_EQ(asked->reps.size(), 3u);
+    for (const BenchRep& rep : asked->reps) EXPECT_GT(rep.read_gbps, 0);
+    auto not_asked = run_bench(**e, {.n_prompt = 2, .n_gen = 2, .repetitions = 2});
+    ASSERT_TRUE(not_asked.ok());
+    for (const BenchRep& rep : not_asked->reps) EXPECT_EQ(rep.read_gbps, 0);
+    auto prefill_only = run_bench(
+        **e, {.n_prompt = 2, .n_gen = 0, .repetitions = 2, .read_bytes_each_rep = 64 << 20});
+    ASSERT_TRUE(prefill_only.ok());
+    for (const BenchRep& rep : prefill_only->reps) EXPECT_EQ(rep.read_gbps, 0);
+}
+
 TEST(BenchCli, CsvHasLlamaBenchColumnsOneRowPerTestAndTheBytesPerToken) {
     auto res = run_strata("bench " + data_path(kModel) + " --csv -p 6 -n 3 -r 2 --threads 2 --membw-mib 64", true);
     ASSERT_EQ(res.exit_code, 0) << res.out;

@@ -43,6 +43,9 @@ struct Row {
     int n_prompt = 0, n_gen = 0;
     double avg_ts = 0, stddev_ts = 0;
     std::optional<double> ttft_ms, bytes_per_token, gbps, gflops;
+    // Decode: the mean over repetitions of each one's GB/s over the read
+    // bandwidth measured just before it, and the mean of those bandwidths.
+    std::optional<double> read_pct, read_gbps;
 };
 
 // What each row says about the model.
@@ -88,6 +91,17 @@ std::vector<Row> summarise(const BenchParams& p, const BenchResult& r) {
         std::tie(row.avg_ts, row.stddev_ts) = mean_stddev(tg_ts);
         row.bytes_per_token = r.bytes_per_token;
         row.gbps = r.bytes_per_token * row.avg_ts / 1e9;
+        std::vector<double> pct, bw;
+        for (const BenchRep& rep : r.reps) {
+            if (rep.read_gbps <= 0) continue;
+            const double gbps = r.bytes_per_token * (p.n_gen / rep.gen_seconds) / 1e9;
+            pct.push_back(100.0 * gbps / rep.read_gbps);
+            bw.push_back(rep.read_gbps);
+        }
+        if (!pct.empty()) {
+            row.read_pct = mean_stddev(pct).first;
+            row.read_gbps = mean_stddev(bw).first;
+        }
         rows.push_back(row);
     }
     return rows;
@@ -117,14 +131,15 @@ void print_csv(const ModelLabel& m, const MachineLimits& lim, const std::vector<
         "ttft_ms,bytes_per_token,gbps,membw_gbps,membw_pct,gflops,peak_gflops,peak_pct\n");
     const std::string type = fmt::format("{} {} {}", m.arch, format_count(m.n_params), m.types);
     for (const Row& r : rows) {
-        std::optional<double> membw_pct, peak_pct;
-        if (r.gbps) membw_pct = 100.0 * *r.gbps / lim.read_gbps;
+        std::optional<double> membw_pct = r.read_pct, peak_pct;
+        if (r.gbps && !membw_pct) membw_pct = 100.0 * *r.gbps / lim.read_gbps;
         if (r.gflops) peak_pct = 100.0 * *r.gflops / lim.fma_gflops;
         const std::vector<std::string> fields = {
             m.filename, type, std::to_string(m.size), std::to_string(m.n_params), std::to_string(lim.threads),
             std::to_string(r.n_prompt), std::to_string(r.n_gen), fmt::format("{:.6f}", r.avg_ts),
             fmt::format("{:.6f}", r.stddev_ts), opt(r.ttft_ms, "{:.3f}"), opt(r.bytes_per_token, "{:.0f}"),
-            opt(r.gbps, "{:.4f}"), fmt::format("{:.4f}", lim.read_gbps), opt(membw_pct, "{:.2f}"),
+            opt(r.gbps, "{:.4f}"), fmt::format("{:.4f}", r.read_gbps.value_or(lim.read_gbps)),
+            opt(membw_pct, "{:.2f}"),
             opt(r.gflops, "{:.4f}"), fmt::format("{:.4f}", lim.fma_gflops), opt(peak_pct, "{:.2f}")};
         std::string line;
         for (const std::string& f : fields) line += (line.empty() ? "" : ",") + csv_field(f);
@@ -133,14 +148,21 @@ void print_csv(const ModelLabel& m, const MachineLimits& lim, const std::vector<
 }
 
 void print_table(const ModelLabel& m, const MachineLimits& lim, const std::vector<Row>& rows) {
-    fmt::print("{}\n\n", limits_line(lim));
+    fmt::print("{}\n", limits_line(lim));
+    for (const Row& r : rows) {
+        if (r.read_gbps)
+            fmt::print("{}: % read bw against the read bandwidth measured just before each "
+                       "repetition (mean {:.1f} GB/s)\n",
+                       r.test, *r.read_gbps);
+    }
+    fmt::print("\n");
     fmt::print("| model | arch | types | size | params | threads | test | t/s | ttft ms | bytes/token | GB/s | "
                "% read bw | GFLOP/s | % FMA peak |\n");
     fmt::print("|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
     const std::string name = m.name.empty() ? m.filename : m.name;
     for (const Row& r : rows) {
-        std::optional<double> membw_pct, peak_pct;
-        if (r.gbps) membw_pct = 100.0 * *r.gbps / lim.read_gbps;
+        std::optional<double> membw_pct = r.read_pct, peak_pct;
+        if (r.gbps && !membw_pct) membw_pct = 100.0 * *r.gbps / lim.read_gbps;
         if (r.gflops) peak_pct = 100.0 * *r.gflops / lim.fma_gflops;
         std::optional<double> mib;
         if (r.bytes_per_token) mib = *r.bytes_per_token / (1 << 20);
@@ -201,7 +223,9 @@ int run_bench_command(const BenchArgs& a) {
     const MachineLimits lim = measure_machine_limits(e.threads(), true, a.membw_mib << 20);
     fmt::print(stderr, "running {} repetitions of pp{} + tg{}\n", a.params.repetitions, a.params.n_prompt,
                a.params.n_gen);
-    auto r = run_bench(e, a.params);
+    BenchParams params = a.params;
+    params.read_bytes_each_rep = a.membw_mib << 20;
+    auto r = run_bench(e, params);
     if (!r) return fail(r.error().message);
     const std::vector<Row> rows = summarise(a.params, *r);
     const ModelLabel m = label_model(e);

@@ -132,6 +132,10 @@ Result<BenchResult> run_bench(Engine& engine, const BenchParams& p) {
             t.prompt_seconds = seconds_since(start);
             add_difference(before, usage.snapshot(), r.prompt_usage);
         }
+        if (p.n_gen > 0 && p.read_bytes_each_rep > 0) {
+            t.read_gbps =
+                measure_machine_limits(engine.threads(), false, p.read_bytes_each_rep).read_gbps;
+        }
         before = usage.snapshot();
         start = Clock::now();
         for (int i = 0; i < p.n_gen; ++i) {

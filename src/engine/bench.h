@@ -64,6 +64,11 @@ struct BenchParams {
     int repetitions = 3;
     uint64_t seed = 42;     // of the random prompt ids
     int64_t n_batch = 512;  // prompt tokens per forward pass
+    // When non-zero, the read bandwidth is measured again (the engine's thread
+    // count, this many bytes per pass) right before each repetition's decode, so
+    // each decode is set against the bandwidth of its own moment: on a shared
+    // machine the bandwidth moves by a factor of two within minutes.
+    uint64_t read_bytes_each_rep = 0;
 };
 
 // An error naming the flag when `p` asks for nothing or for no repetitions.
@@ -74,6 +79,7 @@ struct BenchRep {
     double prompt_seconds = 0;
     double first_decode_seconds = 0;  // the first of the n_gen steps
     double gen_seconds = 0;           // all n_gen steps
+    double read_gbps = 0;             // measured just before the decode (0: not measured)
 };
 
 struct BenchResult {
