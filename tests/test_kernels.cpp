@@ -531,6 +531,48 @@ TEST(Matmul, RowsAndTokenIndicesMatchOneByOneDots) {
     }
 }
 
+// Several matrices of the same input in one region (a layer's Q, K and V): each
+// target's rows equal what `matmul` alone gives it, to the bit, whether the
+// targets share an activation format (two Q8_0) or not (Q4_K's Q8_K, MXFP4's
+// Q8_0), and a row range not starting at 0 lands where `matmul` puts it.
+TEST(Matmul, ManyTargetsGiveEachWhatItsOwnMatmulGives) {
+    std::mt19937 rng(14);
+    const int64_t n = 512, n_tok = 3;
+    struct Matrix {
+        std::vector<uint8_t> data;
+        TensorView w;
+    };
+    auto matrix = [&](TensorType type, int64_t rows) {
+        Matrix m;
+        for (int64_t r = 0; r < rows; ++r) {
+            const auto row = random_row(type, n, rng);
+            m.data.insert(m.data.end(), row.begin(), row.end());
+        }
+        m.w = {.name = "w", .type = type, .ne = {n, rows, 1, 1}, .row_bytes = m.data.size() / rows};
+        m.w.data = m.data.data();
+        return m;
+    };
+    // More rows than one work item, and fewer.
+    const Matrix mats[] = {matrix(TensorType::Q8_0, 150), matrix(TensorType::Q4_K, 40),
+                           matrix(TensorType::Q8_0, 7), matrix(TensorType::MXFP4, 70)};
+    const auto x = random_floats(n * n_tok, rng);
+    ThreadPool pool(2);
+    std::vector<std::vector<float>> want, got;
+    std::vector<ops::MatmulTarget> targets;
+    for (const Matrix& m : mats) {
+        const int64_t row0 = m.w.ne[1] > 10 ? 5 : 0, n_out = m.w.ne[1] - row0;
+        want.emplace_back(static_cast<size_t>(n_out * n_tok));
+        got.emplace_back(want.back().size(), -1.0f);
+        ops::matmul(m.w, row0, n_out, x.data(), n, n_tok, want.back().data(), n_out, pool);
+        targets.push_back(
+            {.w = &m.w, .row0 = row0, .n_out = n_out, .y = got.back().data(), .y_stride = n_out});
+    }
+    ops::matmul_many(targets, x.data(), n, n_tok, pool);
+    for (size_t i = 0; i < targets.size(); ++i)
+        EXPECT_EQ(std::memcmp(got[i].data(), want[i].data(), want[i].size() * sizeof(float)), 0)
+            << "target " << i << " " << type_name(mats[i].w.type);
+}
+
 TEST(ThreadPool, EveryItemRunsOnceAndEveryThreadJoins) {
     ThreadPool pool(3);
     for (int round = 0; round < 500; ++round) {  // many short regions: the spin/sleep hand-over

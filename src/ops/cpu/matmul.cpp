@@ -142,7 +142,8 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
         while (a < packed.size() &&
                !(packed[a].type == type && packed[a].layout == layout && packed[a].n == w.ne[0]))
             ++a;
-        if (a == packed.size()) pack_acts(w.type, x, x_stride, w.ne[0], n_tok, packed.emplace_back(), &pool);
+        if (a == packed.size())
+            pack_acts(w.type, x, x_stride, w.ne[0], n_tok, packed.emplace_back(), &pool);
         acts_of[i] = a;
     }
     // Items of a few row blocks, taken by whichever thread is free: on a shared
