@@ -68,7 +68,7 @@ struct DotKernels {
     std::array<AxpyFn, kTypeIdCount> axpy{};    // F32 and F16
     ExpFn exp = nullptr;
     // Floats into Q8_0 blocks, code for code the reference's quantize_row_q8_0:
-    // every integer kernel's activations in decode pass through it.
+    // the activations of every weight type paired with Q8_0 pass through it.
     QuantizeFn quantize_q8_0 = nullptr;
     // The activation layout each weight type's kernels take.
     std::array<ActLayout, kTypeIdCount> layout{};
