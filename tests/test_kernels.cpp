@@ -322,25 +322,59 @@ TEST(DotKernels, ExtremeCodesDoNotSaturate) {
     }
 }
 
-// Attention's y += w * v over the cache's rows: each SIMD table against the
-// scalar one. One fused multiply-add rounds once where the scalar loop rounds
-// twice, so they may differ by an ulp of each term: 1e-6 relative is 8 ulps.
-TEST(DotKernels, AxpyKernelsMatchTheScalarOnes) {
+// Attention's kernels over a block of cache rows, each SIMD table against the
+// scalar one, for every run of heads the SIMD kernels specialise (8, 4, 2, 1 and
+// a mix), head sizes with and without a scalar tail, and rows and heads apart
+// from each other as in the cache. The bound: a SIMD sum of d products adds them
+// in another order, and fused multiply-adds round once where the scalar loop
+// rounds twice; either moves a sum by at most about d ulps of the sum of the
+// terms' magnitudes, and 1e-6 relative to that sum is 8 ulps per term.
+TEST(DotKernels, AttentionKernelsMatchTheScalarOnes) {
     std::mt19937 rng(8);
+    const int64_t n = 37, stride = 300;  // rows of the cache: n keys, stride elements apart
     for (TensorType t : {TensorType::F32, TensorType::F16}) {
-        for (int64_t n : {64, 67}) {  // whole vectors, and a scalar tail
-            const auto v = random_row(t, n, rng);
-            const auto y0 = random_floats(n, rng);
-            auto want = y0;
-            ops::scalar_dot_kernels().axpy[static_cast<size_t>(t)](n, 0.37f, v.data(), want.data());
-            const auto vf = dequantize(t, v.data(), n);
-            for (const DotKernels* k : fast_tables()) {
-                auto got = y0;
-                k->axpy[static_cast<size_t>(t)](n, 0.37f, v.data(), got.data());
-                for (int64_t i = 0; i < n; ++i) {
-                    EXPECT_NEAR(got[i], want[i],
-                                1e-6 * (std::fabs(y0[i]) + std::fabs(0.37f * vf[i])))
-                        << k->isa << " " << type_name(t) << " i=" << i;
+        for (int64_t d : {64, 67}) {
+            const auto rows = random_row(t, n * stride, rng);
+            const auto rows_f = dequantize(t, rows.data(), n * stride);
+            for (int g : {1, 2, 3, 4, 8, 15}) {
+                const int64_t q_stride = d + 5;
+                const auto q = random_floats(g * q_stride, rng);
+                const auto w = random_floats(g * n, rng);
+                const auto o0 = random_floats(g * q_stride, rng);
+                std::vector<float> want_s(g * n), got_s(g * n);
+                auto want_o = o0;
+                const auto& ref = ops::scalar_dot_kernels();
+                const auto ti = static_cast<size_t>(t);
+                ref.scores[ti](d, rows.data(), stride, n, q.data(), q_stride, g, want_s.data());
+                ref.weighted_sum[ti](d, rows.data(), stride, n, w.data(), g, want_o.data(), q_stride);
+                for (const DotKernels* k : fast_tables()) {
+                    auto got_o = o0;
+                    k->scores[ti](d, rows.data(), stride, n, q.data(), q_stride, g, got_s.data());
+                    k->weighted_sum[ti](d, rows.data(), stride, n, w.data(), g, got_o.data(),
+                                        q_stride);
+                    for (int i = 0; i < g; ++i) {
+                        for (int64_t j = 0; j < n; ++j) {
+                            double mag = 0;
+                            for (int64_t e = 0; e < d; ++e) {
+                                mag += std::fabs(q[i * q_stride + e] * rows_f[j * stride + e]);
+                            }
+                            EXPECT_NEAR(got_s[i * n + j], want_s[i * n + j], 1e-6 * mag)
+                                << k->isa << " " << type_name(t) << " d=" << d << " g=" << g;
+                        }
+                        for (int64_t e = 0; e < q_stride; ++e) {
+                            // Past d the row is the next head's, which stays as it was.
+                            if (e >= d) {
+                                EXPECT_EQ(got_o[i * q_stride + e], o0[i * q_stride + e]);
+                                continue;
+                            }
+                            double mag = std::fabs(o0[i * q_stride + e]);
+                            for (int64_t j = 0; j < n; ++j) {
+                                mag += std::fabs(w[i * n + j] * rows_f[j * stride + e]);
+                            }
+                            EXPECT_NEAR(got_o[i * q_stride + e], want_o[i * q_stride + e], 1e-6 * mag)
+                                << k->isa << " " << type_name(t) << " d=" << d << " g=" << g;
+                        }
+                    }
                 }
             }
         }

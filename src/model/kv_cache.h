@@ -1,14 +1,16 @@
 #pragma once
 // The keys and values of one sequence, per layer and position, in F32 or F16.
 // Positions are contiguous from 0: a session appends, and rewinds to reuse a
-// common prefix.
+// common prefix. The rows live in huge pages, committed as positions are first
+// written: attention reads a layer's rows a head's slice at a time, strided, and
+// through 4 KiB pages every few rows would cost a page walk.
 
 #include "ops/params.h"
+#include "util/huge_buffer.h"
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <vector>
 
 namespace strata {
 
@@ -45,10 +47,13 @@ class KvCache {
     size_t k_index(int layer, int64_t pos) const;
     size_t v_index(int layer, int64_t pos) const;
 
+    // Element i of the keys or values as a float.
+    float element(const HugeBuffer& b, size_t i) const;
+
     int64_t n_ctx_, k_width_, v_width_;
     KvType type_;
-    std::vector<float> k32_, v32_;
-    std::vector<uint16_t> k16_, v16_;
+    size_t elem_;  // bytes per element: 4 or 2
+    HugeBuffer k_, v_;
 };
 
 }  // namespace strata

@@ -22,7 +22,7 @@ Result<HugeBuffer> HugeBuffer::allocate(size_t bytes) {
         ::mmap(nullptr, b.map_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (b.map_ == MAP_FAILED) {
         b.map_ = nullptr;
-        return err("cannot allocate {} of memory for the weights", format_bytes(bytes));
+        return err("cannot allocate {} of memory", format_bytes(bytes));
     }
     const auto addr = reinterpret_cast<uintptr_t>(b.map_);
     b.data_ = reinterpret_cast<uint8_t*>((addr + kHugePage - 1) / kHugePage * kHugePage);

@@ -89,11 +89,11 @@ void attention(const float* q, int64_t n_tok, int64_t pos0, const KvLayer& kv,
     const size_t elem = kv.f16 ? sizeof(uint16_t) : sizeof(float);
     const auto* k_base = static_cast<const uint8_t*>(kv.k);
     const auto* v_base = static_cast<const uint8_t*>(kv.v);
-    // q . k and the weighted sum of values through the kernels of the cache's
+    // Scores and the weighted sum of values through the kernels of the cache's
     // type, reading keys and values in place.
     const auto kv_type = static_cast<size_t>(kv.f16 ? TensorType::F16 : TensorType::F32);
-    const DotFn dot = dot_kernels().dot[kv_type];
-    const AxpyFn axpy = dot_kernels().axpy[kv_type];
+    const ScoresFn scores = dot_kernels().scores[kv_type];
+    const WeightedSumFn weighted_sum = dot_kernels().weighted_sum[kv_type];
     const ExpFn exp_shifted = dot_kernels().exp;
     auto key = [&](int64_t j, int kv_head) {
         return k_base +
@@ -105,54 +105,71 @@ void attention(const float* q, int64_t n_tok, int64_t pos0, const KvLayer& kv,
                (static_cast<size_t>(j * kv.v_width) + static_cast<size_t>(kv_head) * p.head_dim_v) *
                    elem;
     };
-    pool.parallel_for(n_tok * p.n_head, [&](int64_t begin, int64_t end) {
-        // Keys a block at a time: their scores, then the block's largest, then
-        // all their weights with one vectorised exponential. The running output
-        // and sum are rescaled at most once per block (online softmax), so no
-        // score row longer than a block is kept and long contexts cost no memory
-        // beyond the output; per key there is no branch and no scalar `exp`.
+    // A job is one token's query heads that share a KV head, so each cached row
+    // is read and converted once for all of them. Groups are halved while that
+    // would leave threads without work (decode of a model with few KV heads).
+    int heads = group;
+    while (heads % 2 == 0 && n_tok * (p.n_head / heads) < 2 * int64_t{pool.size()}) heads /= 2;
+    const int64_t jobs_per_token = p.n_head / heads;
+    pool.parallel_for(n_tok * jobs_per_token, [&](int64_t begin, int64_t end) {
+        // Keys a block at a time: their scores, then each head's block maximum,
+        // then all its weights with one vectorised exponential. A head's running
+        // output and sum are rescaled at most once per block (online softmax), so
+        // no score row longer than a block is kept and long contexts cost no
+        // memory beyond the output; per key there is no branch and no scalar `exp`.
         constexpr int64_t kBlock = 64;
-        float score[kBlock], weight[kBlock];
+        std::vector<float> score(static_cast<size_t>(heads * kBlock)), weight(score.size());
+        std::vector<float> max(static_cast<size_t>(heads));
+        std::vector<double> sum(max.size());
         for (int64_t job = begin; job < end; ++job) {
-            const int64_t t = job / p.n_head;
-            const int h = static_cast<int>(job % p.n_head);
-            const int kv_head = h / group;
+            const int64_t t = job / jobs_per_token;
+            const int h0 = static_cast<int>(job % jobs_per_token) * heads;
+            const int kv_head = h0 / group;
             const int64_t pos = pos0 + t;
             const int64_t first = p.window > 0 ? std::max<int64_t>(0, pos - p.window + 1) : 0;
-            const float* qh = q + t * q_stride + int64_t{h} * p.head_dim_k;
-            float* oh = out + t * o_stride + int64_t{h} * p.head_dim_v;
-            float max = -std::numeric_limits<float>::infinity();
-            double sum = 0.0;
-            std::fill(oh, oh + p.head_dim_v, 0.0f);
+            const float* qh = q + t * q_stride + int64_t{h0} * p.head_dim_k;
+            float* oh = out + t * o_stride + int64_t{h0} * p.head_dim_v;
+            std::fill(max.begin(), max.end(), -std::numeric_limits<float>::infinity());
+            std::fill(sum.begin(), sum.end(), 0.0);
+            std::fill(oh, oh + int64_t{heads} * p.head_dim_v, 0.0f);
+            // Rescales head i's output and sum to a new maximum.
+            auto raise_max = [&](int i, float new_max) {
+                const float correction = std::exp(max[i] - new_max);
+                float* o = oh + int64_t{i} * p.head_dim_v;
+                for (int e = 0; e < p.head_dim_v; ++e) o[e] *= correction;
+                sum[i] *= correction;
+                max[i] = new_max;
+            };
             for (int64_t j0 = first; j0 <= pos; j0 += kBlock) {
                 const int64_t nb = std::min(kBlock, pos + 1 - j0);
-                float block_max = -std::numeric_limits<float>::infinity();
-                for (int64_t b = 0; b < nb; ++b) {
-                    score[b] = dot(p.head_dim_k, key(j0 + b, kv_head), qh) * p.scale;
-                    block_max = std::max(block_max, score[b]);
+                scores(p.head_dim_k, key(j0, kv_head), kv.k_width, nb, qh, p.head_dim_k, heads,
+                       score.data());
+                for (int i = 0; i < heads; ++i) {
+                    float* s = score.data() + i * nb;
+                    float block_max = -std::numeric_limits<float>::infinity();
+                    for (int64_t b = 0; b < nb; ++b) {
+                        s[b] *= p.scale;
+                        block_max = std::max(block_max, s[b]);
+                    }
+                    if (block_max > max[i]) raise_max(i, block_max);
+                    float* w = weight.data() + i * nb;
+                    exp_shifted(nb, s, max[i], w);
+                    for (int64_t b = 0; b < nb; ++b) sum[i] += w[b];
                 }
-                if (block_max > max) {
-                    const float correction = std::exp(max - block_max);
-                    for (int i = 0; i < p.head_dim_v; ++i) oh[i] *= correction;
-                    sum *= correction;
-                    max = block_max;
-                }
-                exp_shifted(nb, score, max, weight);
-                for (int64_t b = 0; b < nb; ++b) {
-                    sum += weight[b];
-                    axpy(p.head_dim_v, weight[b], value(j0 + b, kv_head), oh);
-                }
+                weighted_sum(p.head_dim_v, value(j0, kv_head), kv.v_width, nb, weight.data(), heads,
+                             oh, p.head_dim_v);
             }
-            // A sink is one more logit in the max and the sum that has no value.
-            if (p.sinks && p.sinks[h] > max) {
-                const float correction = std::exp(max - p.sinks[h]);
-                for (int i = 0; i < p.head_dim_v; ++i) oh[i] *= correction;
-                sum *= correction;
-                max = p.sinks[h];
+            for (int i = 0; i < heads; ++i) {
+                // A sink is one more logit in the max and the sum that has no value.
+                if (p.sinks) {
+                    const float sink = p.sinks[h0 + i];
+                    if (sink > max[i]) raise_max(i, sink);
+                    sum[i] += std::exp(double{sink} - max[i]);
+                }
+                const float inv = static_cast<float>(1.0 / sum[i]);
+                float* o = oh + int64_t{i} * p.head_dim_v;
+                for (int e = 0; e < p.head_dim_v; ++e) o[e] *= inv;
             }
-            if (p.sinks) sum += std::exp(double{p.sinks[h]} - max);
-            const float inv = static_cast<float>(1.0 / sum);
-            for (int i = 0; i < p.head_dim_v; ++i) oh[i] *= inv;
         }
     });
 }

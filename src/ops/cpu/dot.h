@@ -50,9 +50,17 @@ using Dot4Fn = void (*)(int64_t n, const void* w, const void* const* a, float* o
 using Rows4Fn = void (*)(int64_t n, const void* const* w, const void* a, float* out,
                          ptrdiff_t prefetch);
 
-// y[i] += w * x[i] for a row `x` of the weight type (F32 and F16 only): how
-// attention adds a value row of the KV cache into a head's output.
-using AxpyFn = void (*)(int64_t n, float w, const void* x, float* y);
+// Grouped-query attention over a block of n rows of the KV cache for the g query
+// heads that share one KV head, so each cached row is loaded and converted once
+// for all of them. Rows are d elements of the cache's type (F32 or F16), `stride`
+// elements apart.
+// Scores: s[i * n + j] = q_i . k_j, for g query rows q_i `q_stride` floats apart.
+using ScoresFn = void (*)(int64_t d, const void* k, int64_t stride, int64_t n, const float* q,
+                          int64_t q_stride, int g, float* s);
+// Weighted sum: o_i += sum over j of w[i * n + j] * v_j, for g output rows o_i
+// `o_stride` floats apart.
+using WeightedSumFn = void (*)(int64_t d, const void* v, int64_t stride, int64_t n,
+                               const float* w, int g, float* o, int64_t o_stride);
 
 // y[i] = exp(x[i] - shift) for n floats: attention's softmax weights for a
 // block of keys. The SIMD versions are a polynomial within 2 ulp of `std::exp`
@@ -65,7 +73,8 @@ struct DotKernels {
     std::array<DotFn, kTypeIdCount> dot{};
     std::array<Dot4Fn, kTypeIdCount> dot4{};    // optional
     std::array<Rows4Fn, kTypeIdCount> rows4{};  // optional
-    std::array<AxpyFn, kTypeIdCount> axpy{};    // F32 and F16
+    std::array<ScoresFn, kTypeIdCount> scores{};             // F32 and F16
+    std::array<WeightedSumFn, kTypeIdCount> weighted_sum{};  // F32 and F16
     ExpFn exp = nullptr;
     // Floats into Q8_0 blocks, code for code the reference's quantize_row_q8_0:
     // the activations of every weight type paired with Q8_0 pass through it.

@@ -249,14 +249,31 @@ float dot_iq4_xs(int64_t n, const void* w, const void* a) {
     return sum;
 }
 
-void axpy_f32(int64_t n, float w, const void* x, float* y) {
-    const auto* v = static_cast<const float*>(x);
-    for (int64_t i = 0; i < n; ++i) y[i] += w * v[i];
+// A KV cache element as a float.
+float to_float(float x) { return x; }
+float to_float(uint16_t x) { return fp16_to_fp32(x); }
+
+template <DotFn Dot, class T>
+void scores(int64_t d, const void* k, int64_t stride, int64_t n, const float* q, int64_t q_stride,
+            int g, float* s) {
+    for (int i = 0; i < g; ++i) {
+        for (int64_t j = 0; j < n; ++j) {
+            s[i * n + j] = Dot(d, static_cast<const T*>(k) + j * stride, q + i * q_stride);
+        }
+    }
 }
 
-void axpy_f16(int64_t n, float w, const void* x, float* y) {
-    const auto* v = static_cast<const uint16_t*>(x);
-    for (int64_t i = 0; i < n; ++i) y[i] += w * fp16_to_fp32(v[i]);
+template <class T>
+void weighted_sum(int64_t d, const void* v, int64_t stride, int64_t n, const float* w, int g,
+                  float* o, int64_t o_stride) {
+    for (int64_t j = 0; j < n; ++j) {
+        const T* row = static_cast<const T*>(v) + j * stride;
+        for (int i = 0; i < g; ++i) {
+            float* out = o + i * o_stride;
+            const float wj = w[i * n + j];
+            for (int64_t e = 0; e < d; ++e) out[e] += wj * to_float(row[e]);
+        }
+    }
 }
 
 void exp_shifted(int64_t n, const float* x, float shift, float* y) {
@@ -267,8 +284,10 @@ DotKernels make_scalar() {
     DotKernels k;
     k.exp = exp_shifted;
     k.quantize_q8_0 = quantize_row_q8_0;
-    k.axpy[static_cast<size_t>(TensorType::F32)] = axpy_f32;
-    k.axpy[static_cast<size_t>(TensorType::F16)] = axpy_f16;
+    k.scores[static_cast<size_t>(TensorType::F32)] = scores<dot_f32, float>;
+    k.scores[static_cast<size_t>(TensorType::F16)] = scores<dot_f16, uint16_t>;
+    k.weighted_sum[static_cast<size_t>(TensorType::F32)] = weighted_sum<float>;
+    k.weighted_sum[static_cast<size_t>(TensorType::F16)] = weighted_sum<uint16_t>;
     auto set = [&](TensorType t, DotFn f) { k.dot[static_cast<size_t>(t)] = f; };
     set(TensorType::F32, dot_f32);
     set(TensorType::F16, dot_f16);

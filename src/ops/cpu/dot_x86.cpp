@@ -12,6 +12,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 // Clang (the sanitizer and fuzzing build, build-san/) has neither GCC's
 // `#pragma GCC target` regions nor `__builtin_cpu_supports("f16c")`, so a clang
