@@ -67,11 +67,13 @@ TEST(Session, ReusesTheCommonPrefixAndGetsTheSameLogits) {
 // asks to read them in place: the model must then read the copies (else the
 // test would pass without any copy), and the same bytes through the same
 // kernels give the same logits to the bit.
-// Weights copied into RAM at load (and MXFP4 repacked there where the kernels
-// ask for it) give the logits of the mapped file's, to the bit. The MXFP4 model
-// exercises the repacking on CPUs whose kernel table repacks (AVX-512 VBMI).
+// Weights copied into RAM at load (and repacked there where the kernels ask for
+// it) give the logits of the mapped file's, to the bit. The MXFP4 and Q4_K_M
+// models exercise the repacking on CPUs whose kernel table repacks (AVX-512:
+// Q4_K; with VBMI, MXFP4 too).
 TEST(Session, CopiedWeightsGiveTheLogitsOfTheMappedOnes) {
-    for (const char* model : {"reference/qwen3moe.gguf", "reference/gpt-oss-MXFP4_MOE.gguf"}) {
+    for (const char* model : {"reference/qwen3moe.gguf", "reference/gpt-oss-MXFP4_MOE.gguf",
+                              "reference/qwen3moe-Q4_K_M.gguf"}) {
         SCOPED_TRACE(model);
         const std::string path = data_path(model);
         auto copied = Engine::load(path, {.threads = 2});

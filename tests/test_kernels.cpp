@@ -47,7 +47,7 @@ const TensorType kTypes[] = {
     TensorType::Q4_1, TensorType::Q5_0,   TensorType::Q5_1,   TensorType::Q8_0,
     TensorType::Q2_K, TensorType::Q3_K,   TensorType::Q4_K,   TensorType::Q5_K,
     TensorType::Q6_K, TensorType::IQ4_NL, TensorType::IQ4_XS, TensorType::MXFP4,
-    TensorType::MXFP4_X4};
+    TensorType::MXFP4_X4, TensorType::Q4_K_64};
 
 std::vector<const DotKernels*> fast_tables() {
     std::vector<const DotKernels*> out;
@@ -185,8 +185,9 @@ TEST(DotKernels, RepackedRowsGiveTheGgmlRowsResultsExactly) {
             const auto to = k->repacked[static_cast<size_t>(t)];
             if (!to) continue;
             const size_t id = static_cast<size_t>(t), rid = static_cast<size_t>(*to);
-            // Partial last groups of 1, 2 and 3 blocks, and none.
-            for (int64_t n : {32, 64, 96, 128, 2880, 4096}) {
+            // Partial last groups of 1, 2 and 3 blocks (MXFP4_X4), and none.
+            for (int64_t blocks : {1, 2, 3, 4, 90, 128}) {
+                const int64_t n = blocks * type_traits(t).block_size;
                 std::vector<std::vector<uint8_t>> rows, packed;
                 const void *w[4], *wp[4];
                 for (int i = 0; i < 4; ++i) {

@@ -206,6 +206,15 @@ inline ScaleMin scale_min_k4(int j, const uint8_t* scales) {
             static_cast<uint8_t>((scales[j + 4] >> 4) | ((scales[j] >> 6) << 4))};
 }
 
+// The packing `scale_min_k4` undoes, of eight 6-bit scales and minimums.
+inline void pack_scale_min_k4(const uint8_t* scale, const uint8_t* min, uint8_t* scales) {
+    for (int j = 0; j < 4; ++j) {
+        scales[j] = static_cast<uint8_t>(scale[j] | ((scale[j + 4] >> 4) << 6));
+        scales[j + 4] = static_cast<uint8_t>(min[j] | ((min[j + 4] >> 4) << 6));
+        scales[j + 8] = static_cast<uint8_t>((scale[j + 4] & 0xF) | ((min[j + 4] & 0xF) << 4));
+    }
+}
+
 // The 6-bit scale of sub-block `j` (0..15) of a Q3_K block, still offset by 32: the
 // low four bits are nibbles of bytes 0..7 (j < 8 low nibble, else high nibble of byte
 // j - 8), the top two bits are pair j / 4 of byte 8 + j % 4.

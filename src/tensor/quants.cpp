@@ -628,24 +628,14 @@ void quantize_row_q4_k(const float* src, void* dst, int64_t n) {
 
         const float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f;
         const float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
+        uint8_t ls[8], lm[8];
         for (int j = 0; j < 8; ++j) {
             // The reference converts to uint8_t before clamping; a negative fit (not
             // expected, but not excluded by the search) wraps and clamps to 63 there too.
-            const auto ls =
-                std::min<uint8_t>(63, static_cast<uint8_t>(nearest_int(inv_scale * scales[j])));
-            const auto lm =
-                std::min<uint8_t>(63, static_cast<uint8_t>(nearest_int(inv_min * mins[j])));
-            // The packing `scale_min_k4` undoes: sub-blocks 0..3 whole in bytes 0..7,
-            // sub-blocks 4..7 split into a nibble in bytes 8..11 and two top bits.
-            if (j < 4) {
-                y[i].scales[j] = ls;
-                y[i].scales[j + 4] = lm;
-            } else {
-                y[i].scales[j + 4] = static_cast<uint8_t>((ls & 0xF) | ((lm & 0xF) << 4));
-                y[i].scales[j - 4] |= static_cast<uint8_t>((ls >> 4) << 6);
-                y[i].scales[j] |= static_cast<uint8_t>((lm >> 4) << 6);
-            }
+            ls[j] = std::min<uint8_t>(63, static_cast<uint8_t>(nearest_int(inv_scale * scales[j])));
+            lm[j] = std::min<uint8_t>(63, static_cast<uint8_t>(nearest_int(inv_min * mins[j])));
         }
+        pack_scale_min_k4(ls, lm, y[i].scales);
         y[i].d = fp32_to_fp16(max_scale / 63.0f);
         y[i].dmin = fp32_to_fp16(max_min / 63.0f);
 

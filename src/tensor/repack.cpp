@@ -41,33 +41,103 @@ void x4_to_mxfp4(const uint8_t* src, BlockMXFP4* dst, int64_t n_blocks) {
     }
 }
 
+// Where element v of a Q4_K block's codes lives: GGML keeps elements 64 c + l and
+// 64 c + 32 + l (l < 32) in the low and high nibble of byte 32 c + l; Q4_K_64
+// elements 128 k + j and 128 k + 64 + j (j < 64) in those of byte 64 k + j.
+struct Nibble {
+    int byte, shift;
+};
+Nibble ggml_nibble(int v) {
+    return {32 * (v / 64) + v % 32, 4 * (v / 32 % 2)};
+}
+Nibble q4_k_64_nibble(int v) {
+    return {64 * (v / 128) + v % 64, 4 * (v / 64 % 2)};
+}
+
+// Moves the 256 codes of `from` (at `from_at`) to `to` (at `to_at`).
+void move_codes(const uint8_t* from, Nibble (*from_at)(int), uint8_t* to, Nibble (*to_at)(int)) {
+    std::memset(to, 0, 128);
+    for (int v = 0; v < qk_k; ++v) {
+        const Nibble f = from_at(v), t = to_at(v);
+        to[t.byte] = static_cast<uint8_t>(to[t.byte] | (((from[f.byte] >> f.shift) & 0xF) << t.shift));
+    }
+}
+
+void q4_k_to_64(const BlockQ4_K& src, uint8_t* dst) {
+    std::memcpy(dst, &src, 4);  // d, dmin
+    uint32_t tops = 0;
+    for (int j = 0; j < 8; ++j) {
+        const ScaleMin sm = scale_min_k4(j, src.scales);
+        dst[4 + j] = static_cast<uint8_t>((sm.scale & 0xF) | ((sm.min & 0xF) << 4));
+        tops |= uint32_t{sm.scale} >> 4 << (2 * j) | uint32_t{sm.min} >> 4 << (16 + 2 * j);
+    }
+    for (int i = 0; i < 4; ++i) dst[12 + i] = static_cast<uint8_t>(tops >> (8 * i));
+    move_codes(src.qs, ggml_nibble, dst + 16, q4_k_64_nibble);
+}
+
+void q4_k_from_64(const uint8_t* src, BlockQ4_K& dst) {
+    std::memcpy(&dst, src, 4);
+    uint32_t tops = 0;
+    for (int i = 0; i < 4; ++i) tops |= uint32_t{src[12 + i]} << (8 * i);
+    uint8_t scale[8], min[8];
+    for (int j = 0; j < 8; ++j) {
+        scale[j] = static_cast<uint8_t>((src[4 + j] & 0xF) | ((tops >> (2 * j)) & 3) << 4);
+        min[j] = static_cast<uint8_t>((src[4 + j] >> 4) | ((tops >> (16 + 2 * j)) & 3) << 4);
+    }
+    pack_scale_min_k4(scale, min, dst.scales);
+    move_codes(src + 16, q4_k_64_nibble, dst.qs, ggml_nibble);
+}
+
 }  // namespace
 
 TensorType layout_source(TensorType t) {
-    return t == TensorType::MXFP4_X4 ? TensorType::MXFP4 : t;
+    switch (t) {
+        case TensorType::MXFP4_X4: return TensorType::MXFP4;
+        case TensorType::Q4_K_64: return TensorType::Q4_K;
+        default: return t;
+    }
 }
 
 void repack_rows(TensorType to, void* rows, int64_t n_rows, int64_t n, size_t row_bytes) {
-    CHECK(to == TensorType::MXFP4_X4 && n % 32 == 0, "a layout strata repacks into");
-    const int64_t n_blocks = n / 32;
-    std::vector<BlockMXFP4> row(static_cast<size_t>(n_blocks));
+    const TypeTraits& tr = type_traits(layout_source(to));
+    CHECK(layout_source(to) != to && n % tr.block_size == 0, "a layout strata repacks into");
+    const size_t bytes = static_cast<size_t>(n / tr.block_size) * tr.type_size;
+    std::vector<uint8_t> row(bytes);
     auto* base = static_cast<uint8_t*>(rows);
     for (int64_t r = 0; r < n_rows; ++r) {
         uint8_t* p = base + static_cast<size_t>(r) * row_bytes;
-        std::memcpy(row.data(), p, row.size() * sizeof(BlockMXFP4));
-        mxfp4_to_x4(row.data(), p, n_blocks);
+        std::memcpy(row.data(), p, bytes);
+        if (to == TensorType::MXFP4_X4) {
+            mxfp4_to_x4(reinterpret_cast<const BlockMXFP4*>(row.data()), p, n / 32);
+        } else {
+            const auto* blocks = reinterpret_cast<const BlockQ4_K*>(row.data());
+            for (int64_t b = 0; b < n / qk_k; ++b) q4_k_to_64(blocks[b], p + b * sizeof(BlockQ4_K));
+        }
     }
 }
 
 void unpack_row(TensorType from, const void* src, void* dst, int64_t n) {
-    CHECK(from == TensorType::MXFP4_X4 && n % 32 == 0, "a layout strata repacks into");
-    x4_to_mxfp4(static_cast<const uint8_t*>(src), static_cast<BlockMXFP4*>(dst), n / 32);
+    const TypeTraits& tr = type_traits(layout_source(from));
+    CHECK(layout_source(from) != from && n % tr.block_size == 0, "a layout strata repacks into");
+    const auto* s = static_cast<const uint8_t*>(src);
+    if (from == TensorType::MXFP4_X4) {
+        x4_to_mxfp4(s, static_cast<BlockMXFP4*>(dst), n / 32);
+    } else {
+        auto* blocks = static_cast<BlockQ4_K*>(dst);
+        for (int64_t b = 0; b < n / qk_k; ++b) q4_k_from_64(s + b * sizeof(BlockQ4_K), blocks[b]);
+    }
 }
 
 void dequantize_row_mxfp4_x4(const void* src, float* dst, int64_t n) {
     std::vector<BlockMXFP4> row(static_cast<size_t>(n / 32));
     unpack_row(TensorType::MXFP4_X4, src, row.data(), n);
     dequantize_row_mxfp4(row.data(), dst, n);
+}
+
+void dequantize_row_q4_k_64(const void* src, float* dst, int64_t n) {
+    std::vector<BlockQ4_K> row(static_cast<size_t>(n / qk_k));
+    unpack_row(TensorType::Q4_K_64, src, row.data(), n);
+    dequantize_row_q4_k(row.data(), dst, n);
 }
 
 }  // namespace strata

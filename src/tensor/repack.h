@@ -11,6 +11,17 @@
 // their r exponents. So one 64-byte load holds a group's codes, in the order in
 // which `ActLayout::Groups4` holds the activations they multiply, and one
 // 4-byte load its exponents.
+//
+// Q4_K_64 (from Q4_K): each 144-byte block keeps d and dmin, then
+//   uint8_t scales[8]  sub-block j's scale (low nibble) and minimum (high
+//                      nibble), their low four bits
+//   uint8_t tops[4]    as a little-endian word: bits 2j, 2j + 1 the top two bits
+//                      of scale j, bits 16 + 2j, 17 + 2j those of minimum j
+//   uint8_t qs[128]    two 64-byte halves k: byte j holds element 128 k + j in
+//                      its low nibble and element 128 k + 64 + j in its high one
+// so one 64-byte load holds four sub-blocks' codes in the order of the Q8_K
+// activations they multiply, and the scales unpack with a few word operations
+// (GGML's packing takes a dozen).
 
 #include "tensor/type.h"
 
@@ -28,7 +39,8 @@ void repack_rows(TensorType to, void* rows, int64_t n_rows, int64_t n, size_t ro
 // One row of layout `from` back into its source type's layout, into `dst`.
 void unpack_row(TensorType from, const void* src, void* dst, int64_t n);
 
-// Dequantizes a row of MXFP4_X4 (the type table's entry for it).
+// Dequantize a row of a layout (the type table's entries for them).
 void dequantize_row_mxfp4_x4(const void* src, float* dst, int64_t n);
+void dequantize_row_q4_k_64(const void* src, float* dst, int64_t n);
 
 }  // namespace strata

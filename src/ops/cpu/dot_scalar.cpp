@@ -102,11 +102,12 @@ float dot_mxfp4(int64_t n, const void* w, const void* a) {
         [](const BlockMXFP4& b, int j) { return int{kvalues_mxfp4[nibble(b.qs, j)]}; });
 }
 
-// strata's four-block layout of MXFP4 (tensor/repack.h), as the blocks it holds.
-float dot_mxfp4_x4(int64_t n, const void* w, const void* a) {
-    std::vector<BlockMXFP4> row(static_cast<size_t>(n / 32));
-    unpack_row(TensorType::MXFP4_X4, w, row.data(), n);
-    return dot_mxfp4(n, row.data(), a);
+// strata's layouts (tensor/repack.h), as the GGML blocks they hold.
+template <TensorType Layout, typename B, DotFn Dot>
+float dot_unpacked(int64_t n, const void* w, const void* a) {
+    std::vector<B> row(static_cast<size_t>(n / B::block_size));
+    unpack_row(Layout, w, row.data(), n);
+    return Dot(n, row.data(), a);
 }
 
 // Q4_1 and Q5_1: value = d * q + m, so the dot is d * da * sum(q * qa) + m * sa,
@@ -305,7 +306,8 @@ DotKernels make_scalar() {
     set(TensorType::IQ4_NL, dot_iq4_nl);
     set(TensorType::IQ4_XS, dot_iq4_xs);
     set(TensorType::MXFP4, dot_mxfp4);
-    set(TensorType::MXFP4_X4, dot_mxfp4_x4);
+    set(TensorType::MXFP4_X4, dot_unpacked<TensorType::MXFP4_X4, BlockMXFP4, dot_mxfp4>);
+    set(TensorType::Q4_K_64, dot_unpacked<TensorType::Q4_K_64, BlockQ4_K, dot_q4_k>);
     return k;
 }
 

@@ -45,7 +45,7 @@ DotKernels build(const DotKernels& base) { return make_table("avx2", base); }
 #pragma GCC pop_options
 
 #pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")
+#pragma GCC target("avx2,fma,f16c,bmi2,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")
 #define STRATA_VNNI 1
 namespace strata::ops::avx512 {
 namespace {
@@ -71,7 +71,8 @@ const DotKernels* avx2_dot_kernels() {
 const DotKernels* avx512_dot_kernels() {
     static const bool supported = avx2_dot_kernels() && __builtin_cpu_supports("avx512f") &&
                                   __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-                                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+                                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+                                  __builtin_cpu_supports("bmi2");
     if (!supported) return nullptr;
     static const DotKernels k = avx512::build(*avx2_dot_kernels());
     return &k;
