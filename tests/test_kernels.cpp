@@ -259,8 +259,8 @@ TEST(Repack, Mxfp4X4IsAPermutationOfTheRowsBytes) {
     repack_rows(TensorType::MXFP4_X4, row.data(), 1, 128, row.size());
     EXPECT_EQ(row[0], 1);    // block 0's first code byte
     EXPECT_EQ(row[16], 18);  // block 1's
-    EXPECT_EQ(row[64], 0);   // block 0's exponent
-    EXPECT_EQ(row[67], 51);  // block 3's
+    EXPECT_EQ(row[64], 0 ^ 0x80);   // block 0's exponent, top bit flipped
+    EXPECT_EQ(row[67], 51 ^ 0x80);  // block 3's
 }
 
 // MXFP4 scales at the ends of their range: 2^-128 and 2^-127 (e = 0, 1) are

@@ -29,7 +29,7 @@ void mxfp4_to_x4(const BlockMXFP4* src, uint8_t* dst, int64_t n_blocks) {
     for (int64_t b = 0; b < n_blocks; ++b) {
         const X4Place at = x4_place(b, n_blocks);
         std::memcpy(dst + at.codes, src[b].qs, 16);
-        dst[at.exponent] = src[b].e;
+        dst[at.exponent] = static_cast<uint8_t>(src[b].e ^ 0x80);
     }
 }
 
@@ -37,7 +37,7 @@ void x4_to_mxfp4(const uint8_t* src, BlockMXFP4* dst, int64_t n_blocks) {
     for (int64_t b = 0; b < n_blocks; ++b) {
         const X4Place at = x4_place(b, n_blocks);
         std::memcpy(dst[b].qs, src + at.codes, 16);
-        dst[b].e = src[at.exponent];
+        dst[b].e = static_cast<uint8_t>(src[at.exponent] ^ 0x80);
     }
 }
 

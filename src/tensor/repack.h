@@ -7,8 +7,9 @@
 //
 // MXFP4_X4 (from MXFP4): a row's blocks in groups of four. A group is the four
 // blocks' 16 code bytes one after another (64 bytes), then their four exponent
-// bytes; a row's last, partial group of r blocks is their 16 r code bytes, then
-// their r exponents. So one 64-byte load holds a group's codes, in the order in
+// bytes, each e stored as e ^ 0x80 (as a signed byte, e - 128: the power of two
+// of the block's scale); a row's last, partial group of r blocks is their 16 r
+// code bytes, then their r exponents. So one 64-byte load holds a group's codes, in the order in
 // which `ActLayout::Groups4` holds the activations they multiply, and one
 // 4-byte load its exponents.
 //

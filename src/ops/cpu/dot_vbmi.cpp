@@ -218,8 +218,14 @@ struct Mxfp4 {
 // MXFP4 repacked at load (MXFP4_X4, tensor/repack.h): a group's codes are one
 // 64-byte load already in place, and its four exponents one 4-byte broadcast
 // that per-lane shifts move into place, so two of the four permutes a GGML
-// group takes (the code gather and the exponent permute) are gone.
-struct Mxfp4X4 : Mxfp4 {
+// group takes (the code gather and the exponent permute) are gone. The layout
+// stores each exponent e as e ^ 0x80, a signed byte worth e - 128, so an
+// arithmetic shift gives the power of two of the reference's scale
+// 2^(e - 128) (the E8M0 half) and `vscalefps` multiplies the activation scale
+// by it: one rounding of the same exact product for every e, 0 and 255
+// included, so no group needs a check or another path.
+struct Mxfp4X4 {
+    static constexpr int kBlockBytes = 17, kShift = 4;
     template <bool Full>
     static Group load(const uint8_t* p, int64_t valid) {
         __m512i q;
@@ -232,13 +238,16 @@ struct Mxfp4X4 : Mxfp4 {
             q = _mm512_maskz_loadu_epi8(first_bytes(16 * r), p);
             std::memcpy(&exps, p + 16 * r, static_cast<size_t>(r));
         }
-        // Exponent k (byte k) into the top byte of lanes 4k..4k+3.
+        // Exponent byte k into the top byte of lanes 4k..4k+3, then down, signed.
         const __m512i up = _mm512_set_epi32(0, 0, 0, 0, 8, 8, 8, 8, 16, 16, 16, 16, 24, 24, 24, 24);
-        const __m512i e = _mm512_and_si512(
-            _mm512_sllv_epi32(_mm512_set1_epi32(static_cast<int>(exps)), up),
-            _mm512_set1_epi32(static_cast<int>(0xFF000000u)));
-        return group(q, e);
+        const __m512i e = _mm512_srai_epi32(
+            _mm512_sllv_epi32(_mm512_set1_epi32(static_cast<int>(exps)), up), 24);
+        const __m512i b = book(kvalues_mxfp4, 16);
+        return {_mm512_permutexvar_epi8(q, b), _mm512_permutexvar_epi8(_mm512_srli_epi16(q, 4), b),
+                _mm512_cvtepi32_ps(e)};
     }
+    static __m512 act_scale(__m512 d) { return d; }
+    static __m512 scale(const Group& g, __m512 d) { return _mm512_scalef_ps(d, g.scale); }
 };
 
 // Q8_0: signed codes with the top bit flipped are the code + 128. A group spans
