@@ -47,7 +47,7 @@ const TensorType kTypes[] = {
     TensorType::Q4_1, TensorType::Q5_0,   TensorType::Q5_1,   TensorType::Q8_0,
     TensorType::Q2_K, TensorType::Q3_K,   TensorType::Q4_K,   TensorType::Q5_K,
     TensorType::Q6_K, TensorType::IQ4_NL, TensorType::IQ4_XS, TensorType::MXFP4,
-    TensorType::MXFP4_X4, TensorType::Q4_K_64};
+    TensorType::MXFP4_X4, TensorType::Q4_K_64, TensorType::Q6_K_64};
 
 std::vector<const DotKernels*> fast_tables() {
     std::vector<const DotKernels*> out;
@@ -225,31 +225,35 @@ TEST(DotKernels, RepackedRowsGiveTheGgmlRowsResultsExactly) {
 }
 
 // Repacking is a permutation of a row's bytes: undone, it gives the row back,
-// and the layout dequantizes to the source's values. Rows of 1, 2, 3, 4 and 90
-// blocks, several rows at once, `row_bytes` apart with a gap between them that
-// must stay untouched.
-TEST(Repack, Mxfp4X4IsAPermutationOfTheRowsBytes) {
+// and the layout dequantizes to the source's values. Random bytes (every bit
+// pattern of scales and codes), rows of 1, 2, 3, 4 and 90 blocks, several rows
+// at once, `row_bytes` apart with a gap between them that must stay untouched.
+TEST(Repack, EveryLayoutIsAPermutationOfTheRowsBytes) {
     std::mt19937 rng(12);
-    for (int64_t n : {32, 64, 96, 128, 2880}) {
-        const size_t bytes = static_cast<size_t>(n / 32) * 17, stride = bytes + 5;
-        std::vector<uint8_t> rows(3 * stride);
-        for (uint8_t& b : rows) b = static_cast<uint8_t>(rng());
-        const std::vector<uint8_t> before = rows;
-        repack_rows(TensorType::MXFP4_X4, rows.data(), 3, n, stride);
-        for (int r = 0; r < 3; ++r) {
-            const uint8_t* was = before.data() + r * stride;
-            const uint8_t* now = rows.data() + r * stride;
-            std::vector<uint8_t> back(bytes);
-            unpack_row(TensorType::MXFP4_X4, now, back.data(), n);
-            EXPECT_EQ(std::memcmp(back.data(), was, bytes), 0) << n;
-            EXPECT_EQ(std::memcmp(now + bytes, was + bytes, 5), 0) << "gap after row " << r;
-            if (n >= 128) {
-                EXPECT_NE(std::memcmp(now, was, bytes), 0) << "rearranged at all";
+    for (TensorType layout : {TensorType::MXFP4_X4, TensorType::Q4_K_64, TensorType::Q6_K_64}) {
+        const TypeTraits& src = type_traits(layout_source(layout));
+        for (int64_t blocks : {1, 2, 3, 4, 90}) {
+            const int64_t n = blocks * src.block_size;
+            const size_t bytes = static_cast<size_t>(blocks) * src.type_size, stride = bytes + 5;
+            std::vector<uint8_t> rows(3 * stride);
+            for (uint8_t& b : rows) b = static_cast<uint8_t>(rng());
+            const std::vector<uint8_t> before = rows;
+            repack_rows(layout, rows.data(), 3, n, stride);
+            for (int r = 0; r < 3; ++r) {
+                SCOPED_TRACE(std::string(type_name(layout)) + " n=" + std::to_string(n));
+                const uint8_t* was = before.data() + r * stride;
+                const uint8_t* now = rows.data() + r * stride;
+                std::vector<uint8_t> back(bytes);
+                unpack_row(layout, now, back.data(), n);
+                EXPECT_EQ(std::memcmp(back.data(), was, bytes), 0);
+                EXPECT_EQ(std::memcmp(now + bytes, was + bytes, 5), 0) << "gap after row " << r;
+                if (n >= 128) {
+                    EXPECT_NE(std::memcmp(now, was, bytes), 0) << "rearranged at all";
+                }
+                // As bytes: random scales make infinities and NaNs too.
+                const auto got = dequantize(layout, now, n), want = dequantize(src.type, was, n);
+                EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0);
             }
-            // As bytes: a random exponent of 255 makes infinities and NaNs.
-            const auto got = dequantize(TensorType::MXFP4_X4, now, n),
-                       want = dequantize(TensorType::MXFP4, was, n);
-            EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0) << n;
         }
     }
     // The first group's first block: codes at byte 0, its exponent after the

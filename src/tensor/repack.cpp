@@ -88,12 +88,43 @@ void q4_k_from_64(const uint8_t* src, BlockQ4_K& dst) {
     move_codes(src + 16, q4_k_64_nibble, dst.qs, ggml_nibble);
 }
 
+// Where element v of a Q6_K block keeps its low four bits (a nibble of `ql`)
+// and its top two (a pair of bits of `qh`). GGML: in half h = v / 128, quarter
+// q = v % 128 / 32 and l = v % 32, nibble q / 2 of ql[64 h + 32 (q % 2) + l] and
+// pair q of qh[32 h + l]. Q6_K_64: nibble v / 64 % 2 of ql[64 (v / 128) + v % 64]
+// and pair v / 64 of qh[v % 64].
+struct SixBits {
+    Nibble low;
+    int high_byte, high_shift;
+};
+SixBits q6_k_ggml(int v) {
+    const int h = v / 128, q = v % 128 / 32, l = v % 32;
+    return {{64 * h + 32 * (q % 2) + l, 4 * (q / 2)}, 32 * h + l, 2 * q};
+}
+SixBits q6_k_64(int v) {
+    return {q4_k_64_nibble(v), v % 64, 2 * (v / 64)};
+}
+
+// Moves the 256 6-bit codes of a Q6_K block between layouts (ql and qh are
+// contiguous in both: 128 bytes then 64).
+void move_six_bits(const uint8_t* from, SixBits (*from_at)(int), uint8_t* to, SixBits (*to_at)(int)) {
+    std::memset(to, 0, 192);
+    for (int v = 0; v < qk_k; ++v) {
+        const SixBits f = from_at(v), t = to_at(v);
+        const int low = (from[f.low.byte] >> f.low.shift) & 0xF;
+        const int high = (from[128 + f.high_byte] >> f.high_shift) & 3;
+        to[t.low.byte] = static_cast<uint8_t>(to[t.low.byte] | low << t.low.shift);
+        to[128 + t.high_byte] = static_cast<uint8_t>(to[128 + t.high_byte] | high << t.high_shift);
+    }
+}
+
 }  // namespace
 
 TensorType layout_source(TensorType t) {
     switch (t) {
         case TensorType::MXFP4_X4: return TensorType::MXFP4;
         case TensorType::Q4_K_64: return TensorType::Q4_K;
+        case TensorType::Q6_K_64: return TensorType::Q6_K;
         default: return t;
     }
 }
@@ -109,9 +140,14 @@ void repack_rows(TensorType to, void* rows, int64_t n_rows, int64_t n, size_t ro
         std::memcpy(row.data(), p, bytes);
         if (to == TensorType::MXFP4_X4) {
             mxfp4_to_x4(reinterpret_cast<const BlockMXFP4*>(row.data()), p, n / 32);
-        } else {
+        } else if (to == TensorType::Q4_K_64) {
             const auto* blocks = reinterpret_cast<const BlockQ4_K*>(row.data());
             for (int64_t b = 0; b < n / qk_k; ++b) q4_k_to_64(blocks[b], p + b * sizeof(BlockQ4_K));
+        } else {  // Q6_K_64: the codes move, the scales and d stay
+            for (int64_t b = 0; b < n / qk_k; ++b) {
+                const size_t at = static_cast<size_t>(b) * sizeof(BlockQ6_K);
+                move_six_bits(row.data() + at, q6_k_ggml, p + at, q6_k_64);
+            }
         }
     }
 }
@@ -122,9 +158,16 @@ void unpack_row(TensorType from, const void* src, void* dst, int64_t n) {
     const auto* s = static_cast<const uint8_t*>(src);
     if (from == TensorType::MXFP4_X4) {
         x4_to_mxfp4(s, static_cast<BlockMXFP4*>(dst), n / 32);
-    } else {
+    } else if (from == TensorType::Q4_K_64) {
         auto* blocks = static_cast<BlockQ4_K*>(dst);
         for (int64_t b = 0; b < n / qk_k; ++b) q4_k_from_64(s + b * sizeof(BlockQ4_K), blocks[b]);
+    } else {
+        auto* d = static_cast<uint8_t*>(dst);
+        std::memcpy(d, s, static_cast<size_t>(n / qk_k) * sizeof(BlockQ6_K));
+        for (int64_t b = 0; b < n / qk_k; ++b) {
+            const size_t at = static_cast<size_t>(b) * sizeof(BlockQ6_K);
+            move_six_bits(s + at, q6_k_64, d + at, q6_k_ggml);
+        }
     }
 }
 
@@ -132,6 +175,12 @@ void dequantize_row_mxfp4_x4(const void* src, float* dst, int64_t n) {
     std::vector<BlockMXFP4> row(static_cast<size_t>(n / 32));
     unpack_row(TensorType::MXFP4_X4, src, row.data(), n);
     dequantize_row_mxfp4(row.data(), dst, n);
+}
+
+void dequantize_row_q6_k_64(const void* src, float* dst, int64_t n) {
+    std::vector<BlockQ6_K> row(static_cast<size_t>(n / qk_k));
+    unpack_row(TensorType::Q6_K_64, src, row.data(), n);
+    dequantize_row_q6_k(row.data(), dst, n);
 }
 
 void dequantize_row_q4_k_64(const void* src, float* dst, int64_t n) {

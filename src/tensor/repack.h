@@ -23,6 +23,13 @@
 // so one 64-byte load holds four sub-blocks' codes in the order of the Q8_K
 // activations they multiply, and the scales unpack with a few word operations
 // (GGML's packing takes a dozen).
+//
+// Q6_K_64 (from Q6_K): each 210-byte block keeps its scales and d; ql holds
+// element 128 k + j's low four bits in the low nibble of byte 64 k + j and
+// element 128 k + 64 + j's in the high one (as Q4_K_64's codes), and qh[j] the
+// top two bits of elements j, 64 + j, 128 + j and 192 + j in bits 0-1, 2-3, 4-5
+// and 6-7. So each run of 64 codes, in the activations' order, comes out of two
+// 64-byte loads with a few shifts, masks and one ternary logic operation.
 
 #include "tensor/type.h"
 
@@ -43,5 +50,6 @@ void unpack_row(TensorType from, const void* src, void* dst, int64_t n);
 // Dequantize a row of a layout (the type table's entries for them).
 void dequantize_row_mxfp4_x4(const void* src, float* dst, int64_t n);
 void dequantize_row_q4_k_64(const void* src, float* dst, int64_t n);
+void dequantize_row_q6_k_64(const void* src, float* dst, int64_t n);
 
 }  // namespace strata

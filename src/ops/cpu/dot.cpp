@@ -30,6 +30,7 @@ TensorType dot_act_type(TensorType weight) {
         case TensorType::Q4_K_64:
         case TensorType::Q5_K:
         case TensorType::Q6_K:
+        case TensorType::Q6_K_64:
         case TensorType::IQ4_XS: return TensorType::Q8_K;
         default: return TensorType::F32;
     }
