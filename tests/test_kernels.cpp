@@ -47,7 +47,7 @@ const TensorType kTypes[] = {
     TensorType::Q4_1, TensorType::Q5_0,   TensorType::Q5_1,   TensorType::Q8_0,
     TensorType::Q2_K, TensorType::Q3_K,   TensorType::Q4_K,   TensorType::Q5_K,
     TensorType::Q6_K, TensorType::IQ4_NL, TensorType::IQ4_XS, TensorType::MXFP4,
-    TensorType::MXFP4_X4, TensorType::Q4_K_64, TensorType::Q6_K_64};
+    TensorType::MXFP4_X4, TensorType::Q4_K_64, TensorType::Q5_K_64, TensorType::Q6_K_64};
 
 std::vector<const DotKernels*> fast_tables() {
     std::vector<const DotKernels*> out;
@@ -230,7 +230,8 @@ TEST(DotKernels, RepackedRowsGiveTheGgmlRowsResultsExactly) {
 // at once, `row_bytes` apart with a gap between them that must stay untouched.
 TEST(Repack, EveryLayoutIsAPermutationOfTheRowsBytes) {
     std::mt19937 rng(12);
-    for (TensorType layout : {TensorType::MXFP4_X4, TensorType::Q4_K_64, TensorType::Q6_K_64}) {
+    for (TensorType layout : {TensorType::MXFP4_X4, TensorType::Q4_K_64, TensorType::Q5_K_64,
+                              TensorType::Q6_K_64}) {
         const TypeTraits& src = type_traits(layout_source(layout));
         for (int64_t blocks : {1, 2, 3, 4, 90}) {
             const int64_t n = blocks * src.block_size;

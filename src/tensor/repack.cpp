@@ -63,20 +63,21 @@ void move_codes(const uint8_t* from, Nibble (*from_at)(int), uint8_t* to, Nibble
     }
 }
 
-void q4_k_to_64(const BlockQ4_K& src, uint8_t* dst) {
-    std::memcpy(dst, &src, 4);  // d, dmin
+// The first 16 bytes of a Q4_K or Q5_K block (d, dmin and the GGML-packed
+// scales) into Q4_K_64's (d, dmin, scale nibbles, top bits), and back.
+void head_to_64(const uint8_t* src, uint8_t* dst) {
+    std::memcpy(dst, src, 4);  // d, dmin
     uint32_t tops = 0;
     for (int j = 0; j < 8; ++j) {
-        const ScaleMin sm = scale_min_k4(j, src.scales);
+        const ScaleMin sm = scale_min_k4(j, src + 4);
         dst[4 + j] = static_cast<uint8_t>((sm.scale & 0xF) | ((sm.min & 0xF) << 4));
         tops |= uint32_t{sm.scale} >> 4 << (2 * j) | uint32_t{sm.min} >> 4 << (16 + 2 * j);
     }
     for (int i = 0; i < 4; ++i) dst[12 + i] = static_cast<uint8_t>(tops >> (8 * i));
-    move_codes(src.qs, ggml_nibble, dst + 16, q4_k_64_nibble);
 }
 
-void q4_k_from_64(const uint8_t* src, BlockQ4_K& dst) {
-    std::memcpy(&dst, src, 4);
+void head_from_64(const uint8_t* src, uint8_t* dst) {
+    std::memcpy(dst, src, 4);
     uint32_t tops = 0;
     for (int i = 0; i < 4; ++i) tops |= uint32_t{src[12 + i]} << (8 * i);
     uint8_t scale[8], min[8];
@@ -84,8 +85,41 @@ void q4_k_from_64(const uint8_t* src, BlockQ4_K& dst) {
         scale[j] = static_cast<uint8_t>((src[4 + j] & 0xF) | ((tops >> (2 * j)) & 3) << 4);
         min[j] = static_cast<uint8_t>((src[4 + j] >> 4) | ((tops >> (16 + 2 * j)) & 3) << 4);
     }
-    pack_scale_min_k4(scale, min, dst.scales);
-    move_codes(src + 16, q4_k_64_nibble, dst.qs, ggml_nibble);
+    pack_scale_min_k4(scale, min, dst + 4);
+}
+
+// Q5_K's fifth bits: GGML keeps element 64 c + 32 h + l's in bit 2 c + h of
+// qh[l]; Q5_K_64 element v's in bit v % 8 of byte v / 8.
+void fifth_bits_to_64(const uint8_t* src, uint8_t* dst) {
+    std::memset(dst, 0, 32);
+    for (int v = 0; v < qk_k; ++v) {
+        const int bit = (src[v % 32] >> (v / 32)) & 1;
+        dst[v / 8] = static_cast<uint8_t>(dst[v / 8] | bit << (v % 8));
+    }
+}
+
+void fifth_bits_from_64(const uint8_t* src, uint8_t* dst) {
+    std::memset(dst, 0, 32);
+    for (int v = 0; v < qk_k; ++v) {
+        const int bit = (src[v / 8] >> (v % 8)) & 1;
+        dst[v % 32] = static_cast<uint8_t>(dst[v % 32] | bit << (v / 32));
+    }
+}
+
+// One block of Q4_K or Q5_K into its layout (`to`) or back (`from`): the head,
+// then Q5_K's fifth bits, then the codes, at the same offsets in both.
+void k4_block_to_64(const uint8_t* src, uint8_t* dst, bool fifth) {
+    head_to_64(src, dst);
+    if (fifth) fifth_bits_to_64(src + 16, dst + 16);
+    const int codes = fifth ? 48 : 16;
+    move_codes(src + codes, ggml_nibble, dst + codes, q4_k_64_nibble);
+}
+
+void k4_block_from_64(const uint8_t* src, uint8_t* dst, bool fifth) {
+    head_from_64(src, dst);
+    if (fifth) fifth_bits_from_64(src + 16, dst + 16);
+    const int codes = fifth ? 48 : 16;
+    move_codes(src + codes, q4_k_64_nibble, dst + codes, ggml_nibble);
 }
 
 // Where element v of a Q6_K block keeps its low four bits (a nibble of `ql`)
@@ -124,6 +158,7 @@ TensorType layout_source(TensorType t) {
     switch (t) {
         case TensorType::MXFP4_X4: return TensorType::MXFP4;
         case TensorType::Q4_K_64: return TensorType::Q4_K;
+        case TensorType::Q5_K_64: return TensorType::Q5_K;
         case TensorType::Q6_K_64: return TensorType::Q6_K;
         default: return t;
     }
@@ -140,9 +175,11 @@ void repack_rows(TensorType to, void* rows, int64_t n_rows, int64_t n, size_t ro
         std::memcpy(row.data(), p, bytes);
         if (to == TensorType::MXFP4_X4) {
             mxfp4_to_x4(reinterpret_cast<const BlockMXFP4*>(row.data()), p, n / 32);
-        } else if (to == TensorType::Q4_K_64) {
-            const auto* blocks = reinterpret_cast<const BlockQ4_K*>(row.data());
-            for (int64_t b = 0; b < n / qk_k; ++b) q4_k_to_64(blocks[b], p + b * sizeof(BlockQ4_K));
+        } else if (to == TensorType::Q4_K_64 || to == TensorType::Q5_K_64) {
+            for (int64_t b = 0; b < n / qk_k; ++b) {
+                const size_t at = static_cast<size_t>(b) * tr.type_size;
+                k4_block_to_64(row.data() + at, p + at, to == TensorType::Q5_K_64);
+            }
         } else {  // Q6_K_64: the codes move, the scales and d stay
             for (int64_t b = 0; b < n / qk_k; ++b) {
                 const size_t at = static_cast<size_t>(b) * sizeof(BlockQ6_K);
@@ -158,9 +195,11 @@ void unpack_row(TensorType from, const void* src, void* dst, int64_t n) {
     const auto* s = static_cast<const uint8_t*>(src);
     if (from == TensorType::MXFP4_X4) {
         x4_to_mxfp4(s, static_cast<BlockMXFP4*>(dst), n / 32);
-    } else if (from == TensorType::Q4_K_64) {
-        auto* blocks = static_cast<BlockQ4_K*>(dst);
-        for (int64_t b = 0; b < n / qk_k; ++b) q4_k_from_64(s + b * sizeof(BlockQ4_K), blocks[b]);
+    } else if (from == TensorType::Q4_K_64 || from == TensorType::Q5_K_64) {
+        for (int64_t b = 0; b < n / qk_k; ++b) {
+            const size_t at = static_cast<size_t>(b) * tr.type_size;
+            k4_block_from_64(s + at, static_cast<uint8_t*>(dst) + at, from == TensorType::Q5_K_64);
+        }
     } else {
         auto* d = static_cast<uint8_t*>(dst);
         std::memcpy(d, s, static_cast<size_t>(n / qk_k) * sizeof(BlockQ6_K));
@@ -181,6 +220,12 @@ void dequantize_row_q6_k_64(const void* src, float* dst, int64_t n) {
     std::vector<BlockQ6_K> row(static_cast<size_t>(n / qk_k));
     unpack_row(TensorType::Q6_K_64, src, row.data(), n);
     dequantize_row_q6_k(row.data(), dst, n);
+}
+
+void dequantize_row_q5_k_64(const void* src, float* dst, int64_t n) {
+    std::vector<BlockQ5_K> row(static_cast<size_t>(n / qk_k));
+    unpack_row(TensorType::Q5_K_64, src, row.data(), n);
+    dequantize_row_q5_k(row.data(), dst, n);
 }
 
 void dequantize_row_q4_k_64(const void* src, float* dst, int64_t n) {

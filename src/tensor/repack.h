@@ -24,6 +24,10 @@
 // activations they multiply, and the scales unpack with a few word operations
 // (GGML's packing takes a dozen).
 //
+// Q5_K_64 (from Q5_K): each 176-byte block is Q4_K_64's first 16 bytes, then
+// the fifth bits (element v's in bit v % 8 of byte v / 8, so a run of 64 codes
+// takes its fifth bits as one 64-bit mask), then Q4_K_64's 128 code bytes.
+//
 // Q6_K_64 (from Q6_K): each 210-byte block keeps its scales and d; ql holds
 // element 128 k + j's low four bits in the low nibble of byte 64 k + j and
 // element 128 k + 64 + j's in the high one (as Q4_K_64's codes), and qh[j] the
@@ -50,6 +54,7 @@ void unpack_row(TensorType from, const void* src, void* dst, int64_t n);
 // Dequantize a row of a layout (the type table's entries for them).
 void dequantize_row_mxfp4_x4(const void* src, float* dst, int64_t n);
 void dequantize_row_q4_k_64(const void* src, float* dst, int64_t n);
+void dequantize_row_q5_k_64(const void* src, float* dst, int64_t n);
 void dequantize_row_q6_k_64(const void* src, float* dst, int64_t n);
 
 }  // namespace strata

@@ -50,6 +50,7 @@ enum class TensorType : uint32_t {
     // strata's own in-memory layouts of a GGML type (tensor/repack.h). Never in a
     // file: `type_traits(uint32_t)`, which checks the ids files carry, and
     // `type_from_name` do not know them.
+    Q5_K_64 = 60,
     Q6_K_64 = 61,
     Q4_K_64 = 62,
     MXFP4_X4 = 63,

@@ -29,6 +29,7 @@ TensorType dot_act_type(TensorType weight) {
         case TensorType::Q4_K:
         case TensorType::Q4_K_64:
         case TensorType::Q5_K:
+        case TensorType::Q5_K_64:
         case TensorType::Q6_K:
         case TensorType::Q6_K_64:
         case TensorType::IQ4_XS: return TensorType::Q8_K;

@@ -308,6 +308,7 @@ DotKernels make_scalar() {
     set(TensorType::MXFP4, dot_mxfp4);
     set(TensorType::MXFP4_X4, dot_unpacked<TensorType::MXFP4_X4, BlockMXFP4, dot_mxfp4>);
     set(TensorType::Q4_K_64, dot_unpacked<TensorType::Q4_K_64, BlockQ4_K, dot_q4_k>);
+    set(TensorType::Q5_K_64, dot_unpacked<TensorType::Q5_K_64, BlockQ5_K, dot_q5_k>);
     set(TensorType::Q6_K_64, dot_unpacked<TensorType::Q6_K_64, BlockQ6_K, dot_q6_k>);
     return k;
 }
