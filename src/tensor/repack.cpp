@@ -210,28 +210,32 @@ void unpack_row(TensorType from, const void* src, void* dst, int64_t n) {
     }
 }
 
+namespace {
+
+// A layout's row dequantized as the source blocks it holds.
+template <TensorType Layout, typename B, DequantizeFn Dequantize>
+void dequantize_unpacked(const void* src, float* dst, int64_t n) {
+    std::vector<B> row(static_cast<size_t>(n / B::block_size));
+    unpack_row(Layout, src, row.data(), n);
+    Dequantize(row.data(), dst, n);
+}
+
+}  // namespace
+
 void dequantize_row_mxfp4_x4(const void* src, float* dst, int64_t n) {
-    std::vector<BlockMXFP4> row(static_cast<size_t>(n / 32));
-    unpack_row(TensorType::MXFP4_X4, src, row.data(), n);
-    dequantize_row_mxfp4(row.data(), dst, n);
-}
-
-void dequantize_row_q6_k_64(const void* src, float* dst, int64_t n) {
-    std::vector<BlockQ6_K> row(static_cast<size_t>(n / qk_k));
-    unpack_row(TensorType::Q6_K_64, src, row.data(), n);
-    dequantize_row_q6_k(row.data(), dst, n);
-}
-
-void dequantize_row_q5_k_64(const void* src, float* dst, int64_t n) {
-    std::vector<BlockQ5_K> row(static_cast<size_t>(n / qk_k));
-    unpack_row(TensorType::Q5_K_64, src, row.data(), n);
-    dequantize_row_q5_k(row.data(), dst, n);
+    dequantize_unpacked<TensorType::MXFP4_X4, BlockMXFP4, dequantize_row_mxfp4>(src, dst, n);
 }
 
 void dequantize_row_q4_k_64(const void* src, float* dst, int64_t n) {
-    std::vector<BlockQ4_K> row(static_cast<size_t>(n / qk_k));
-    unpack_row(TensorType::Q4_K_64, src, row.data(), n);
-    dequantize_row_q4_k(row.data(), dst, n);
+    dequantize_unpacked<TensorType::Q4_K_64, BlockQ4_K, dequantize_row_q4_k>(src, dst, n);
+}
+
+void dequantize_row_q5_k_64(const void* src, float* dst, int64_t n) {
+    dequantize_unpacked<TensorType::Q5_K_64, BlockQ5_K, dequantize_row_q5_k>(src, dst, n);
+}
+
+void dequantize_row_q6_k_64(const void* src, float* dst, int64_t n) {
+    dequantize_unpacked<TensorType::Q6_K_64, BlockQ6_K, dequantize_row_q6_k>(src, dst, n);
 }
 
 }  // namespace strata
