@@ -43,6 +43,7 @@ size_t KvCache::v_index(int layer, int64_t pos) const {
 }
 
 void KvCache::store(int layer, int64_t pos, const float* k, const float* v) {
+    CHECK(pos >= 0 && pos < n_ctx_, "KV position within the cache");  // kv_store trusts it
     ops::kv_store(this->layer(layer), pos, k, v);
 }
 
