@@ -41,25 +41,20 @@ void x4_to_mxfp4(const uint8_t* src, BlockMXFP4* dst, int64_t n_blocks) {
     }
 }
 
-// Where element v of a Q4_K block's codes lives: GGML keeps elements 64 c + l and
-// 64 c + 32 + l (l < 32) in the low and high nibble of byte 32 c + l; Q4_K_64
-// elements 128 k + j and 128 k + 64 + j (j < 64) in those of byte 64 k + j.
-struct Nibble {
-    int byte, shift;
-};
-Nibble ggml_nibble(int v) {
-    return {32 * (v / 64) + v % 32, 4 * (v / 32 % 2)};
-}
-Nibble q4_k_64_nibble(int v) {
-    return {64 * (v / 128) + v % 64, 4 * (v / 64 % 2)};
-}
-
-// Moves the 256 codes of `from` (at `from_at`) to `to` (at `to_at`).
-void move_codes(const uint8_t* from, Nibble (*from_at)(int), uint8_t* to, Nibble (*to_at)(int)) {
-    std::memset(to, 0, 128);
-    for (int v = 0; v < qk_k; ++v) {
-        const Nibble f = from_at(v), t = to_at(v);
-        to[t.byte] = static_cast<uint8_t>(to[t.byte] | (((from[f.byte] >> f.shift) & 0xF) << t.shift));
+// A Q4_K block's 128 code bytes between the GGML layout and Q4_K_64's. GGML
+// keeps elements 64 c + l and 64 c + 32 + l (l < 32) in the low and high nibble
+// of byte 32 c + l; Q4_K_64 elements 128 k + j and 128 k + 64 + j (j < 64) in
+// those of byte 64 k + j. So within each 64 bytes, bytes j and 32 + j trade
+// nibbles: the low ones pair up in byte j, the high ones in byte 32 + j. The
+// exchange is its own inverse, so it converts both ways. Whole bytes at a time:
+// it runs on every copied weight at load.
+void swap_nibble_halves(const uint8_t* from, uint8_t* to) {
+    for (int k = 0; k < 128; k += 64) {
+        for (int j = 0; j < 32; ++j) {
+            const uint8_t a = from[k + j], b = from[k + 32 + j];
+            to[k + j] = static_cast<uint8_t>((a & 0x0F) | (b << 4));
+            to[k + 32 + j] = static_cast<uint8_t>((a >> 4) | (b & 0xF0));
+        }
     }
 }
 
@@ -112,43 +107,41 @@ void k4_block_to_64(const uint8_t* src, uint8_t* dst, bool fifth) {
     head_to_64(src, dst);
     if (fifth) fifth_bits_to_64(src + 16, dst + 16);
     const int codes = fifth ? 48 : 16;
-    move_codes(src + codes, ggml_nibble, dst + codes, q4_k_64_nibble);
+    swap_nibble_halves(src + codes, dst + codes);
 }
 
 void k4_block_from_64(const uint8_t* src, uint8_t* dst, bool fifth) {
     head_from_64(src, dst);
     if (fifth) fifth_bits_from_64(src + 16, dst + 16);
     const int codes = fifth ? 48 : 16;
-    move_codes(src + codes, q4_k_64_nibble, dst + codes, ggml_nibble);
+    swap_nibble_halves(src + codes, dst + codes);
 }
 
-// Where element v of a Q6_K block keeps its low four bits (a nibble of `ql`)
-// and its top two (a pair of bits of `qh`). GGML: in half h = v / 128, quarter
-// q = v % 128 / 32 and l = v % 32, nibble q / 2 of ql[64 h + 32 (q % 2) + l] and
-// pair q of qh[32 h + l]. Q6_K_64: nibble v / 64 % 2 of ql[64 (v / 128) + v % 64]
-// and pair v / 64 of qh[v % 64].
-struct SixBits {
-    Nibble low;
-    int high_byte, high_shift;
-};
-SixBits q6_k_ggml(int v) {
-    const int h = v / 128, q = v % 128 / 32, l = v % 32;
-    return {{64 * h + 32 * (q % 2) + l, 4 * (q / 2)}, 32 * h + l, 2 * q};
-}
-SixBits q6_k_64(int v) {
-    return {q4_k_64_nibble(v), v % 64, 2 * (v / 64)};
+// A Q6_K block's top bit pairs (qh, 64 bytes) between the GGML layout and
+// Q6_K_64's. GGML keeps element 128 h + 32 q + l's (l < 32) in pair q of
+// qh[32 h + l]; Q6_K_64 element 64 r + j's (j < 64) in pair r of qh[j]. The low
+// nibbles (ql) are where Q6_K_64 wants them already: within each half, byte l
+// holds quarters 0 and 2 and byte 32 + l quarters 1 and 3, which are elements
+// j = l and j = 32 + l of runs 2 h and 2 h + 1.
+uint8_t pair(const uint8_t* bytes, int byte, int pair) {
+    return static_cast<uint8_t>((bytes[byte] >> (2 * pair)) & 3);
 }
 
-// Moves the 256 6-bit codes of a Q6_K block between layouts (ql and qh are
-// contiguous in both: 128 bytes then 64).
-void move_six_bits(const uint8_t* from, SixBits (*from_at)(int), uint8_t* to, SixBits (*to_at)(int)) {
-    std::memset(to, 0, 192);
-    for (int v = 0; v < qk_k; ++v) {
-        const SixBits f = from_at(v), t = to_at(v);
-        const int low = (from[f.low.byte] >> f.low.shift) & 0xF;
-        const int high = (from[128 + f.high_byte] >> f.high_shift) & 3;
-        to[t.low.byte] = static_cast<uint8_t>(to[t.low.byte] | low << t.low.shift);
-        to[128 + t.high_byte] = static_cast<uint8_t>(to[128 + t.high_byte] | high << t.high_shift);
+void q6_k_top_bits_to_64(const uint8_t* qh, uint8_t* out) {
+    for (int j = 0; j < 64; ++j) {
+        uint8_t b = 0;
+        for (int r = 0; r < 4; ++r) b |= pair(qh, 32 * (r / 2) + j % 32, 2 * (r % 2) + j / 32) << (2 * r);
+        out[j] = b;
+    }
+}
+
+void q6_k_top_bits_from_64(const uint8_t* qh, uint8_t* out) {
+    for (int h = 0; h < 2; ++h) {
+        for (int l = 0; l < 32; ++l) {
+            uint8_t b = 0;
+            for (int q = 0; q < 4; ++q) b |= pair(qh, 32 * (q % 2) + l, 2 * h + q / 2) << (2 * q);
+            out[32 * h + l] = b;
+        }
     }
 }
 
@@ -180,10 +173,10 @@ void repack_rows(TensorType to, void* rows, int64_t n_rows, int64_t n, size_t ro
                 const size_t at = static_cast<size_t>(b) * tr.type_size;
                 k4_block_to_64(row.data() + at, p + at, to == TensorType::Q5_K_64);
             }
-        } else {  // Q6_K_64: the codes move, the scales and d stay
+        } else {  // Q6_K_64: only the top bit pairs move
             for (int64_t b = 0; b < n / qk_k; ++b) {
                 const size_t at = static_cast<size_t>(b) * sizeof(BlockQ6_K);
-                move_six_bits(row.data() + at, q6_k_ggml, p + at, q6_k_64);
+                q6_k_top_bits_to_64(row.data() + at + 128, p + at + 128);
             }
         }
     }
@@ -205,7 +198,7 @@ void unpack_row(TensorType from, const void* src, void* dst, int64_t n) {
         std::memcpy(d, s, static_cast<size_t>(n / qk_k) * sizeof(BlockQ6_K));
         for (int64_t b = 0; b < n / qk_k; ++b) {
             const size_t at = static_cast<size_t>(b) * sizeof(BlockQ6_K);
-            move_six_bits(s + at, q6_k_64, d + at, q6_k_ggml);
+            q6_k_top_bits_from_64(s + at + 128, d + at + 128);
         }
     }
 }

@@ -30,9 +30,9 @@
 //
 // Q6_K_64 (from Q6_K): each 210-byte block keeps its scales and d; ql holds
 // element 128 k + j's low four bits in the low nibble of byte 64 k + j and
-// element 128 k + 64 + j's in the high one (as Q4_K_64's codes), and qh[j] the
-// top two bits of elements j, 64 + j, 128 + j and 192 + j in bits 0-1, 2-3, 4-5
-// and 6-7. So each run of 64 codes, in the activations' order, comes out of two
+// element 128 k + 64 + j's in the high one (as Q4_K_64's codes, and as GGML's
+// ql already is), and qh[j] the top two bits of elements j, 64 + j, 128 + j and
+// 192 + j in bits 0-1, 2-3, 4-5 and 6-7. So each run of 64 codes, in the activations' order, comes out of two
 // 64-byte loads with a few shifts, masks and one ternary logic operation.
 
 #include "tensor/type.h"
