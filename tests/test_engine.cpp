@@ -9,9 +9,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <random>
 #include <set>
 #include <vector>
 
@@ -251,6 +253,85 @@ TEST(Sampler, MinPAndTopPCutTheTail) {
         l[0] = 10.0f;
         EXPECT_EQ(p.sample(l, {}), 0);
     }
+}
+
+// The sampling chain by brute force, as it was written before `keep_head`:
+// every drawable token sorted (largest logit first, ties to the lower id), top-k,
+// probabilities at temperature 1 over what top-k kept, top-p's shortest prefix
+// reaching p, min-p against the best, then the survivors at the temperature.
+std::vector<SampleCandidate> sorted_chain(const std::vector<float>& logits, const SamplingParams& p) {
+    std::vector<std::pair<float, int32_t>> c;
+    for (size_t i = 0; i < logits.size(); ++i) {
+        if (logits[i] > -std::numeric_limits<float>::infinity()) c.push_back({logits[i], static_cast<int32_t>(i)});
+    }
+    std::sort(c.begin(), c.end(), [](auto a, auto b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+    if (p.top_k > 0 && static_cast<size_t>(p.top_k) < c.size()) c.resize(static_cast<size_t>(p.top_k));
+    // In float, with the sum in double, as the chain computes them.
+    auto softmax = [&](float t) {
+        std::vector<float> e(c.size());
+        double sum = 0;
+        for (size_t i = 0; i < c.size(); ++i) sum += e[i] = std::exp((c[i].first - c[0].first) / t);
+        for (float& x : e) x = static_cast<float>(x / sum);
+        return e;
+    };
+    const std::vector<float> probs = softmax(1.0f);
+    size_t keep = c.size();
+    float cum = 0;
+    for (size_t i = 0; p.top_p < 1.0f && i < c.size(); ++i) {
+        cum += probs[i];
+        if (cum >= p.top_p) {
+            keep = i + 1;
+            break;
+        }
+    }
+    size_t kept = 1;
+    while (p.min_p > 0.0f && kept < keep && probs[kept] >= probs[0] * p.min_p) ++kept;
+    c.resize(p.min_p > 0.0f ? kept : keep);
+    const std::vector<float> final_probs = softmax(p.temperature);
+    std::vector<SampleCandidate> out;
+    for (size_t i = 0; i < c.size(); ++i) out.push_back({c[i].second, c[i].first, final_probs[i]});
+    return out;
+}
+
+// `sampling_distribution` sorts only the head of a large vocabulary that top-p
+// and min-p can keep; whatever the parameters, it must keep exactly the tokens
+// the full sort keeps, in the same order, with the same probabilities. Logits
+// are normal with sd 3 (a model's spread), with runs of equal values (ties) and
+// banned tokens, over a small and a Qwen3-sized vocabulary. The bound: both
+// compute each probability with the same float operations; only the order of
+// the double sum that normalises them differs, so 1e-5 relative is generous.
+TEST(Sampler, DistributionKeepsWhatTheFullSortKeeps) {
+    std::mt19937 rng(11);
+    std::normal_distribution<float> normal(0.0f, 3.0f);
+    int cases = 0;
+    for (size_t n : {size_t{60}, size_t{151936}}) {
+        std::vector<float> logits(n);
+        for (float& l : logits) l = normal(rng);
+        for (size_t i = 0; i < n; i += 7) logits[i] = std::round(logits[i] * 4) / 4;  // ties
+        for (size_t i = 3; i < n; i += 11) logits[i] = -std::numeric_limits<float>::infinity();
+        for (int top_k : {0, 1, 40}) {
+            for (float top_p : {1.0f, 0.95f, 0.5f, 0.05f}) {
+                for (float min_p : {0.0f, 0.05f, 0.5f}) {
+                    const SamplingParams p{.temperature = 0.7f, .top_k = top_k, .top_p = top_p, .min_p = min_p};
+                    auto got = sampling_distribution(logits, p);
+                    const auto want = sorted_chain(logits, p);
+                    const std::string what = fmt::format("n={} top_k={} top_p={} min_p={}", n, top_k, top_p, min_p);
+                    ASSERT_EQ(got.size(), want.size()) << what;
+                    if (top_k == 0 && top_p == 1.0f && min_p == 0.0f) {  // no cut: any order
+                        std::sort(got.begin(), got.end(), [](auto& a, auto& b) {
+                            return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+                        });
+                    }
+                    for (size_t i = 0; i < got.size(); ++i) {
+                        ASSERT_EQ(got[i].id, want[i].id) << what << " rank " << i;
+                        ASSERT_NEAR(got[i].prob, want[i].prob, 1e-5 * want[i].prob) << what << " rank " << i;
+                    }
+                    ++cases;
+                }
+            }
+        }
+    }
+    EXPECT_EQ(cases, 72);
 }
 
 TEST(Cli, LogitsWritesTheFixtureFormat) {

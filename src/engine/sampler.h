@@ -25,6 +25,19 @@ struct SamplingParams {
     std::map<int32_t, float> logit_bias;  // added to a token's logit; -inf bans it
 };
 
+// A token the sampling chain can draw, with its probability.
+struct SampleCandidate {
+    int32_t id;
+    float logit;
+    float prob;  // at the sampling temperature, over the candidates returned
+};
+
+// What `Sampler::sample` draws from once bias and penalties are applied: the
+// tokens that top-k, top-p and min-p keep, with their probabilities at
+// `p.temperature` (> 0). Largest logit first (ties: lower id) whenever a cut
+// applies; in id order when every token is kept.
+std::vector<SampleCandidate> sampling_distribution(std::span<const float> logits, const SamplingParams& p);
+
 class Sampler {
 public:
     explicit Sampler(SamplingParams p);
