@@ -1,5 +1,5 @@
-// AVX-512 VBMI kernels for the 32-element block formats (Q4_0, Q8_0, IQ4_NL,
-// MXFP4) against Q8_0 activations laid out as `ActLayout::Groups4` (dot.h).
+// AVX-512 VBMI kernels for the 32-element block formats (Q4_0, Q5_0, Q8_0,
+// IQ4_NL, MXFP4) against Q8_0 activations laid out as `ActLayout::Groups4` (dot.h).
 //
 // A decode step reads every weight byte once, so a kernel must consume bytes as
 // fast as one core's share of the memory bandwidth delivers them. The AVX-512
@@ -149,6 +149,40 @@ struct Q4_0 {
         __m512i head;
         const __m512i q = N::gather<Full>(p, valid, head);
         return {N::low(q), N::high(q), half_scales(head, scale_idx)};
+    }
+    static __m512 act_scale(__m512 d) { return d; }
+    static __m512 scale(const Group& g, __m512 d) { return _mm512_mul_ps(g.scale, d); }
+};
+
+// Q5_0: codes 0..31 (the weight + 16), a nibble as in Q4_0 plus a fifth bit:
+// bit j of a block's 32-bit qh belongs to element j. The group's qh words give
+// one 64-bit mask per half (16 bits per block, in the codes' order) under which
+// 16 is added to the nibbles: general-register work, off the vector units.
+// llama.cpp stores Q4_K_M's Q4_K tensors whose rows are not a multiple of 256
+// long as Q5_0 (the experts' down matrices of DeepSeek-MoE and Qwen1.5-MoE).
+struct Q5_0 {
+    static constexpr int kBlockBytes = 22, kShift = 4;
+    using N = Nibbles<22, 6>;
+    template <bool Full>
+    static Group load(const uint8_t* p, int64_t valid) {
+        static constexpr Index scale_idx = half_scale_index(22);
+        __m512i head;
+        const __m512i q = N::gather<Full>(p, valid, head);
+        // Block 3's scale is at byte 66, past `head`: both loads feed the permute.
+        const __m512i tail = load64<false>(p, 64, std::min<int64_t>(valid, 4 * kBlockBytes));
+        const __m512 scale = _mm512_cvtph_ps(
+            _mm512_castsi512_si256(_mm512_permutex2var_epi8(head, scale_idx.load(), tail)));
+        uint64_t first = 0, second = 0;
+        const int blocks = Full ? 4 : static_cast<int>(valid / kBlockBytes);
+        for (int k = 0; k < blocks; ++k) {
+            uint32_t qh;
+            std::memcpy(&qh, p + kBlockBytes * k + 2, 4);
+            first |= static_cast<uint64_t>(qh & 0xFFFF) << (16 * k);
+            second |= static_cast<uint64_t>(qh >> 16) << (16 * k);
+        }
+        const __m512i sixteen = _mm512_set1_epi8(16), lo = N::low(q), hi = N::high(q);
+        return {_mm512_mask_add_epi8(lo, first, lo, sixteen), _mm512_mask_add_epi8(hi, second, hi, sixteen),
+                scale};
     }
     static __m512 act_scale(__m512 d) { return d; }
     static __m512 scale(const Group& g, __m512 d) { return _mm512_mul_ps(g.scale, d); }
@@ -390,6 +424,7 @@ DotKernels build(const DotKernels& base) {
         k.layout[id] = ActLayout::Groups4;
     };
     set(TensorType::Q4_0, static_cast<Q4_0*>(nullptr));
+    set(TensorType::Q5_0, static_cast<Q5_0*>(nullptr));
     set(TensorType::Q8_0, static_cast<Q8_0*>(nullptr));
     set(TensorType::IQ4_NL, static_cast<Iq4Nl*>(nullptr));
     set(TensorType::MXFP4, static_cast<Mxfp4*>(nullptr));
