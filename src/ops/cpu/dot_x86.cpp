@@ -60,11 +60,16 @@ DotKernels build(const DotKernels& base) { return make_table("avx512", base); }
 
 namespace strata::ops {
 
+namespace groups_avx2 {
+// The Q4_0 and MXFP4 kernels on four-block groups (dot_groups_avx2.cpp).
+DotKernels build(const DotKernels& base);
+}  // namespace groups_avx2
+
 const DotKernels* avx2_dot_kernels() {
     static const bool supported =
         __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
     if (!supported) return nullptr;
-    static const DotKernels k = avx2::build(scalar_dot_kernels());
+    static const DotKernels k = groups_avx2::build(avx2::build(scalar_dot_kernels()));
     return &k;
 }
 
