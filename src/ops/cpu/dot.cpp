@@ -39,9 +39,6 @@ TensorType dot_act_type(TensorType weight) {
 
 namespace {
 
-constexpr int64_t kGroup = 128;  // elements per group of `ActLayout::Groups4`
-constexpr size_t kGroupBytes = 256;
-
 // Q8_0 in `ActLayout::Groups4`: quantised as blocks first, so the codes and scales
 // are the reference's, then rearranged group by group.
 void quantize_q8_0_groups(const float* x, uint8_t* out, int64_t n, QuantizeFn quantize) {
@@ -49,13 +46,13 @@ void quantize_q8_0_groups(const float* x, uint8_t* out, int64_t n, QuantizeFn qu
     for (int64_t g = 0; g * 4 < n_blocks; ++g) {
         BlockQ8_0 b[4] = {};
         const int64_t nb = std::min<int64_t>(4, n_blocks - 4 * g);
-        quantize(x + g * kGroup, b, nb * 32);
-        uint8_t* o = out + g * kGroupBytes;
+        quantize(x + g * Groups4::kElements, b, nb * 32);
+        uint8_t* o = out + g * Groups4::kBytes;
         int32_t nsum[16];
         float d[16];
         for (int k = 0; k < 4; ++k) {
             std::memcpy(o + 16 * k, b[k].qs, 16);
-            std::memcpy(o + 64 + 16 * k, b[k].qs + 16, 16);
+            std::memcpy(o + Groups4::kSecondAt + 16 * k, b[k].qs + 16, 16);
             for (int j = 0; j < 4; ++j) {
                 int s = 0;
                 for (int i = 0; i < 4; ++i) s += b[k].qs[4 * j + i] + b[k].qs[16 + 4 * j + i];
@@ -63,8 +60,8 @@ void quantize_q8_0_groups(const float* x, uint8_t* out, int64_t n, QuantizeFn qu
                 d[4 * k + j] = fp16_to_fp32(b[k].d);
             }
         }
-        std::memcpy(o + 128, nsum, sizeof nsum);
-        std::memcpy(o + 192, d, sizeof d);
+        std::memcpy(o + Groups4::kNsumAt, nsum, sizeof nsum);
+        std::memcpy(o + Groups4::kScaleAt, d, sizeof d);
     }
 }
 
@@ -73,7 +70,7 @@ void quantize_q8_0_groups(const float* x, uint8_t* out, int64_t n, QuantizeFn qu
 size_t act_row_bytes(TensorType act_type, ActLayout layout, int64_t n) {
     if (layout == ActLayout::Groups4) {
         CHECK(act_type == TensorType::Q8_0, "only Q8_0 activations come in groups");
-        return static_cast<size_t>((n + kGroup - 1) / kGroup) * kGroupBytes;
+        return static_cast<size_t>((n + Groups4::kElements - 1) / Groups4::kElements * Groups4::kBytes);
     }
     const TypeTraits& t = type_traits(act_type);
     CHECK(n % t.block_size == 0, "activation rows are whole blocks");

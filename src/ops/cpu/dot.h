@@ -37,6 +37,12 @@ using DotFn = float (*)(int64_t n, const void* w, const void* a);
 // The values are exactly those of Q8_0, so results do not depend on the layout.
 enum class ActLayout : uint8_t { Blocks, Groups4 };
 
+// Where the parts of a `Groups4` group are, in bytes.
+struct Groups4 {
+    static constexpr int64_t kElements = 128, kBytes = 256;
+    static constexpr int kSecondAt = 64, kNsumAt = 128, kScaleAt = 192;
+};
+
 // The same for four activation rows: out[t] = dot(w, a[t]), bit-identical to
 // four calls of the one-row kernel (so batching never changes a result), but
 // unpacking each weight block once.

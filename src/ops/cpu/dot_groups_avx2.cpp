@@ -41,11 +41,6 @@
 namespace strata::ops::groups_avx2 {
 namespace {
 
-// The `ActLayout::Groups4` group: 128 elements in 256 bytes, codes first
-// (first halves, then second halves), then the minus sums, then the scales.
-constexpr int64_t kGroupBytes = 256;
-constexpr int kSecondAt = 64, kNsumAt = 128, kScaleAt = 192;
-
 // Four blocks unpacked: per pair of blocks (0-1, 2-3), the unsigned codes of
 // their first and second halves, one block per 128-bit lane; and the four
 // blocks' weight scales.
@@ -150,16 +145,16 @@ void dot_rows(int64_t n, const void* w, const void* const* a, float* out) {
         const __m256 scale = _mm256_castps128_ps256(q.scale);
 #pragma GCC unroll 4
         for (int t = 0; t < NT; ++t) {
-            const uint8_t* y = static_cast<const uint8_t*>(a[t]) + b / 4 * kGroupBytes;
+            const uint8_t* y = static_cast<const uint8_t*>(a[t]) + b / 4 * Groups4::kBytes;
 #pragma GCC unroll 2
             for (int h = 0; h < 2; ++h) {
                 const auto at = [&](int off) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + off + 32 * h)); };
                 const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(q.first[h], at(0)),
-                                                       _mm256_maddubs_epi16(q.second[h], at(kSecondAt)));
+                                                       _mm256_maddubs_epi16(q.second[h], at(Groups4::kSecondAt)));
                 const __m256i sum =
-                    _mm256_add_epi32(_mm256_madd_epi16(pairs, ones), _mm256_slli_epi32(at(kNsumAt), F::kShift));
+                    _mm256_add_epi32(_mm256_madd_epi16(pairs, ones), _mm256_slli_epi32(at(Groups4::kNsumAt), F::kShift));
                 const __m256 d = _mm256_mul_ps(_mm256_permutevar8x32_ps(scale, spread[h]),
-                                               _mm256_loadu_ps(reinterpret_cast<const float*>(y + kScaleAt + 32 * h)));
+                                               _mm256_loadu_ps(reinterpret_cast<const float*>(y + Groups4::kScaleAt + 32 * h)));
                 acc[t][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), d, acc[t][h]);
             }
         }

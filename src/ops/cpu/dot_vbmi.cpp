@@ -46,11 +46,6 @@
 namespace strata::ops::vbmi {
 namespace {
 
-// The `ActLayout::Groups4` group: 128 elements in 256 bytes, codes first
-// (first halves, then second halves), then the minus sums, then the scales.
-constexpr int64_t kGroupBytes = 256;
-constexpr int kNsumAt = 128, kScaleAt = 192;
-
 // A byte index vector for the permutes.
 struct Index {
     alignas(64) uint8_t b[64] = {};
@@ -314,8 +309,8 @@ struct Act {
 
 template <typename F>
 inline Act act(const uint8_t* y) {
-    return {_mm512_slli_epi32(_mm512_loadu_si512(y + kNsumAt), F::kShift), _mm512_loadu_si512(y),
-            _mm512_loadu_si512(y + 64), F::act_scale(_mm512_loadu_ps(y + kScaleAt))};
+    return {_mm512_slli_epi32(_mm512_loadu_si512(y + Groups4::kNsumAt), F::kShift), _mm512_loadu_si512(y),
+            _mm512_loadu_si512(y + Groups4::kSecondAt), F::act_scale(_mm512_loadu_ps(y + Groups4::kScaleAt))};
 }
 
 // One group's term for one weight row and one activation row, added to `acc`.
@@ -357,8 +352,8 @@ void dot_tile(int64_t n, const void* const* w, const void* const* a, float* out,
                     __builtin_prefetch(ahead + 2 * gb - 1, 0, 1);
                 }
             }
-            const Act a0 = act<F>(y[0] + g * kGroupBytes),
-                      a1 = act<F>(y[0] + (g + 1) * kGroupBytes);
+            const Act a0 = act<F>(y[0] + g * Groups4::kBytes),
+                      a1 = act<F>(y[0] + (g + 1) * Groups4::kBytes);
             // Unrolled, so the accumulators stay in registers.
 #pragma GCC unroll 4
             for (int r = 0; r < NR; ++r) {
@@ -370,8 +365,8 @@ void dot_tile(int64_t n, const void* const* w, const void* const* a, float* out,
             const Group q1 = F::template load<true>(x[0] + (g + 1) * gb, gb);
 #pragma GCC unroll 4
             for (int t = 0; t < NT; ++t) {
-                acc0[t] = step<F>(q0, act<F>(y[t] + g * kGroupBytes), acc0[t]);
-                acc1[t] = step<F>(q1, act<F>(y[t] + (g + 1) * kGroupBytes), acc1[t]);
+                acc0[t] = step<F>(q0, act<F>(y[t] + g * Groups4::kBytes), acc0[t]);
+                acc1[t] = step<F>(q1, act<F>(y[t] + (g + 1) * Groups4::kBytes), acc1[t]);
             }
         }
     }
@@ -382,7 +377,7 @@ void dot_tile(int64_t n, const void* const* w, const void* const* a, float* out,
         for (int i = 0; i < NR * NT; ++i) {
             const int r = NR == 1 ? 0 : i, t = NT == 1 ? 0 : i;
             acc[i] = step<F>(F::template load<Full>(x[r] + g * gb, valid),
-                             act<F>(y[t] + g * kGroupBytes), acc[i]);
+                             act<F>(y[t] + g * Groups4::kBytes), acc[i]);
         }
     };
     if (g < full) {
