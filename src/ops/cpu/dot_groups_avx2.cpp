@@ -1,4 +1,4 @@
-// AVX2 kernels for Q4_0 and MXFP4 against Q8_0 activations laid out as
+// AVX2 kernels for Q4_0, Q5_0 and MXFP4 against Q8_0 activations laid out as
 // `ActLayout::Groups4` (dot.h), for CPUs without AVX-512.
 //
 // The block-at-a-time kernels of dot_x86.inc pay per 32-element block for the
@@ -7,8 +7,8 @@
 // GB/s in L2. These take a group of four blocks, two per 256-bit register,
 // as the VBMI kernels do (dot_vbmi.cpp), with the same ideas where AVX2 has
 // the instructions:
-//  - codes are made unsigned by an offset o (Q4_0's codes are the weight + 8;
-//    MXFP4's code book plus 16), so `maddubs` multiplies them by the signed
+//  - codes are made unsigned by an offset o (Q4_0's codes are the weight + 8,
+//    Q5_0's + 16; MXFP4's code book plus 16), so `maddubs` multiplies them by the signed
 //    activation codes as they are; o times the activations' sum comes off by
 //    adding o times the layout's minus sums;
 //  - a block's two halves meet the layout's first and second halves, so their
@@ -41,6 +41,9 @@
 namespace strata::ops::groups_avx2 {
 namespace {
 
+// (Every helper of a group's load is inlined: a `Group` returned from a call
+// goes through memory, which halved Q5_0's rate.)
+//
 // Four blocks unpacked: per pair of blocks (0-1, 2-3), the unsigned codes of
 // their first and second halves, one block per 128-bit lane; and the four
 // blocks' weight scales.
@@ -79,7 +82,7 @@ inline void nibbles(const uint8_t* p, int blocks, Group& g, Map map) {
 struct Q4_0 {
     static constexpr int kBlockBytes = 18, kShift = 3;
     template <bool Full>
-    static Group load(const uint8_t* p, int blocks) {
+    [[gnu::always_inline]] static Group load(const uint8_t* p, int blocks) {
         if constexpr (Full) blocks = 4;
         Group g;
         nibbles<18, 2>(p, blocks, g, [](__m256i u) { return u; });
@@ -95,12 +98,51 @@ struct Q4_0 {
     }
 };
 
+// Q5_0: codes 0..31 are the weight + 16: a nibble as in Q4_0 plus a fifth bit,
+// bit j of the block's 32-bit qh for element j. Each block's qh lands in its
+// lane of a register (the same loads as the codes', 4 bytes earlier), a byte
+// shuffle copies qh byte j / 8 to code byte j, and each copy is tested
+// against its bit.
+struct Q5_0 {
+    static constexpr int kBlockBytes = 22, kShift = 4;
+    template <bool Full>
+    [[gnu::always_inline]] static Group load(const uint8_t* p, int blocks) {
+        if constexpr (Full) blocks = 4;
+        Group g;
+        nibbles<22, 6>(p, blocks, g, [](__m256i u) { return u; });
+        uint64_t halves = 0;
+#pragma GCC unroll 4
+        for (int k = 0; k < blocks; ++k) {
+            uint16_t d;
+            std::memcpy(&d, p + 22 * k, 2);
+            halves |= uint64_t{d} << (16 * k);
+        }
+        g.scale = _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<int64_t>(halves)));
+        const __m256i first_bytes = _mm256_setr_epi64x(0, 0x0101010101010101, 0, 0x0101010101010101);
+        const __m256i second_bytes = _mm256_setr_epi64x(0x0202020202020202, 0x0303030303030303,
+                                                         0x0202020202020202, 0x0303030303030303);
+        const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201));
+        const __m256i sixteen = _mm256_set1_epi8(16);
+        const auto fifth = [&](__m256i qh, __m256i bytes) {
+            const __m256i spread = _mm256_and_si256(_mm256_shuffle_epi8(qh, bytes), bit);
+            return _mm256_and_si256(_mm256_cmpeq_epi8(spread, bit), sixteen);
+        };
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h) {
+            const __m256i qh = code_bytes<22, 2>(p, h, blocks);
+            g.first[h] = _mm256_or_si256(g.first[h], fifth(qh, first_bytes));
+            g.second[h] = _mm256_or_si256(g.second[h], fifth(qh, second_bytes));
+        }
+        return g;
+    }
+};
+
 // MXFP4: the doubled code book (-12..12) plus 16; the scale 2^(e - 127) / 2 of
 // the block's exponent byte e, built from bits as `e8m0_to_fp32_half` does.
 struct Mxfp4 {
     static constexpr int kBlockBytes = 17, kShift = 4;
     template <bool Full>
-    static Group load(const uint8_t* p, int blocks) {
+    [[gnu::always_inline]] static Group load(const uint8_t* p, int blocks) {
         if constexpr (Full) blocks = 4;
         alignas(16) int8_t values[16];
         for (int i = 0; i < 16; ++i) values[i] = static_cast<int8_t>(kvalues_mxfp4[i] + 16);
@@ -186,6 +228,7 @@ DotKernels build(const DotKernels& base) {
         k.layout[id] = ActLayout::Groups4;
     };
     set(TensorType::Q4_0, static_cast<Q4_0*>(nullptr));
+    set(TensorType::Q5_0, static_cast<Q5_0*>(nullptr));
     set(TensorType::MXFP4, static_cast<Mxfp4*>(nullptr));
     return k;
 }
