@@ -214,6 +214,30 @@ TEST(Sampler, GreedyIsArgmaxAfterBiasAndPenalties) {
     EXPECT_NE(penalised.sample(logits, history), 49);
 }
 
+// argmax takes the largest value eight lanes at a time and then finds it: the
+// first of equal values must win, wherever it is (the eight-wide body or the
+// tail of a size that is not a multiple of 8), and NaNs must never win.
+TEST(Sampler, ArgmaxIsTheFirstLargestWhereverItIs) {
+    const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+    for (size_t n : {size_t{1}, size_t{7}, size_t{8}, size_t{9}, size_t{61}, size_t{151936}}) {
+        for (size_t at : {size_t{0}, n / 2, n - 1}) {
+            std::vector<float> l(n, -1.0f);
+            l[at] = 2.0f;
+            if (at + 1 < n) l[n - 1] = 2.0f;  // a later equal value
+            if (at > 0) l[0] = nan;
+            EXPECT_EQ(argmax(l), static_cast<int32_t>(at)) << "n=" << n << " at=" << at;
+        }
+    }
+    EXPECT_EQ(argmax(std::vector<float>{-inf, -inf, -inf}), 0);
+    EXPECT_EQ(argmax(std::vector<float>{nan, -inf, nan}), 1);
+    EXPECT_EQ(argmax(std::vector<float>{nan, nan}), 0);
+    std::mt19937 rng(5);
+    std::normal_distribution<float> normal(0.0f, 3.0f);
+    std::vector<float> l(1001);
+    for (float& x : l) x = normal(rng);
+    EXPECT_EQ(argmax(l), std::max_element(l.begin(), l.end()) - l.begin());
+}
+
 TEST(Sampler, SameSeedSameDrawsAndTopKOneIsGreedy) {
     auto draw = [](uint64_t seed) {
         Sampler s({.temperature = 1.5f, .top_k = 0, .top_p = 1.0f, .min_p = 0.0f, .seed = seed});

@@ -73,10 +73,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-int32_t argmax(std::span<const float> logits) {
-    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-}
-
 // after - before, element by element; `sum` accumulates it.
 void add_difference(const UsageCounts& before, const UsageCounts& after, UsageCounts& sum) {
     if (sum.empty()) sum.assign(after.size(), std::vector<uint64_t>(after.empty() ? 0 : after[0].size()));

@@ -125,6 +125,15 @@ double keep_head(std::span<const float> logits, const SamplingParams& p, std::ve
 
 }  // namespace
 
+int32_t argmax(std::span<const float> logits) {
+    // The largest value by vectorised maxima, then its first position: a single
+    // pass keeping the index is a chain of dependent compares, 0.4 ms per token
+    // for a 152k vocabulary.
+    const float top = max_of(logits);
+    const auto at = std::find(logits.begin(), logits.end(), top);
+    return at == logits.end() ? 0 : static_cast<int32_t>(at - logits.begin());
+}
+
 std::vector<SampleCandidate> sampling_distribution(std::span<const float> logits, const SamplingParams& p) {
     // The candidates' mass at temperature 1 relative to the best, where the
     // cuts below see only part of them (0: the ones they see).
@@ -179,9 +188,7 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> histor
     }
     apply_penalties(logits, history, p_);
 
-    if (p_.temperature <= 0.0f) {
-        return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-    }
+    if (p_.temperature <= 0.0f) return argmax(logits);
     const std::vector<SampleCandidate> c = sampling_distribution(logits, p_);
     if (c.empty()) return 0;
     std::vector<float> probs(c.size());

@@ -25,6 +25,10 @@ struct SamplingParams {
     std::map<int32_t, float> logit_bias;  // added to a token's logit; -inf bans it
 };
 
+// The index of the largest logit, the first of equal ones (NaNs never win;
+// 0 when none is larger than -inf): greedy decoding's token.
+int32_t argmax(std::span<const float> logits);
+
 // A token the sampling chain can draw, with its probability.
 struct SampleCandidate {
     int32_t id;
