@@ -218,7 +218,8 @@ TEST(Sampler, GreedyIsArgmaxAfterBiasAndPenalties) {
 // first of equal values must win, wherever it is (the eight-wide body or the
 // tail of a size that is not a multiple of 8), and NaNs must never win.
 TEST(Sampler, ArgmaxIsTheFirstLargestWhereverItIs) {
-    const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+    const float nan = std::numeric_limits<float>::quiet_NaN(),
+                inf = std::numeric_limits<float>::infinity();
     for (size_t n : {size_t{1}, size_t{7}, size_t{8}, size_t{9}, size_t{61}, size_t{151936}}) {
         for (size_t at : {size_t{0}, n / 2, n - 1}) {
             std::vector<float> l(n, -1.0f);
@@ -283,13 +284,18 @@ TEST(Sampler, MinPAndTopPCutTheTail) {
 // every drawable token sorted (largest logit first, ties to the lower id), top-k,
 // probabilities at temperature 1 over what top-k kept, top-p's shortest prefix
 // reaching p, min-p against the best, then the survivors at the temperature.
-std::vector<SampleCandidate> sorted_chain(const std::vector<float>& logits, const SamplingParams& p) {
+std::vector<SampleCandidate> sorted_chain(const std::vector<float>& logits,
+                                          const SamplingParams& p) {
     std::vector<std::pair<float, int32_t>> c;
     for (size_t i = 0; i < logits.size(); ++i) {
-        if (logits[i] > -std::numeric_limits<float>::infinity()) c.push_back({logits[i], static_cast<int32_t>(i)});
+        if (logits[i] > -std::numeric_limits<float>::infinity())
+            c.push_back({logits[i], static_cast<int32_t>(i)});
     }
-    std::sort(c.begin(), c.end(), [](auto a, auto b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
-    if (p.top_k > 0 && static_cast<size_t>(p.top_k) < c.size()) c.resize(static_cast<size_t>(p.top_k));
+    std::sort(c.begin(), c.end(), [](auto a, auto b) {
+        return a.first > b.first || (a.first == b.first && a.second < b.second);
+    });
+    if (p.top_k > 0 && static_cast<size_t>(p.top_k) < c.size())
+        c.resize(static_cast<size_t>(p.top_k));
     // In float, with the sum in double, as the chain computes them.
     auto softmax = [&](float t) {
         std::vector<float> e(c.size());
@@ -336,10 +342,12 @@ TEST(Sampler, DistributionKeepsWhatTheFullSortKeeps) {
         for (int top_k : {0, 1, 40}) {
             for (float top_p : {1.0f, 0.95f, 0.5f, 0.05f}) {
                 for (float min_p : {0.0f, 0.05f, 0.5f}) {
-                    const SamplingParams p{.temperature = 0.7f, .top_k = top_k, .top_p = top_p, .min_p = min_p};
+                    const SamplingParams p{
+                        .temperature = 0.7f, .top_k = top_k, .top_p = top_p, .min_p = min_p};
                     auto got = sampling_distribution(logits, p);
                     const auto want = sorted_chain(logits, p);
-                    const std::string what = fmt::format("n={} top_k={} top_p={} min_p={}", n, top_k, top_p, min_p);
+                    const std::string what =
+                        fmt::format("n={} top_k={} top_p={} min_p={}", n, top_k, top_p, min_p);
                     ASSERT_EQ(got.size(), want.size()) << what;
                     if (top_k == 0 && top_p == 1.0f && min_p == 0.0f) {  // no cut: any order
                         std::sort(got.begin(), got.end(), [](auto& a, auto& b) {
@@ -348,7 +356,8 @@ TEST(Sampler, DistributionKeepsWhatTheFullSortKeeps) {
                     }
                     for (size_t i = 0; i < got.size(); ++i) {
                         ASSERT_EQ(got[i].id, want[i].id) << what << " rank " << i;
-                        ASSERT_NEAR(got[i].prob, want[i].prob, 1e-5 * want[i].prob) << what << " rank " << i;
+                        ASSERT_NEAR(got[i].prob, want[i].prob, 1e-5 * want[i].prob)
+                            << what << " rank " << i;
                     }
                     ++cases;
                 }

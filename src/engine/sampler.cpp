@@ -45,7 +45,8 @@ float max_logit(const std::vector<Candidate>& c) {
 
 // exp((logit - top) / temperature) for each candidate, divided by `total`, or by
 // their own sum when `total` is 0.
-std::vector<float> softmax(const std::vector<Candidate>& c, float top, float temperature, double total = 0) {
+std::vector<float> softmax(const std::vector<Candidate>& c, float top, float temperature,
+                           double total = 0) {
     std::vector<float> probs(c.size());
     double sum = 0;
     for (size_t i = 0; i < c.size(); ++i) {
@@ -71,7 +72,9 @@ float max_of(std::span<const float> x) {
 }
 
 // A token can be drawn unless its logit is -inf (banned) or NaN.
-bool drawable(float logit) { return logit > -std::numeric_limits<float>::infinity(); }
+bool drawable(float logit) {
+    return logit > -std::numeric_limits<float>::infinity();
+}
 
 std::vector<Candidate> drawable_tokens(std::span<const float> logits) {
     std::vector<Candidate> c;
@@ -91,7 +94,8 @@ std::vector<Candidate> drawable_tokens(std::span<const float> logits) {
 // and above log(min_p) below the best. Only those are sorted, into `head`; the
 // cuts themselves are then made exactly as after top-k.
 // Returns the mass of all drawable tokens at temperature 1, relative to the best.
-double keep_head(std::span<const float> logits, const SamplingParams& p, std::vector<Candidate>& head) {
+double keep_head(std::span<const float> logits, const SamplingParams& p,
+                 std::vector<Candidate>& head) {
     const float top = max_of(logits);
     if (!drawable(top)) return 0;
     constexpr int kPerUnit = 8, kBins = 64 * kPerUnit;  // bins of 1/8, down to 64 below the best
@@ -117,7 +121,8 @@ double keep_head(std::span<const float> logits, const SamplingParams& p, std::ve
     }
     if (p.min_p > 0.0f) threshold = std::max(threshold, top + std::log(p.min_p) - 1.0f / kPerUnit);
     for (size_t i = 0; i < logits.size(); ++i) {
-        if (drawable(logits[i]) && logits[i] >= threshold) head.push_back({static_cast<int32_t>(i), logits[i]});
+        if (drawable(logits[i]) && logits[i] >= threshold)
+            head.push_back({static_cast<int32_t>(i), logits[i]});
     }
     std::sort(head.begin(), head.end(), by_logit);
     return total;
@@ -134,7 +139,8 @@ int32_t argmax(std::span<const float> logits) {
     return at == logits.end() ? 0 : static_cast<int32_t>(at - logits.begin());
 }
 
-std::vector<SampleCandidate> sampling_distribution(std::span<const float> logits, const SamplingParams& p) {
+std::vector<SampleCandidate> sampling_distribution(std::span<const float> logits,
+                                                   const SamplingParams& p) {
     // The candidates' mass at temperature 1 relative to the best, where the
     // cuts below see only part of them (0: the ones they see).
     double total = 0;
@@ -143,7 +149,8 @@ std::vector<SampleCandidate> sampling_distribution(std::span<const float> logits
     const bool cut = top_k_cuts || p.top_p < 1.0f || p.min_p > 0.0f;
     if (top_k_cuts) {
         c = drawable_tokens(logits);
-        const auto k = static_cast<std::ptrdiff_t>(std::min(c.size(), static_cast<size_t>(p.top_k)));
+        const auto k =
+            static_cast<std::ptrdiff_t>(std::min(c.size(), static_cast<size_t>(p.top_k)));
         std::partial_sort(c.begin(), c.begin() + k, c.end(), by_logit);
         c.resize(static_cast<size_t>(k));
     } else if (cut) {
@@ -184,7 +191,8 @@ std::vector<SampleCandidate> sampling_distribution(std::span<const float> logits
 
 int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> history) {
     for (const auto& [id, bias] : p_.logit_bias) {
-        if (id >= 0 && static_cast<size_t>(id) < logits.size()) logits[static_cast<size_t>(id)] += bias;
+        if (id >= 0 && static_cast<size_t>(id) < logits.size())
+            logits[static_cast<size_t>(id)] += bias;
     }
     apply_penalties(logits, history, p_);
 

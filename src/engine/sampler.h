@@ -40,7 +40,8 @@ struct SampleCandidate {
 // tokens that top-k, top-p and min-p keep, with their probabilities at
 // `p.temperature` (> 0). Largest logit first (ties: lower id) whenever a cut
 // applies; in id order when every token is kept.
-std::vector<SampleCandidate> sampling_distribution(std::span<const float> logits, const SamplingParams& p);
+std::vector<SampleCandidate> sampling_distribution(std::span<const float> logits,
+                                                   const SamplingParams& p);
 
 class Sampler {
 public:

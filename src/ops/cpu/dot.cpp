@@ -70,7 +70,8 @@ void quantize_q8_0_groups(const float* x, uint8_t* out, int64_t n, QuantizeFn qu
 size_t act_row_bytes(TensorType act_type, ActLayout layout, int64_t n) {
     if (layout == ActLayout::Groups4) {
         CHECK(act_type == TensorType::Q8_0, "only Q8_0 activations come in groups");
-        return static_cast<size_t>((n + Groups4::kElements - 1) / Groups4::kElements * Groups4::kBytes);
+        return static_cast<size_t>((n + Groups4::kElements - 1) / Groups4::kElements *
+                                   Groups4::kBytes);
     }
     const TypeTraits& t = type_traits(act_type);
     CHECK(n % t.block_size == 0, "activation rows are whole blocks");

@@ -28,8 +28,8 @@ using DotFn = float (*)(int64_t n, const void* w, const void* a);
 // How a row of activations is laid out. `Blocks`: the activation type's own blocks,
 // as the reference stores them. `Groups4` (Q8_0 only): the same codes and scales
 // rearranged for kernels that unpack four weight blocks into one 512-bit register
-// per half (see dot_vbmi.cpp) or two 256-bit ones (dot_groups_avx2.cpp): per 128 elements (four blocks; a row's last group is
-// padded with zeros), 256 bytes:
+// per half (see dot_vbmi.cpp) or two 256-bit ones (dot_groups_avx2.cpp): per 128 elements (four
+// blocks; a row's last group is padded with zeros), 256 bytes:
 //   int8  qs[128]   the first 16 codes of blocks 0..3, then their last 16 codes
 //   int32 nsum[16]  lane 4k + j: minus the sum of codes 4j..4j+3 and 16+4j..16+4j+3
 //                   of block k (the codes one 32-bit lane of each half multiplies)

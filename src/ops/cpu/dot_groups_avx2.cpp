@@ -118,9 +118,10 @@ struct Q5_0 {
             halves |= uint64_t{d} << (16 * k);
         }
         g.scale = _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<int64_t>(halves)));
-        const __m256i first_bytes = _mm256_setr_epi64x(0, 0x0101010101010101, 0, 0x0101010101010101);
+        const __m256i first_bytes =
+            _mm256_setr_epi64x(0, 0x0101010101010101, 0, 0x0101010101010101);
         const __m256i second_bytes = _mm256_setr_epi64x(0x0202020202020202, 0x0303030303030303,
-                                                         0x0202020202020202, 0x0303030303030303);
+                                                        0x0202020202020202, 0x0303030303030303);
         const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201));
         const __m256i sixteen = _mm256_set1_epi8(16);
         const auto fifth = [&](__m256i qh, __m256i bytes) {
@@ -146,7 +147,8 @@ struct Mxfp4 {
         if constexpr (Full) blocks = 4;
         alignas(16) int8_t values[16];
         for (int i = 0; i < 16; ++i) values[i] = static_cast<int8_t>(kvalues_mxfp4[i] + 16);
-        const __m256i book = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(values)));
+        const __m256i book =
+            _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(values)));
         Group g;
         nibbles<17, 1>(p, blocks, g, [&](__m256i u) { return _mm256_shuffle_epi8(book, u); });
         uint32_t exps = 0;
@@ -178,25 +180,32 @@ void dot_rows(int64_t n, const void* w, const void* const* a, float* out) {
     const int64_t n_blocks = n / 32;
     const __m256i ones = _mm256_set1_epi16(1);
     // The lanes of blocks 0-1 and 2-3 of a group, for the scale permute.
-    const __m256i spread[2] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3)};
+    const __m256i spread[2] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1),
+                               _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3)};
     __m256 acc[NT][2];
     for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
     for (int64_t b = 0; b < n_blocks; b += 4, x += 4 * F::kBlockBytes) {
         const int blocks = static_cast<int>(std::min<int64_t>(4, n_blocks - b));
-        const Group q = blocks == 4 ? F::template load<true>(x, 4) : F::template load<false>(x, blocks);
+        const Group q =
+            blocks == 4 ? F::template load<true>(x, 4) : F::template load<false>(x, blocks);
         const __m256 scale = _mm256_castps128_ps256(q.scale);
 #pragma GCC unroll 4
         for (int t = 0; t < NT; ++t) {
             const uint8_t* y = static_cast<const uint8_t*>(a[t]) + b / 4 * Groups4::kBytes;
 #pragma GCC unroll 2
             for (int h = 0; h < 2; ++h) {
-                const auto at = [&](int off) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + off + 32 * h)); };
-                const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(q.first[h], at(0)),
-                                                       _mm256_maddubs_epi16(q.second[h], at(Groups4::kSecondAt)));
+                const auto at = [&](int off) {
+                    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + off + 32 * h));
+                };
+                const __m256i pairs =
+                    _mm256_add_epi16(_mm256_maddubs_epi16(q.first[h], at(0)),
+                                     _mm256_maddubs_epi16(q.second[h], at(Groups4::kSecondAt)));
                 const __m256i sum =
-                    _mm256_add_epi32(_mm256_madd_epi16(pairs, ones), _mm256_slli_epi32(at(Groups4::kNsumAt), F::kShift));
+                    _mm256_add_epi32(_mm256_madd_epi16(pairs, ones),
+                                     _mm256_slli_epi32(at(Groups4::kNsumAt), F::kShift));
                 const __m256 d = _mm256_mul_ps(_mm256_permutevar8x32_ps(scale, spread[h]),
-                                               _mm256_loadu_ps(reinterpret_cast<const float*>(y + Groups4::kScaleAt + 32 * h)));
+                                               _mm256_loadu_ps(reinterpret_cast<const float*>(
+                                                   y + Groups4::kScaleAt + 32 * h)));
                 acc[t][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), d, acc[t][h]);
             }
         }

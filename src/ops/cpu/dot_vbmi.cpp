@@ -176,8 +176,8 @@ struct Q5_0 {
             second |= static_cast<uint64_t>(qh >> 16) << (16 * k);
         }
         const __m512i sixteen = _mm512_set1_epi8(16), lo = N::low(q), hi = N::high(q);
-        return {_mm512_mask_add_epi8(lo, first, lo, sixteen), _mm512_mask_add_epi8(hi, second, hi, sixteen),
-                scale};
+        return {_mm512_mask_add_epi8(lo, first, lo, sixteen),
+                _mm512_mask_add_epi8(hi, second, hi, sixteen), scale};
     }
     static __m512 act_scale(__m512 d) { return d; }
     static __m512 scale(const Group& g, __m512 d) { return _mm512_mul_ps(g.scale, d); }
@@ -309,8 +309,9 @@ struct Act {
 
 template <typename F>
 inline Act act(const uint8_t* y) {
-    return {_mm512_slli_epi32(_mm512_loadu_si512(y + Groups4::kNsumAt), F::kShift), _mm512_loadu_si512(y),
-            _mm512_loadu_si512(y + Groups4::kSecondAt), F::act_scale(_mm512_loadu_ps(y + Groups4::kScaleAt))};
+    return {_mm512_slli_epi32(_mm512_loadu_si512(y + Groups4::kNsumAt), F::kShift),
+            _mm512_loadu_si512(y), _mm512_loadu_si512(y + Groups4::kSecondAt),
+            F::act_scale(_mm512_loadu_ps(y + Groups4::kScaleAt))};
 }
 
 // One group's term for one weight row and one activation row, added to `acc`.
