@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
@@ -480,6 +481,43 @@ TEST(ActivationFormats, EveryQ8_0QuantiserGivesTheReferencesCodes) {
             for (int j = 0; j < 32; ++j)
                 EXPECT_EQ(got[b].qs[j], want[b].qs[j])
                     << k->isa << " block " << b << " value " << x[b * 32 + j];
+        }
+    }
+}
+
+// The same for Q8_K (256-value blocks; the codes, the scale and the group
+// sums), with blocks whose largest magnitude appears twice with both signs
+// (the first one sets the scale's sign), a subnormal maximum (an infinite
+// inverse scale), and NaNs and infinities among the values.
+TEST(ActivationFormats, EveryQ8_KQuantiserGivesTheReferencesCodes) {
+    std::mt19937 rng(17);
+    const float nan = std::numeric_limits<float>::quiet_NaN(),
+                inf = std::numeric_limits<float>::infinity();
+    std::vector<float> x;
+    auto block = [&](auto value) {
+        for (int j = 0; j < 256; ++j) x.push_back(value(j));
+    };
+    block([](int j) { return static_cast<float>(j % 255 - 127) + 0.5f; });  // ties at scale 1
+    block([](int j) { return j == 9 ? -3.0f : j == 200 ? 3.0f : 0.25f * static_cast<float>(j % 13); });
+    block([](int j) { return j == 40 ? 1e-40f : (j % 2 ? -1e-41f : 0.0f); });
+    for (float special : {nan, inf, -inf, 0.0f})
+        block([&](int j) { return j == 7 ? special : (j == 3 ? 0.0f : static_cast<float>(j) * 0.01f); });
+    const auto more = random_floats(256 * 12, rng);
+    x.insert(x.end(), more.begin(), more.end());
+    const int64_t n = static_cast<int64_t>(x.size());
+    std::vector<BlockQ8_K> want(static_cast<size_t>(n / 256)), got(want.size());
+    quantize_row_q8_k(x.data(), want.data(), n);
+    for (const DotKernels* k : fast_tables()) {
+        ASSERT_NE(k->quantize_q8_k, nullptr) << k->isa;
+        k->quantize_q8_k(x.data(), got.data(), n);
+        for (size_t b = 0; b < want.size(); ++b) {
+            EXPECT_EQ(std::bit_cast<uint32_t>(got[b].d), std::bit_cast<uint32_t>(want[b].d))
+                << k->isa << " block " << b;
+            for (int j = 0; j < 256; ++j)
+                EXPECT_EQ(got[b].qs[j], want[b].qs[j])
+                    << k->isa << " block " << b << " value " << x[b * 256 + j];
+            for (int g = 0; g < 16; ++g)
+                EXPECT_EQ(got[b].bsums[g], want[b].bsums[g]) << k->isa << " block " << b;
         }
     }
 }

@@ -88,7 +88,7 @@ void quantize_act(TensorType act_type, const float* x, void* out, int64_t n, Act
     switch (act_type) {
         case TensorType::Q8_0: k.quantize_q8_0(x, out, n); return;
         case TensorType::Q8_1: quantize_row_q8_1(x, out, n); return;
-        case TensorType::Q8_K: quantize_row_q8_k(x, out, n); return;
+        case TensorType::Q8_K: k.quantize_q8_k(x, out, n); return;
         case TensorType::F32: std::memcpy(out, x, static_cast<size_t>(n) * sizeof(float)); return;
         default: CHECK(false, "no activation format");
     }

@@ -85,6 +85,8 @@ struct DotKernels {
     // Floats into Q8_0 blocks, code for code the reference's quantize_row_q8_0:
     // the activations of every weight type paired with Q8_0 pass through it.
     QuantizeFn quantize_q8_0 = nullptr;
+    // The same for Q8_K (quantize_row_q8_k), the K-quants' activations.
+    QuantizeFn quantize_q8_k = nullptr;
     // The activation layout each weight type's kernels take.
     std::array<ActLayout, kTypeIdCount> layout{};
     // Where this table reads a GGML type faster in one of strata's own layouts

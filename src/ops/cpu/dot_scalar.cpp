@@ -285,6 +285,7 @@ DotKernels make_scalar() {
     DotKernels k;
     k.exp = exp_shifted;
     k.quantize_q8_0 = quantize_row_q8_0;
+    k.quantize_q8_k = quantize_row_q8_k;
     k.scores[static_cast<size_t>(TensorType::F32)] = scores<dot_f32, float>;
     k.scores[static_cast<size_t>(TensorType::F16)] = scores<dot_f16, uint16_t>;
     k.weighted_sum[static_cast<size_t>(TensorType::F32)] = weighted_sum<float>;
