@@ -75,6 +75,19 @@ inline void nibbles(const uint8_t* p, int blocks, Group& g, Map map) {
     }
 }
 
+// The half scales at the start of `blocks` blocks of BB bytes, as floats.
+template <int BB>
+[[gnu::always_inline]] inline __m128 half_scales(const uint8_t* p, int blocks) {
+    uint64_t halves = 0;
+#pragma GCC unroll 4
+    for (int k = 0; k < blocks; ++k) {
+        uint16_t d;
+        std::memcpy(&d, p + BB * k, 2);
+        halves |= uint64_t{d} << (16 * k);
+    }
+    return _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<int64_t>(halves)));
+}
+
 // `load<true>` takes a whole group of four blocks, `load<false>` a row's last
 // `blocks` (1 to 3), reading nothing past them.
 //
@@ -86,14 +99,7 @@ struct Q4_0 {
         if constexpr (Full) blocks = 4;
         Group g;
         nibbles<18, 2>(p, blocks, g, [](__m256i u) { return u; });
-        uint64_t halves = 0;
-#pragma GCC unroll 4
-        for (int k = 0; k < blocks; ++k) {
-            uint16_t d;
-            std::memcpy(&d, p + 18 * k, 2);
-            halves |= uint64_t{d} << (16 * k);
-        }
-        g.scale = _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<int64_t>(halves)));
+        g.scale = half_scales<18>(p, blocks);
         return g;
     }
 };
@@ -110,14 +116,7 @@ struct Q5_0 {
         if constexpr (Full) blocks = 4;
         Group g;
         nibbles<22, 6>(p, blocks, g, [](__m256i u) { return u; });
-        uint64_t halves = 0;
-#pragma GCC unroll 4
-        for (int k = 0; k < blocks; ++k) {
-            uint16_t d;
-            std::memcpy(&d, p + 22 * k, 2);
-            halves |= uint64_t{d} << (16 * k);
-        }
-        g.scale = _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<int64_t>(halves)));
+        g.scale = half_scales<22>(p, blocks);
         const __m256i first_bytes =
             _mm256_setr_epi64x(0, 0x0101010101010101, 0, 0x0101010101010101);
         const __m256i second_bytes = _mm256_setr_epi64x(0x0202020202020202, 0x0303030303030303,
