@@ -1,4 +1,4 @@
-// AVX2 kernels for Q4_0, Q5_0 and MXFP4 against Q8_0 activations laid out as
+// AVX2 kernels for Q4_0, Q5_0, IQ4_NL and MXFP4 against Q8_0 activations laid out as
 // `ActLayout::Groups4` (dot.h), for CPUs without AVX-512.
 //
 // The block-at-a-time kernels of dot_x86.inc pay per 32-element block for the
@@ -16,9 +16,9 @@
 //    the lane the layout's minus sums and scales are given for;
 //  - the four weight scales are converted together and spread over the lanes
 //    by one permute per register.
+// IQ4_NL's codes cannot take an offset (see Iq4Nl) and keep the sign trick.
 // The integer sums are exact, so each block's term is the reference's up to
-// the order in which the float terms are added. (IQ4_NL stays block-at-a-time:
-// its codes plus 128 reach 241, and two such products overflow an int16 pair.)
+// the order in which the float terms are added.
 
 #include "ops/cpu/dot.h"
 
@@ -163,6 +163,45 @@ struct Mxfp4 {
     }
 };
 
+// IQ4_NL: signed codes from the code book (-127..113), as they are: plus 128
+// they would reach 241, and two such products overflow an int16 pair. So no
+// offset (`kSigned`), and the products take the sign trick instead.
+struct Iq4Nl {
+    static constexpr int kBlockBytes = 18;
+    static constexpr bool kSigned = true;
+    template <bool Full>
+    [[gnu::always_inline]] static Group load(const uint8_t* p, int blocks) {
+        if constexpr (Full) blocks = 4;
+        const __m256i book =
+            _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kvalues_iq4nl)));
+        Group g;
+        nibbles<18, 2>(p, blocks, g, [&](__m256i u) { return _mm256_shuffle_epi8(book, u); });
+        g.scale = half_scales<18>(p, blocks);
+        return g;
+    }
+};
+
+// Sum over each 32-bit lane of a block pair's codes times activations: unsigned
+// codes' int16 pairs from the two halves added before one widening (at most
+// 2 * 2 * 31 * 127 in magnitude), plus the offset times the minus sums; signed
+// codes (`kSigned`) by the sign trick, each half widened on its own.
+template <typename F>
+[[gnu::always_inline]] inline __m256i lane_sums(__m256i first, __m256i second, __m256i a_first,
+                                                __m256i a_second, __m256i nsum) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    if constexpr (requires { F::kSigned; }) {
+        const auto half = [&](__m256i q, __m256i act) {
+            return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(act, q)),
+                                     ones);
+        };
+        return _mm256_add_epi32(half(first, a_first), half(second, a_second));
+    } else {
+        const __m256i pairs =
+            _mm256_add_epi16(_mm256_maddubs_epi16(first, a_first), _mm256_maddubs_epi16(second, a_second));
+        return _mm256_add_epi32(_mm256_madd_epi16(pairs, ones), _mm256_slli_epi32(nsum, F::kShift));
+    }
+}
+
 inline float hsum(__m256 v) {
     __m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     r = _mm_add_ps(r, _mm_movehl_ps(r, r));
@@ -177,7 +216,6 @@ template <typename F, int NT>
 void dot_rows(int64_t n, const void* w, const void* const* a, float* out) {
     const auto* x = static_cast<const uint8_t*>(w);
     const int64_t n_blocks = n / 32;
-    const __m256i ones = _mm256_set1_epi16(1);
     // The lanes of blocks 0-1 and 2-3 of a group, for the scale permute.
     const __m256i spread[2] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1),
                                _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3)};
@@ -196,12 +234,8 @@ void dot_rows(int64_t n, const void* w, const void* const* a, float* out) {
                 const auto at = [&](int off) {
                     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + off + 32 * h));
                 };
-                const __m256i pairs =
-                    _mm256_add_epi16(_mm256_maddubs_epi16(q.first[h], at(0)),
-                                     _mm256_maddubs_epi16(q.second[h], at(Groups4::kSecondAt)));
-                const __m256i sum =
-                    _mm256_add_epi32(_mm256_madd_epi16(pairs, ones),
-                                     _mm256_slli_epi32(at(Groups4::kNsumAt), F::kShift));
+                const __m256i sum = lane_sums<F>(q.first[h], q.second[h], at(0),
+                                                 at(Groups4::kSecondAt), at(Groups4::kNsumAt));
                 const __m256 d = _mm256_mul_ps(_mm256_permutevar8x32_ps(scale, spread[h]),
                                                _mm256_loadu_ps(reinterpret_cast<const float*>(
                                                    y + Groups4::kScaleAt + 32 * h)));
@@ -237,6 +271,7 @@ DotKernels build(const DotKernels& base) {
     };
     set(TensorType::Q4_0, static_cast<Q4_0*>(nullptr));
     set(TensorType::Q5_0, static_cast<Q5_0*>(nullptr));
+    set(TensorType::IQ4_NL, static_cast<Iq4Nl*>(nullptr));
     set(TensorType::MXFP4, static_cast<Mxfp4*>(nullptr));
     return k;
 }
