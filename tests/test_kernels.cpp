@@ -152,7 +152,7 @@ TEST(DotKernels, FourWeightRowKernelsEqualTheOneRowKernelExactly) {
         for (TensorType t : kTypes) {
             const size_t id = static_cast<size_t>(t);
             if (!k->rows4[id]) continue;
-            for (int64_t n : {32, 96, 512, 2880}) {
+            for (int64_t n : {32, 96, 512, 768, 2880}) {
                 if (n % type_traits(t).block_size != 0) continue;
                 const auto a = pack(t, random_floats(n, rng), *k);
                 std::vector<std::vector<uint8_t>> rows;
@@ -198,24 +198,27 @@ TEST(DotKernels, RepackedRowsGiveTheGgmlRowsResultsExactly) {
                     w[i] = rows.back().data();
                     wp[i] = packed.back().data();
                 }
-                std::vector<std::vector<uint8_t>> acts;
-                const void* a[4];
+                // The same activations, in the layout each kernel takes.
+                std::vector<std::vector<uint8_t>> acts, acts_p;
+                const void *a[4], *ap[4];
                 for (int i = 0; i < 4; ++i) {
-                    acts.push_back(pack(t, random_floats(n, rng), *k));
+                    const auto x = random_floats(n, rng);
+                    acts.push_back(pack(t, x, *k));
+                    acts_p.push_back(pack(*to, x, *k));
                     a[i] = acts.back().data();
+                    ap[i] = acts_p.back().data();
                 }
-                ASSERT_EQ(k->layout[rid], k->layout[id]);
-                EXPECT_EQ(k->dot[rid](n, wp[0], a[0]), k->dot[id](n, w[0], a[0])) << n;
+                EXPECT_EQ(k->dot[rid](n, wp[0], ap[0]), k->dot[id](n, w[0], a[0])) << n;
                 if (k->dot4[id]) {
                     float want[4], got[4];
                     k->dot4[id](n, w[0], a, want);
-                    k->dot4[rid](n, wp[0], a, got);
+                    k->dot4[rid](n, wp[0], ap, got);
                     for (int i = 0; i < 4; ++i) EXPECT_EQ(got[i], want[i]) << n;
                 }
                 if (k->rows4[id]) {
                     float want[4], got[4];
                     k->rows4[id](n, w, a[0], want, 0);
-                    k->rows4[rid](n, wp, a[0], got, 0);
+                    k->rows4[rid](n, wp, ap[0], got, 0);
                     for (int i = 0; i < 4; ++i) EXPECT_EQ(got[i], want[i]) << n;
                 }
                 ++checked;

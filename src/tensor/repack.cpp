@@ -41,9 +41,9 @@ void x4_to_mxfp4(const uint8_t* src, BlockMXFP4* dst, int64_t n_blocks) {
     }
 }
 
-// A Q4_K block's 128 code bytes between the GGML layout and Q4_K_64's. GGML
+// A Q5_K block's 128 code bytes between the GGML layout and Q5_K_64's. GGML
 // keeps elements 64 c + l and 64 c + 32 + l (l < 32) in the low and high nibble
-// of byte 32 c + l; Q4_K_64 elements 128 k + j and 128 k + 64 + j (j < 64) in
+// of byte 32 c + l; Q5_K_64 elements 128 k + j and 128 k + 64 + j (j < 64) in
 // those of byte 64 k + j. So within each 64 bytes, bytes j and 32 + j trade
 // nibbles: the low ones pair up in byte j, the high ones in byte 32 + j. The
 // exchange is its own inverse, so it converts both ways. Whole bytes at a time:
@@ -101,20 +101,67 @@ void fifth_bits_from_64(const uint8_t* src, uint8_t* dst) {
     }
 }
 
+// A Q4_K block's 128 code bytes between the GGML layout and Q4_K_64's (see
+// repack.h). GGML keeps sub-block j's element e in nibble j % 2 of byte
+// 32 (j / 2) + e. Q4_K_64 pairs elements e and e + 8 of one sub-block in a byte:
+// for half h, sub-block j's elements 16 h + 0..3 (low nibbles) and 16 h + 8..11
+// (high) are bytes 64 h + 4 j + 0..3, its elements 16 h + 4..7 and 16 h +
+// 12..15 bytes 64 h + 32 + 4 j + 0..3. Eight bytes at a time, so the copy at
+// load stays cheap: one word holds a sub-block's sixteen nibbles of a half.
+constexpr uint64_t kNibbles = 0x0F0F0F0F0F0F0F0F;
+
+void k4_codes_to_lanes(const uint8_t* src, uint8_t* dst) {
+    for (int j = 0; j < 8; ++j) {
+        for (int h = 0; h < 2; ++h) {
+            uint64_t first, second;  // elements 16 h + 0..7 and 16 h + 8..15
+            std::memcpy(&first, src + 32 * (j / 2) + 16 * h, 8);
+            std::memcpy(&second, src + 32 * (j / 2) + 16 * h + 8, 8);
+            const int shift = 4 * (j % 2);
+            const uint64_t pairs = ((first >> shift) & kNibbles) | ((second >> shift) & kNibbles)
+                                                                       << 4;
+            std::memcpy(dst + 64 * h + 4 * j, &pairs, 4);
+            std::memcpy(dst + 64 * h + 32 + 4 * j, reinterpret_cast<const uint8_t*>(&pairs) + 4, 4);
+        }
+    }
+}
+
+void k4_codes_from_lanes(const uint8_t* src, uint8_t* dst) {
+    for (int m = 0; m < 4; ++m) {
+        for (int h = 0; h < 2; ++h) {
+            uint64_t pairs[2];  // sub-blocks 2 m and 2 m + 1, as k4_codes_to_lanes made them
+            for (int t = 0; t < 2; ++t) {
+                auto* bytes = reinterpret_cast<uint8_t*>(&pairs[t]);
+                std::memcpy(bytes, src + 64 * h + 4 * (2 * m + t), 4);
+                std::memcpy(bytes + 4, src + 64 * h + 32 + 4 * (2 * m + t), 4);
+            }
+            const uint64_t first = (pairs[0] & kNibbles) | (pairs[1] & kNibbles) << 4;
+            const uint64_t second = (pairs[0] >> 4 & kNibbles) | (pairs[1] >> 4 & kNibbles) << 4;
+            std::memcpy(dst + 32 * m + 16 * h, &first, 8);
+            std::memcpy(dst + 32 * m + 16 * h + 8, &second, 8);
+        }
+    }
+}
+
 // One block of Q4_K or Q5_K into its layout (`to`) or back (`from`): the head,
 // then Q5_K's fifth bits, then the codes, at the same offsets in both.
 void k4_block_to_64(const uint8_t* src, uint8_t* dst, bool fifth) {
     head_to_64(src, dst);
-    if (fifth) fifth_bits_to_64(src + 16, dst + 16);
-    const int codes = fifth ? 48 : 16;
-    swap_nibble_halves(src + codes, dst + codes);
+    if (fifth) {
+        fifth_bits_to_64(src + 16, dst + 16);
+        swap_nibble_halves(src + 48, dst + 48);
+    } else {
+        k4_codes_to_lanes(src + 16, dst + 16);
+    }
 }
 
 void k4_block_from_64(const uint8_t* src, uint8_t* dst, bool fifth) {
     head_from_64(src, dst);
-    if (fifth) fifth_bits_from_64(src + 16, dst + 16);
-    const int codes = fifth ? 48 : 16;
-    swap_nibble_halves(src + codes, dst + codes);
+    if (fifth) {
+        fifth_bits_from_64(src + 16, dst + 16);
+        swap_nibble_halves(src + 48, dst + 48);
+    } else {
+        k4_codes_from_lanes(src + 16, dst + 16);
+    }
 }
 
 // A Q6_K block's top bit pairs (qh, 64 bytes) between the GGML layout and

@@ -18,22 +18,29 @@
 //                      nibble), their low four bits
 //   uint8_t tops[4]    as a little-endian word: bits 2j, 2j + 1 the top two bits
 //                      of scale j, bits 16 + 2j, 17 + 2j those of minimum j
-//   uint8_t qs[128]    two 64-byte halves k: byte j holds element 128 k + j in
-//                      its low nibble and element 128 k + 64 + j in its high one
-// so one 64-byte load holds four sub-blocks' codes in the order of the Q8_K
-// activations they multiply, and the scales unpack with a few word operations
-// (GGML's packing takes a dozen).
+//   uint8_t qs[128]    two 64-byte halves h. Read as 16 four-byte lanes l, the
+//                      low nibbles of half h are run 2 h and the high ones run
+//                      2 h + 1; lane l of run r holds elements 4 c .. 4 c + 3 of
+//                      sub-block l % 8, where c = 2 r + l / 8
+// so every lane of every run belongs to the same sub-block (l % 8), and a
+// block's four runs times the activations they multiply (`ActLayout::KLanes`
+// puts those in the same order) add up lane by lane before one multiply by the
+// lanes' scales; the scales unpack with a few word operations (GGML's packing
+// takes a dozen).
 //
 // Q5_K_64 (from Q5_K): each 176-byte block is Q4_K_64's first 16 bytes, then
 // the fifth bits (element v's in bit v % 8 of byte v / 8, so a run of 64 codes
-// takes its fifth bits as one 64-bit mask), then Q4_K_64's 128 code bytes.
+// takes its fifth bits as one 64-bit mask), then 128 code bytes in two 64-byte
+// halves k: byte j holds element 128 k + j in its low nibble and element
+// 128 k + 64 + j in its high one, so one 64-byte load holds four sub-blocks'
+// codes in the order of the Q8_K activations they multiply.
 //
 // Q6_K_64 (from Q6_K): each 210-byte block keeps its scales and d; ql holds
 // element 128 k + j's low four bits in the low nibble of byte 64 k + j and
-// element 128 k + 64 + j's in the high one (as Q4_K_64's codes, and as GGML's
+// element 128 k + 64 + j's in the high one (as Q5_K_64's codes, and as GGML's
 // ql already is), and qh[j] the top two bits of elements j, 64 + j, 128 + j and
-// 192 + j in bits 0-1, 2-3, 4-5 and 6-7. So each run of 64 codes, in the activations' order, comes out of two
-// 64-byte loads with a few shifts, masks and one ternary logic operation.
+// 192 + j in bits 0-1, 2-3, 4-5 and 6-7. So each run of 64 codes, in the activations' order, comes
+// out of two 64-byte loads with a few shifts, masks and one ternary logic operation.
 
 #include "tensor/type.h"
 

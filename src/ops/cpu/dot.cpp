@@ -65,6 +65,21 @@ void quantize_q8_0_groups(const float* x, uint8_t* out, int64_t n, QuantizeFn qu
     }
 }
 
+// Q8_K in `ActLayout::KLanes`: quantised as blocks first, as for Groups4.
+void quantize_q8_k_lanes(const float* x, uint8_t* out, int64_t n, QuantizeFn quantize) {
+    for (int64_t i = 0; i < n / qk_k; ++i) {
+        BlockQ8_K b;
+        quantize(x + i * qk_k, &b, qk_k);
+        uint8_t* o = out + i * KLanes::kBytes;
+        for (int e = 0; e < qk_k; ++e) o[KLanes::position(e)] = static_cast<uint8_t>(b.qs[e]);
+        int32_t sums[8];
+        for (int j = 0; j < 8; ++j) sums[j] = b.bsums[2 * j] + b.bsums[2 * j + 1];
+        std::memcpy(o + KLanes::kSumsAt, sums, sizeof sums);
+        std::memcpy(o + KLanes::kScaleAt, &b.d, sizeof b.d);
+        std::memset(o + KLanes::kScaleAt + 4, 0, KLanes::kBytes - KLanes::kScaleAt - 4);
+    }
+}
+
 }  // namespace
 
 size_t act_row_bytes(TensorType act_type, ActLayout layout, int64_t n) {
@@ -75,6 +90,10 @@ size_t act_row_bytes(TensorType act_type, ActLayout layout, int64_t n) {
     }
     const TypeTraits& t = type_traits(act_type);
     CHECK(n % t.block_size == 0, "activation rows are whole blocks");
+    if (layout == ActLayout::KLanes) {
+        CHECK(act_type == TensorType::Q8_K, "only Q8_K activations come in lanes");
+        return static_cast<size_t>(n / qk_k * KLanes::kBytes);
+    }
     return static_cast<size_t>(n / t.block_size) * t.type_size;
 }
 
@@ -83,6 +102,11 @@ void quantize_act(TensorType act_type, const float* x, void* out, int64_t n, Act
     if (layout == ActLayout::Groups4) {
         CHECK(act_type == TensorType::Q8_0 && n % 32 == 0, "Q8_0 groups of whole blocks");
         quantize_q8_0_groups(x, static_cast<uint8_t*>(out), n, k.quantize_q8_0);
+        return;
+    }
+    if (layout == ActLayout::KLanes) {
+        CHECK(act_type == TensorType::Q8_K && n % qk_k == 0, "Q8_K lanes of whole blocks");
+        quantize_q8_k_lanes(x, static_cast<uint8_t*>(out), n, k.quantize_q8_k);
         return;
     }
     switch (act_type) {

@@ -35,12 +35,30 @@ using DotFn = float (*)(int64_t n, const void* w, const void* a);
 //                   of block k (the codes one 32-bit lane of each half multiplies)
 //   f32   d[16]     lane 4k + j: block k's scale
 // The values are exactly those of Q8_0, so results do not depend on the layout.
-enum class ActLayout : uint8_t { Blocks, Groups4 };
+// `KLanes` (Q8_K only), for Q4_K_64 weights (tensor/repack.h): per 256-element
+// block, 320 bytes (so each block's codes start 64 bytes after the last's):
+//   int8  qs[256]   four 64-byte runs r; byte 4 l + b of run r is element
+//                   4 (2 r + l / 8) + b of sub-block l % 8, as in Q4_K_64
+//   int32 sums[8]   sub-block j's 32 codes summed (Q8_K's bsums in pairs)
+//   f32   d         the block's scale
+// again with exactly Q8_K's values.
+enum class ActLayout : uint8_t { Blocks, Groups4, KLanes };
 
 // Where the parts of a `Groups4` group are, in bytes.
 struct Groups4 {
     static constexpr int64_t kElements = 128, kBytes = 256;
     static constexpr int kSecondAt = 64, kNsumAt = 128, kScaleAt = 192;
+};
+
+// Where the parts of a `KLanes` block are, in bytes.
+struct KLanes {
+    static constexpr int64_t kBytes = 320;
+    static constexpr int kSumsAt = 256, kScaleAt = 288;
+    // Where element e of a block is in its qs.
+    static constexpr int position(int e) {
+        const int j = e / 32, c = e % 32 / 4, b = e % 4;
+        return 64 * (c / 2) + 4 * (j + 8 * (c % 2)) + b;
+    }
 };
 
 // The same for four activation rows: out[t] = dot(w, a[t]), bit-identical to

@@ -60,6 +60,11 @@ DotKernels build(const DotKernels& base) { return make_table("avx512", base); }
 
 namespace strata::ops {
 
+namespace k4_lanes {
+// Q4_K and Q4_K_64 on sub-block lanes (dot_k4_lanes.cpp).
+DotKernels build(const DotKernels& base);
+}  // namespace k4_lanes
+
 namespace groups_avx2 {
 // The Q4_0 and MXFP4 kernels on four-block groups (dot_groups_avx2.cpp).
 DotKernels build(const DotKernels& base);
@@ -79,7 +84,7 @@ const DotKernels* avx512_dot_kernels() {
                                   __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
                                   __builtin_cpu_supports("bmi2");
     if (!supported) return nullptr;
-    static const DotKernels k = avx512::build(*avx2_dot_kernels());
+    static const DotKernels k = k4_lanes::build(avx512::build(*avx2_dot_kernels()));
     return &k;
 }
 
