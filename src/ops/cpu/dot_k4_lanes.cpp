@@ -45,20 +45,11 @@ inline __m256i load32(const void* p) {
     return _mm256_loadu_si256(static_cast<const __m256i*>(p));
 }
 
-// One block's float steps, shared by both kernels so they round alike.
-inline __m256 add_block(__m256 acc, float scale, __m256i lanes) {
-    return _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(lanes), acc);
-}
-
 inline float hsum(__m256 v) {
     __m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     r = _mm_add_ps(r, _mm_movehl_ps(r, r));
     r = _mm_add_ss(r, _mm_movehdup_ps(r));
     return _mm_cvtss_f32(r);
-}
-
-inline float half(uint16_t h) {
-    return _cvtsh_ss(h);
 }
 
 // Q4_K_64's eight scales and eight minimums, six bits each, as the bytes of
@@ -133,10 +124,24 @@ inline __m256i lanes_mins(uint64_t mins, __m256i sums) {
                              _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(mins))));
 }
 
+// A block's d and dmin (two halves at `d`) times the activations' scale, in
+// lanes 0 and 1: the products `half(d) * yd` would give, with one conversion.
+inline __m128 block_scales(const void* d, __m128 yd) {
+    int32_t both;
+    std::memcpy(&both, d, 4);
+    return _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(both)), yd);
+}
+
+inline __m256 add_block(__m256 acc, __m128 scales, int lane, __m256i lanes) {
+    const __m256 scale = lane == 0 ? _mm256_broadcastss_ps(scales)
+                                   : _mm256_broadcastss_ps(_mm_movehdup_ps(scales));
+    return _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(lanes), acc);
+}
+
 // `NR` Q4_K_64 rows against one KLanes row. Each row sees the same operations
-// whatever NR is, so `rows4` gives `dot`'s results. With `prefetch`, the bytes
-// that far past each block are asked for as it is read (decode: the next rows).
-template <int NR>
+// whatever NR is, so `rows4` gives `dot`'s results. With `Prefetch`, the bytes
+// `prefetch` past each block are asked for as it is read (decode: the next rows).
+template <int NR, bool Prefetch>
 void q4_k_64_rows(int64_t n, const void* const* w, const void* a, float* out, ptrdiff_t prefetch) {
     const auto* y = static_cast<const uint8_t*>(a);
     const uint8_t* x[NR];
@@ -146,27 +151,25 @@ void q4_k_64_rows(int64_t n, const void* const* w, const void* a, float* out, pt
         acc[r] = acc_min[r] = _mm256_setzero_ps();
     }
     for (int64_t i = 0; i < n / qk_k; ++i, y += KLanes::kBytes) {
-        __m512i a0 = _mm512_loadu_si512(y), a1 = _mm512_loadu_si512(y + 64),
-                a2 = _mm512_loadu_si512(y + 128), a3 = _mm512_loadu_si512(y + 192);
+        __m512i a0 = _mm512_loadu_si512(y), a1 = _mm512_loadu_si512(y + 64), a2 = _mm512_loadu_si512(y + 128),
+                a3 = _mm512_loadu_si512(y + 192);
         // Loaded once for all rows (else GCC reloads them for each row).
         __asm__("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3));
         const __m256i sums = load32(y + KLanes::kSumsAt);
-        float yd;
-        std::memcpy(&yd, y + KLanes::kScaleAt, 4);
+        const __m128 yd = _mm_broadcast_ss(reinterpret_cast<const float*>(y + KLanes::kScaleAt));
 #pragma GCC unroll 4
         for (int r = 0; r < NR; ++r) {
-            const uint8_t* block = x[r] + i * int64_t{sizeof(BlockQ4_K)};
-            if (prefetch) {
+            const uint8_t* block = x[r];
+            x[r] += sizeof(BlockQ4_K);
+            if constexpr (Prefetch) {
                 __builtin_prefetch(block + prefetch, 0, 1);
                 __builtin_prefetch(block + prefetch + 64, 0, 1);
                 __builtin_prefetch(block + prefetch + sizeof(BlockQ4_K) - 1, 0, 1);
             }
             const ScaleWords sw = scale_words(block);
-            uint16_t d[2];
-            std::memcpy(d, block, 4);
-            acc[r] =
-                add_block(acc[r], half(d[0]) * yd, lanes_sums(block, sw.scales, a0, a1, a2, a3));
-            acc_min[r] = add_block(acc_min[r], half(d[1]) * yd, lanes_mins(sw.mins, sums));
+            const __m128 d = block_scales(block, yd);
+            acc[r] = add_block(acc[r], d, 0, lanes_sums(block, sw.scales, a0, a1, a2, a3));
+            acc_min[r] = add_block(acc_min[r], d, 1, lanes_mins(sw.mins, sums));
         }
     }
     for (int r = 0; r < NR; ++r) out[r] = hsum(acc[r]) - hsum(acc_min[r]);
@@ -174,12 +177,16 @@ void q4_k_64_rows(int64_t n, const void* const* w, const void* a, float* out, pt
 
 float dot_q4_k_64(int64_t n, const void* w, const void* a) {
     float out;
-    q4_k_64_rows<1>(n, &w, a, &out, 0);
+    q4_k_64_rows<1, false>(n, &w, a, &out, 0);
     return out;
 }
 
 void rows4_q4_k_64(int64_t n, const void* const* w, const void* a, float* out, ptrdiff_t prefetch) {
-    q4_k_64_rows<4>(n, w, a, out, prefetch);
+    if (prefetch) {
+        q4_k_64_rows<4, true>(n, w, a, out, prefetch);
+    } else {
+        q4_k_64_rows<4, false>(n, w, a, out, 0);
+    }
 }
 
 // The GGML layout against Q8_K blocks, to the same lanes: each sub-block's
@@ -215,8 +222,9 @@ float dot_q4_k(int64_t n, const void* w, const void* a) {
             _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(sw.scales))));
         // Q8_K's 16-code sums in pairs: sub-block j's activation sum in lane j.
         const __m256i bsums = _mm256_madd_epi16(load32(y[i].bsums), _mm256_set1_epi16(1));
-        acc = add_block(acc, half(x[i].d) * y[i].d, isum);
-        acc_min = add_block(acc_min, half(x[i].dmin) * y[i].d, lanes_mins(sw.mins, bsums));
+        const __m128 d = block_scales(&x[i].d, _mm_set1_ps(y[i].d));
+        acc = add_block(acc, d, 0, isum);
+        acc_min = add_block(acc_min, d, 1, lanes_mins(sw.mins, bsums));
     }
     return hsum(acc) - hsum(acc_min);
 }
