@@ -38,10 +38,17 @@ inline std::vector<size_t> half_fields(TensorType t) {
 
 // A random row of `n` elements of type `t`.
 inline std::vector<uint8_t> random_row(TensorType t, int64_t n, std::mt19937& rng) {
-    if (t != layout_source(t)) {  // strata's own layouts: a random row of the source, repacked
-        std::vector<uint8_t> row = random_row(layout_source(t), n, rng);
-        repack_rows(t, row.data(), 1, n, row.size());
-        return row;
+    if (t != layout_source(t)) {  // strata's own layouts: random rows of the source, repacked
+        // A row-interleaved layout's row lives in its group: the group's first row,
+        // with random rows after it (the kernels read only the first).
+        const int64_t g = type_traits(t).row_group;
+        std::vector<uint8_t> rows;
+        for (int64_t r = 0; r < g; ++r) {
+            const std::vector<uint8_t> row = random_row(layout_source(t), n, rng);
+            rows.insert(rows.end(), row.begin(), row.end());
+        }
+        repack_rows(t, rows.data(), g, n, rows.size() / static_cast<size_t>(g));
+        return rows;
     }
     const TypeTraits& tt = type_traits(t);
     std::normal_distribution<float> normal(0.0f, 1.0f);

@@ -189,15 +189,20 @@ TEST(DotKernels, RepackedRowsGiveTheGgmlRowsResultsExactly) {
             // Partial last groups of 1, 2 and 3 blocks (MXFP4_X4), and none.
             for (int64_t blocks : {1, 2, 3, 4, 90, 128}) {
                 const int64_t n = blocks * type_traits(t).block_size;
-                std::vector<std::vector<uint8_t>> rows, packed;
+                // Four adjacent rows of a matrix, repacked together (a row-
+                // interleaved layout takes them as one group).
+                std::vector<std::vector<uint8_t>> rows;
+                std::vector<uint8_t> packed;
                 const void *w[4], *wp[4];
                 for (int i = 0; i < 4; ++i) {
                     rows.push_back(random_row(t, n, rng));
-                    packed.push_back(rows.back());
-                    repack_rows(*to, packed.back().data(), 1, n, packed.back().size());
+                    packed.insert(packed.end(), rows.back().begin(), rows.back().end());
                     w[i] = rows.back().data();
-                    wp[i] = packed.back().data();
                 }
+                repack_rows(*to, packed.data(), 4, n, rows[0].size());
+                const TensorView matrix{
+                    .type = *to, .ne = {n, 4, 1, 1}, .row_bytes = rows[0].size(), .data = packed.data()};
+                for (int i = 0; i < 4; ++i) wp[i] = matrix.row(i);
                 // The same activations, in the layout each kernel takes.
                 std::vector<std::vector<uint8_t>> acts, acts_p;
                 const void *a[4], *ap[4];
@@ -231,29 +236,39 @@ TEST(DotKernels, RepackedRowsGiveTheGgmlRowsResultsExactly) {
 // Repacking is a permutation of a row's bytes: undone, it gives the row back,
 // and the layout dequantizes to the source's values. Random bytes (every bit
 // pattern of scales and codes), rows of 1, 2, 3, 4 and 90 blocks, several rows
-// at once, `row_bytes` apart with a gap between them that must stay untouched.
+// at once, `row_bytes` apart with a gap between them that must stay untouched
+// (row-interleaved layouts: two groups of adjacent rows, and the bytes after
+// them).
 TEST(Repack, EveryLayoutIsAPermutationOfTheRowsBytes) {
     std::mt19937 rng(12);
     for (TensorType layout : {TensorType::MXFP4_X4, TensorType::Q4_K_64, TensorType::Q5_K_64,
                               TensorType::Q6_K_64}) {
         const TypeTraits& src = type_traits(layout_source(layout));
+        const int64_t g = type_traits(layout).row_group, n_rows = g == 1 ? 3 : 2 * g;
+        const size_t gap = g == 1 ? 5 : 0;
         for (int64_t blocks : {1, 2, 3, 4, 90}) {
             const int64_t n = blocks * src.block_size;
-            const size_t bytes = static_cast<size_t>(blocks) * src.type_size, stride = bytes + 5;
-            std::vector<uint8_t> rows(3 * stride);
+            const size_t bytes = static_cast<size_t>(blocks) * src.type_size, stride = bytes + gap;
+            std::vector<uint8_t> rows(static_cast<size_t>(n_rows) * stride + 5);
             for (uint8_t& b : rows) b = static_cast<uint8_t>(rng());
             const std::vector<uint8_t> before = rows;
-            repack_rows(layout, rows.data(), 3, n, stride);
-            for (int r = 0; r < 3; ++r) {
-                SCOPED_TRACE(std::string(type_name(layout)) + " n=" + std::to_string(n));
+            repack_rows(layout, rows.data(), n_rows, n, stride);
+            const TensorView matrix{
+                .type = layout, .ne = {n, n_rows, 1, 1}, .row_bytes = stride, .data = rows.data()};
+            EXPECT_EQ(std::memcmp(rows.data() + n_rows * stride, before.data() + n_rows * stride, 5), 0)
+                << "bytes after the rows";
+            for (int r = 0; r < n_rows; ++r) {
+                SCOPED_TRACE(std::string(type_name(layout)) + " n=" + std::to_string(n) +
+                             " row=" + std::to_string(r));
                 const uint8_t* was = before.data() + r * stride;
-                const uint8_t* now = rows.data() + r * stride;
+                const uint8_t* now = matrix.row(r);
                 std::vector<uint8_t> back(bytes);
                 unpack_row(layout, now, back.data(), n);
                 EXPECT_EQ(std::memcmp(back.data(), was, bytes), 0);
-                EXPECT_EQ(std::memcmp(now + bytes, was + bytes, 5), 0) << "gap after row " << r;
+                EXPECT_EQ(std::memcmp(rows.data() + r * stride + bytes, was + bytes, gap), 0)
+                    << "gap after row " << r;
                 if (n >= 128) {
-                    EXPECT_NE(std::memcmp(now, was, bytes), 0) << "rearranged at all";
+                    EXPECT_NE(std::memcmp(rows.data() + r * stride, was, bytes), 0) << "rearranged at all";
                 }
                 // As bytes: random scales make infinities and NaNs too. The GGML row
                 // is copied first: its blocks hold halves, which the 5-byte gaps

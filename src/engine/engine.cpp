@@ -279,9 +279,11 @@ Status Engine::copy_host_weights(const EngineOptions& options) {
         // Rows are far smaller than a piece for every type that is repacked.
         const Result<uint64_t> rb = type_bytes(t->type, t->ne[0]);
         const uint64_t row_bytes = to && rb ? *rb : 0;
-        const bool repack =
-            to && row_bytes > 0 && row_bytes <= kPiece && t->n_bytes % row_bytes == 0;
-        const uint64_t piece = repack ? kPiece / row_bytes * row_bytes : kPiece;
+        // Row-interleaved layouts take whole groups of each matrix's rows.
+        const auto group = static_cast<uint64_t>(to ? type_traits(*to).row_group : 1);
+        const bool repack = to && row_bytes > 0 && row_bytes * group <= kPiece &&
+                            t->n_bytes % row_bytes == 0 && static_cast<uint64_t>(t->ne[1]) % group == 0;
+        const uint64_t piece = repack ? kPiece / (row_bytes * group) * (row_bytes * group) : kPiece;
         for (uint64_t off = 0; off < t->n_bytes; off += piece) {
             pieces.push_back({t, off, std::min(piece, t->n_bytes - off), dst + off,
                               repack ? to : std::nullopt, row_bytes});

@@ -208,17 +208,33 @@ void repack_rows(TensorType to, void* rows, int64_t n_rows, int64_t n, size_t ro
     const TypeTraits& tr = type_traits(layout_source(to));
     CHECK(layout_source(to) != to && n % tr.block_size == 0, "a layout strata repacks into");
     const size_t bytes = static_cast<size_t>(n / tr.block_size) * tr.type_size;
-    std::vector<uint8_t> row(bytes);
     auto* base = static_cast<uint8_t*>(rows);
+    if (to == TensorType::Q4_K_64) {  // four rows at a time, their blocks interleaved
+        constexpr int64_t g = 4;
+        CHECK(n_rows % g == 0 && row_bytes == bytes, "whole groups of adjacent rows");
+        std::vector<uint8_t> group(g * bytes);
+        for (int64_t r = 0; r < n_rows; r += g) {
+            uint8_t* p = base + static_cast<size_t>(r) * bytes;
+            std::memcpy(group.data(), p, group.size());
+            for (int64_t b = 0; b < n / qk_k; ++b) {
+                for (int64_t j = 0; j < g; ++j) {
+                    k4_block_to_64(group.data() + j * bytes + b * sizeof(BlockQ4_K),
+                                   p + (b * g + j) * sizeof(BlockQ4_K), false);
+                }
+            }
+        }
+        return;
+    }
+    std::vector<uint8_t> row(bytes);
     for (int64_t r = 0; r < n_rows; ++r) {
         uint8_t* p = base + static_cast<size_t>(r) * row_bytes;
         std::memcpy(row.data(), p, bytes);
         if (to == TensorType::MXFP4_X4) {
             mxfp4_to_x4(reinterpret_cast<const BlockMXFP4*>(row.data()), p, n / 32);
-        } else if (to == TensorType::Q4_K_64 || to == TensorType::Q5_K_64) {
+        } else if (to == TensorType::Q5_K_64) {
             for (int64_t b = 0; b < n / qk_k; ++b) {
                 const size_t at = static_cast<size_t>(b) * tr.type_size;
-                k4_block_to_64(row.data() + at, p + at, to == TensorType::Q5_K_64);
+                k4_block_to_64(row.data() + at, p + at, true);
             }
         } else {  // Q6_K_64: only the top bit pairs move
             for (int64_t b = 0; b < n / qk_k; ++b) {
@@ -236,9 +252,12 @@ void unpack_row(TensorType from, const void* src, void* dst, int64_t n) {
     if (from == TensorType::MXFP4_X4) {
         x4_to_mxfp4(s, static_cast<BlockMXFP4*>(dst), n / 32);
     } else if (from == TensorType::Q4_K_64 || from == TensorType::Q5_K_64) {
+        // Q4_K_64's row: every fourth block from `src` on.
+        const size_t stride = tr.type_size * static_cast<size_t>(type_traits(from).row_group);
         for (int64_t b = 0; b < n / qk_k; ++b) {
-            const size_t at = static_cast<size_t>(b) * tr.type_size;
-            k4_block_from_64(s + at, static_cast<uint8_t*>(dst) + at, from == TensorType::Q5_K_64);
+            k4_block_from_64(s + static_cast<size_t>(b) * stride,
+                             static_cast<uint8_t*>(dst) + static_cast<size_t>(b) * tr.type_size,
+                             from == TensorType::Q5_K_64);
         }
     } else {
         auto* d = static_cast<uint8_t*>(dst);

@@ -13,7 +13,12 @@
 // which `ActLayout::Groups4` holds the activations they multiply, and one
 // 4-byte load its exponents.
 //
-// Q4_K_64 (from Q4_K): each 144-byte block keeps d and dmin, then
+// Q4_K_64 (from Q4_K): rows in groups of four (`TypeTraits::row_group`), their
+// blocks interleaved: block i of the group's row j is the group's block 4 i + j,
+// so decode, which multiplies four rows at a time against the same activations,
+// reads one sequential stream, which the hardware prefetcher follows (four
+// streams a row apart it does not: see dot_k4_lanes.cpp). Each 144-byte block
+// keeps d and dmin, then
 //   uint8_t scales[8]  sub-block j's scale (low nibble) and minimum (high
 //                      nibble), their low four bits
 //   uint8_t tops[4]    as a little-endian word: bits 2j, 2j + 1 the top two bits
@@ -52,10 +57,12 @@ namespace strata {
 TensorType layout_source(TensorType t);
 
 // Rewrites `n_rows` rows of `n` elements of `layout_source(to)`, `row_bytes`
-// apart, into layout `to`, in place.
+// apart, into layout `to`, in place. For a row-interleaved layout, `n_rows` is
+// whole groups of rows and `row_bytes` the rows' own size.
 void repack_rows(TensorType to, void* rows, int64_t n_rows, int64_t n, size_t row_bytes);
 
-// One row of layout `from` back into its source type's layout, into `dst`.
+// One row of layout `from` (where `TensorView::row` puts it) back into its
+// source type's layout, into `dst`.
 void unpack_row(TensorType from, const void* src, void* dst, int64_t n);
 
 // Dequantize a row of a layout (the type table's entries for them).

@@ -72,6 +72,10 @@ struct TypeTraits {
     bool quantized;        // block-encoded with scales (not a plain float/int type)
     DequantizeFn dequantize;  // nullptr where strata has no dequantizer for the type
     QuantizeFn quantize;      // nullptr where strata cannot produce the type
+    // Rows stored together, block by block (strata's row-interleaved layouts,
+    // tensor/repack.h): block i of row r is at (r - r % g) * row_bytes +
+    // (i * g + r % g) * type_size. 1 for every GGML type.
+    int64_t row_group = 1;
 };
 
 // The traits of a type id, or nullptr when the id is not a GGML type strata knows.

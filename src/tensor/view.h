@@ -1,6 +1,8 @@
 #pragma once
 // `TensorView`: a non-owning view of a tensor's bytes with its type and shape
-// (`ne`, innermost first, as GGUF stores it). Rows are `ne[0]` elements; a stacked
+// (`ne`, innermost first, as GGUF stores it). Rows are `ne[0]` elements, each
+// `row_bytes` of blocks (interleaved with the next rows' in strata's row-
+// interleaved layouts, so read them through `row`); a stacked
 // expert tensor [n_in, n_out, n_expert] is n_out * n_expert rows, expert e's
 // matrix being rows [e * n_out, (e + 1) * n_out).
 
@@ -44,7 +46,13 @@ struct TensorView {
 
     bool valid() const { return data != nullptr; }
     int64_t n_rows() const { return ne[1] * ne[2] * ne[3]; }
-    const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes; }
+    // Where row r starts; in a row-interleaved layout (`TypeTraits::row_group`),
+    // its first block, the next one being `row_group` blocks further on.
+    const uint8_t* row(int64_t r) const {
+        const TypeTraits& t = type_traits(type);
+        const int64_t in_group = r % t.row_group;
+        return data + static_cast<size_t>(r - in_group) * row_bytes + static_cast<size_t>(in_group) * t.type_size;
+    }
     // Row `r` as floats; `dst` holds ne[0] floats.
     void dequantize_row(int64_t r, float* dst) const { type_traits(type).dequantize(row(r), dst, ne[0]); }
     // The whole tensor of an F32 type as floats (norm weights, biases).
