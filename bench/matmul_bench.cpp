@@ -302,7 +302,7 @@ int main(int argc, char** argv) {
         }
     }
     for (TensorType t : {TensorType::Q8_0, TensorType::MXFP4, TensorType::MXFP4_X4,
-                         TensorType::Q4_K, TensorType::Q4_K_64}) {
+                         TensorType::Q4_K, TensorType::Q4_K_64, TensorType::Q6_K_64}) {
         for (bool huge : {true, false}) {
             for (bool rows4 : {false, true}) {
                 if (rows4 && !ops::dot_kernels().rows4[static_cast<size_t>(t)]) continue;

@@ -17,17 +17,17 @@ constexpr int64_t kTokenTile = 64;
 // little against its dot products and a matrix has many items per thread.
 constexpr int64_t kItemRows = 4 * kRowBlock;
 
-// How far ahead of the row being multiplied its thread prefetches. In decode
-// each weight byte is used once, straight from memory; the hardware prefetcher
-// alone left one thread well below the memory's bandwidth, so the kernel asks for
-// the rows about 4 KiB ahead while it works on this one (and for a call's first
-// rows before it starts). Into L2, not L1 (`prefetcht2`, locality 1): L2 tracks
-// far more outstanding misses, and a burst of a row's lines into L1 stalled the
-// core until L1's few miss slots freed. Measured on Zen 4 with 2 threads
-// (strata bench -p 1 -n 64 or 128 -r 2, alternating runs), gpt-oss-20b decoded
-// 7.3-7.8 tokens/s with 2 rows ahead into L1, 8.8-9.3 into L2, 9.5 with 4 KiB
-// into L2; Qwen3 (Q4_K, 1152-byte rows) 24-26 with 2 rows, 29.7-31.8 with 4 KiB.
-// 8 KiB and 16 KiB were no better.
+// How much of a call's first rows its thread asks for before it starts. In
+// decode each weight byte is used once, straight from memory. A call's rows are
+// one sequential stream (all but the four-row kernels' formats, whose kernels
+// prefetch for themselves, and the row-interleaved layouts), which Zen 4's
+// hardware prefetcher follows once it has seen a few lines; asking for the
+// first 4 KiB at once (into L2: `prefetcht2`, locality 1) saves that start.
+// Software prefetch further on only competed with the hardware's: with the
+// rows 4 KiB ahead asked for as each row was multiplied, one thread decoded the
+// 8-layer Q6_K Qwen3 at 28.5-29.7 tokens/s, with only the first rows at 32.5-34.0,
+// with none at all at 25.4-30.0 (strata bench -p 1 -n 64 --threads 1, three
+// alternating rounds, 2026-12-07).
 constexpr int64_t kPrefetchBytes = 4096;
 
 void prefetch_row(const uint8_t* row, size_t bytes) {
@@ -72,9 +72,9 @@ void matmul_rows(const RowsParams& p, const DotKernels& k) {
     CHECK(p.acts->type == dot_act_type(w.type) &&
               p.acts->layout == k.layout[static_cast<size_t>(w.type)] && p.acts->n == n,
           "activations packed for this weight and kernel table");
-    // Rows ahead to prefetch: about kPrefetchBytes of them, or with the four-row
-    // kernels the next four, which the kernel asks for itself. The first ones are
-    // asked for at once, so a call's first rows are not read cold.
+    // The call's first rows, asked for at once so they are not read cold: about
+    // kPrefetchBytes of them, or the first four for the four-row kernels, which
+    // ask for the next four themselves as they go.
     const int64_t ahead =
         rows4 ? 4
               : std::max<int64_t>(1, (kPrefetchBytes + static_cast<int64_t>(w.row_bytes) - 1) /
@@ -100,7 +100,6 @@ void matmul_rows(const RowsParams& p, const DotKernels& k) {
             }
             for (; r < r1; ++r) {
                 const uint8_t* row = w.row(r);
-                if (t0 == 0 && r + ahead < p.row_end) prefetch_row(w.row(r + ahead), w.row_bytes);
                 float* y = p.y + (r - p.y_row0);
                 int64_t t = t0;
                 if (dot4) {
