@@ -209,17 +209,23 @@ void repack_rows(TensorType to, void* rows, int64_t n_rows, int64_t n, size_t ro
     CHECK(layout_source(to) != to && n % tr.block_size == 0, "a layout strata repacks into");
     const size_t bytes = static_cast<size_t>(n / tr.block_size) * tr.type_size;
     auto* base = static_cast<uint8_t*>(rows);
-    if (to == TensorType::Q4_K_64) {  // four rows at a time, their blocks interleaved
-        constexpr int64_t g = 4;
+    if (const int64_t g = type_traits(to).row_group; g > 1) {  // blocks of g rows interleaved
         CHECK(n_rows % g == 0 && row_bytes == bytes, "whole groups of adjacent rows");
-        std::vector<uint8_t> group(g * bytes);
+        const size_t bb = tr.type_size;
+        std::vector<uint8_t> group(static_cast<size_t>(g) * bytes);
         for (int64_t r = 0; r < n_rows; r += g) {
             uint8_t* p = base + static_cast<size_t>(r) * bytes;
             std::memcpy(group.data(), p, group.size());
-            for (int64_t b = 0; b < n / qk_k; ++b) {
+            for (int64_t b = 0; b < n / tr.block_size; ++b) {
                 for (int64_t j = 0; j < g; ++j) {
-                    k4_block_to_64(group.data() + j * bytes + b * sizeof(BlockQ4_K),
-                                   p + (b * g + j) * sizeof(BlockQ4_K), false);
+                    const uint8_t* from = group.data() + static_cast<size_t>(j) * bytes + static_cast<size_t>(b) * bb;
+                    uint8_t* at = p + static_cast<size_t>(b * g + j) * bb;
+                    if (to == TensorType::Q4_K_64) {
+                        k4_block_to_64(from, at, false);
+                    } else {  // Q6_K_64: only the top bit pairs move
+                        std::memcpy(at, from, bb);
+                        q6_k_top_bits_to_64(from + 128, at + 128);
+                    }
                 }
             }
         }
@@ -231,15 +237,10 @@ void repack_rows(TensorType to, void* rows, int64_t n_rows, int64_t n, size_t ro
         std::memcpy(row.data(), p, bytes);
         if (to == TensorType::MXFP4_X4) {
             mxfp4_to_x4(reinterpret_cast<const BlockMXFP4*>(row.data()), p, n / 32);
-        } else if (to == TensorType::Q5_K_64) {
+        } else {  // Q5_K_64
             for (int64_t b = 0; b < n / qk_k; ++b) {
                 const size_t at = static_cast<size_t>(b) * tr.type_size;
                 k4_block_to_64(row.data() + at, p + at, true);
-            }
-        } else {  // Q6_K_64: only the top bit pairs move
-            for (int64_t b = 0; b < n / qk_k; ++b) {
-                const size_t at = static_cast<size_t>(b) * sizeof(BlockQ6_K);
-                q6_k_top_bits_to_64(row.data() + at + 128, p + at + 128);
             }
         }
     }
@@ -259,12 +260,14 @@ void unpack_row(TensorType from, const void* src, void* dst, int64_t n) {
                              static_cast<uint8_t*>(dst) + static_cast<size_t>(b) * tr.type_size,
                              from == TensorType::Q5_K_64);
         }
-    } else {
+    } else {  // Q6_K_64's row: every fourth block from `src` on
         auto* d = static_cast<uint8_t*>(dst);
-        std::memcpy(d, s, static_cast<size_t>(n / qk_k) * sizeof(BlockQ6_K));
+        const size_t stride = sizeof(BlockQ6_K) * static_cast<size_t>(type_traits(from).row_group);
         for (int64_t b = 0; b < n / qk_k; ++b) {
-            const size_t at = static_cast<size_t>(b) * sizeof(BlockQ6_K);
-            q6_k_top_bits_from_64(s + at + 128, d + at + 128);
+            const uint8_t* block = s + static_cast<size_t>(b) * stride;
+            uint8_t* out = d + static_cast<size_t>(b) * sizeof(BlockQ6_K);
+            std::memcpy(out, block, sizeof(BlockQ6_K));
+            q6_k_top_bits_from_64(block + 128, out + 128);
         }
     }
 }

@@ -40,7 +40,8 @@
 // 128 k + 64 + j in its high one, so one 64-byte load holds four sub-blocks'
 // codes in the order of the Q8_K activations they multiply.
 //
-// Q6_K_64 (from Q6_K): each 210-byte block keeps its scales and d; ql holds
+// Q6_K_64 (from Q6_K): rows in groups of four, their blocks interleaved as
+// Q4_K_64's. Each 210-byte block keeps its scales and d; ql holds
 // element 128 k + j's low four bits in the low nibble of byte 64 k + j and
 // element 128 k + 64 + j's in the high one (as Q5_K_64's codes, and as GGML's
 // ql already is), and qh[j] the top two bits of elements j, 64 + j, 128 + j and

@@ -54,7 +54,7 @@ constexpr TypeTraits kLayoutTraits[] = {
     {TensorType::MXFP4_X4, "MXFP4_X4", 32, 17, true, dequantize_row_mxfp4_x4, nullptr},
     {TensorType::Q4_K_64, "Q4_K_64", 256, 144, true, dequantize_row_q4_k_64, nullptr, 4},
     {TensorType::Q5_K_64, "Q5_K_64", 256, 176, true, dequantize_row_q5_k_64, nullptr},
-    {TensorType::Q6_K_64, "Q6_K_64", 256, 210, true, dequantize_row_q6_k_64, nullptr},
+    {TensorType::Q6_K_64, "Q6_K_64", 256, 210, true, dequantize_row_q6_k_64, nullptr, 4},
 };
 
 constexpr uint32_t kMaxTypeId = 40;
