@@ -92,27 +92,45 @@ struct LaneScales {
 };
 constexpr LaneScales kLaneScales;
 
-// Scale j times sub-block j's sum of codes times activations, in lane j.
-//
-// Range: a lane of one `vpdpbusd` adds four codes (at most 15) times
-// activations (at most 128 in magnitude), and four products add up, so a lane
-// holds at most 16 * 15 * 128 = 30720 in magnitude: its own low 16 bits, which
-// is what `vpmaddwd` multiplies.
-inline __m256i lanes_sums(const uint8_t* block, uint64_t scales, __m512i a0, __m512i a1, __m512i a2,
-                          __m512i a3) {
+// A Q4_K_64 block's weight side, unpacked once for every activation row it
+// meets: its four runs of codes, its lanes' scales, its minimums, and d and
+// dmin as floats (lanes 0 and 1).
+struct Unpacked {
+    __m512i codes[4], scales;
+    uint64_t mins;
+    __m128 d;
+};
+
+inline Unpacked unpack(const uint8_t* block) {
     const __m512i low4 = _mm512_set1_epi8(0x0F);
     __m512i q0 = _mm512_loadu_si512(block + 16), q1 = _mm512_loadu_si512(block + 80);
     // Left alone, GCC loads each code register twice (once per nibble) as memory
     // operands, and the loads, not the arithmetic, bound the kernel.
     __asm__("" : "+v"(q0), "+v"(q1));
-    __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(q0, low4), a0);
-    __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-                                    _mm512_and_si512(_mm512_srli_epi16(q0, 4), low4), a1);
-    s = _mm512_dpbusd_epi32(s, _mm512_and_si512(q1, low4), a2);
-    t = _mm512_dpbusd_epi32(t, _mm512_and_si512(_mm512_srli_epi16(q1, 4), low4), a3);
-    const __m512i sc = _mm512_shuffle_epi8(_mm512_set1_epi64(static_cast<int64_t>(scales)),
-                                           _mm512_load_si512(kLaneScales.bytes));
-    const __m512i p = _mm512_madd_epi16(_mm512_add_epi32(s, t), sc);
+    const ScaleWords sw = scale_words(block);
+    int32_t d;
+    std::memcpy(&d, block, 4);
+    return {{_mm512_and_si512(q0, low4), _mm512_and_si512(_mm512_srli_epi16(q0, 4), low4),
+             _mm512_and_si512(q1, low4), _mm512_and_si512(_mm512_srli_epi16(q1, 4), low4)},
+            _mm512_shuffle_epi8(_mm512_set1_epi64(static_cast<int64_t>(sw.scales)),
+                                _mm512_load_si512(kLaneScales.bytes)),
+            sw.mins,
+            _mm_cvtph_ps(_mm_cvtsi32_si128(d))};
+}
+
+// Scale j times sub-block j's sum of codes times activations (runs a0..a3), in
+// lane j.
+//
+// Range: a lane of one `vpdpbusd` adds four codes (at most 15) times
+// activations (at most 128 in magnitude), and four products add up, so a lane
+// holds at most 16 * 15 * 128 = 30720 in magnitude: its own low 16 bits, which
+// is what `vpmaddwd` multiplies.
+inline __m256i lanes_sums(const Unpacked& w, __m512i a0, __m512i a1, __m512i a2, __m512i a3) {
+    __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.codes[0], a0);
+    __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.codes[1], a1);
+    s = _mm512_dpbusd_epi32(s, w.codes[2], a2);
+    t = _mm512_dpbusd_epi32(t, w.codes[3], a3);
+    const __m512i p = _mm512_madd_epi16(_mm512_add_epi32(s, t), w.scales);
     return _mm256_add_epi32(_mm512_castsi512_si256(p), _mm512_extracti64x4_epi64(p, 1));
 }
 
@@ -138,42 +156,56 @@ inline __m256 add_block(__m256 acc, __m128 scales, int lane, __m256i lanes) {
     return _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(lanes), acc);
 }
 
-// `NR` Q4_K_64 rows against one KLanes row; a row's blocks are four blocks
-// apart (the layout interleaves groups of four rows). Each row sees the same
-// operations whatever NR is, so `rows4` gives `dot`'s results.
-template <int NR>
-void q4_k_64_rows(int64_t n, const void* const* w, const void* a, float* out) {
+// `NR` Q4_K_64 rows against `NT` KLanes rows (one of them 1); a row's blocks
+// are four blocks apart (the layout interleaves groups of four rows). Each
+// (row, activation row) pair sees the same operations whatever NR and NT are,
+// so `rows4` and `dot4` give `dot`'s results.
+template <int NR, int NT>
+void q4_k_64_tile(int64_t n, const void* const* w, const void* const* a, float* out) {
+    static_assert(NR == 1 || NT == 1);
     constexpr int64_t kStride = 4 * sizeof(BlockQ4_K);
-    const auto* y = static_cast<const uint8_t*>(a);
     const uint8_t* x[NR];
-    __m256 acc[NR], acc_min[NR];
-    for (int r = 0; r < NR; ++r) {
-        x[r] = static_cast<const uint8_t*>(w[r]);
-        acc[r] = acc_min[r] = _mm256_setzero_ps();
-    }
-    for (int64_t i = 0; i < n / qk_k; ++i, y += KLanes::kBytes) {
-        __m512i a0 = _mm512_loadu_si512(y), a1 = _mm512_loadu_si512(y + 64), a2 = _mm512_loadu_si512(y + 128),
-                a3 = _mm512_loadu_si512(y + 192);
-        // Loaded once for all rows (else GCC reloads them for each row).
-        __asm__("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3));
-        const __m256i sums = load32(y + KLanes::kSumsAt);
-        const __m128 yd = _mm_broadcast_ss(reinterpret_cast<const float*>(y + KLanes::kScaleAt));
+    const uint8_t* y[NT];
+    __m256 acc[NR * NT], acc_min[NR * NT];
+    for (int r = 0; r < NR; ++r) x[r] = static_cast<const uint8_t*>(w[r]);
+    for (int t = 0; t < NT; ++t) y[t] = static_cast<const uint8_t*>(a[t]);
+    for (int i = 0; i < NR * NT; ++i) acc[i] = acc_min[i] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / qk_k; ++i) {
+        if constexpr (NT == 1) {  // decode: the activations in registers for all rows
+            const uint8_t* act = y[0] + i * KLanes::kBytes;
+            __m512i a0 = _mm512_loadu_si512(act), a1 = _mm512_loadu_si512(act + 64),
+                    a2 = _mm512_loadu_si512(act + 128), a3 = _mm512_loadu_si512(act + 192);
+            // Loaded once for all rows (else GCC reloads them for each row).
+            __asm__("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3));
+            const __m256i sums = load32(act + KLanes::kSumsAt);
+            const __m128 yd = _mm_broadcast_ss(reinterpret_cast<const float*>(act + KLanes::kScaleAt));
 #pragma GCC unroll 4
-        for (int r = 0; r < NR; ++r) {
-            const uint8_t* block = x[r];
-            x[r] += kStride;
-            const ScaleWords sw = scale_words(block);
-            const __m128 d = block_scales(block, yd);
-            acc[r] = add_block(acc[r], d, 0, lanes_sums(block, sw.scales, a0, a1, a2, a3));
-            acc_min[r] = add_block(acc_min[r], d, 1, lanes_mins(sw.mins, sums));
+            for (int r = 0; r < NR; ++r) {
+                const Unpacked u = unpack(x[r] + i * kStride);
+                const __m128 d = _mm_mul_ps(u.d, yd);
+                acc[r] = add_block(acc[r], d, 0, lanes_sums(u, a0, a1, a2, a3));
+                acc_min[r] = add_block(acc_min[r], d, 1, lanes_mins(u.mins, sums));
+            }
+        } else {  // prefill: one row's block unpacked once for NT tokens
+            const Unpacked u = unpack(x[0] + i * kStride);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; ++t) {
+                const uint8_t* act = y[t] + i * KLanes::kBytes;
+                const __m128 d =
+                    _mm_mul_ps(u.d, _mm_broadcast_ss(reinterpret_cast<const float*>(act + KLanes::kScaleAt)));
+                acc[t] = add_block(acc[t], d, 0,
+                                   lanes_sums(u, _mm512_loadu_si512(act), _mm512_loadu_si512(act + 64),
+                                              _mm512_loadu_si512(act + 128), _mm512_loadu_si512(act + 192)));
+                acc_min[t] = add_block(acc_min[t], d, 1, lanes_mins(u.mins, load32(act + KLanes::kSumsAt)));
+            }
         }
     }
-    for (int r = 0; r < NR; ++r) out[r] = hsum(acc[r]) - hsum(acc_min[r]);
+    for (int i = 0; i < NR * NT; ++i) out[i] = hsum(acc[i]) - hsum(acc_min[i]);
 }
 
 float dot_q4_k_64(int64_t n, const void* w, const void* a) {
     float out;
-    q4_k_64_rows<1>(n, &w, a, &out);
+    q4_k_64_tile<1, 1>(n, &w, &a, &out);
     return out;
 }
 
@@ -181,7 +213,12 @@ float dot_q4_k_64(int64_t n, const void* w, const void* a) {
 // on Zen 4 the hardware prefetcher alone streamed one core's rows at 24-26
 // GB/s, and `prefetcht2` four rows ahead cut that to 16.
 void rows4_q4_k_64(int64_t n, const void* const* w, const void* a, float* out, ptrdiff_t) {
-    q4_k_64_rows<4>(n, w, a, out);
+    q4_k_64_tile<4, 1>(n, w, &a, out);
+}
+
+// Prefill: four tokens per row.
+void dot4_q4_k_64(int64_t n, const void* w, const void* const* a, float* out) {
+    q4_k_64_tile<1, 4>(n, &w, a, out);
 }
 
 // The GGML layout against Q8_K blocks, to the same lanes: each sub-block's
@@ -235,7 +272,7 @@ DotKernels build(const DotKernels& base) {
     k.rows4[q4_k] = nullptr;
     k.layout[q4_k] = ActLayout::Blocks;
     k.dot[q4_k_64] = dot_q4_k_64;
-    k.dot4[q4_k_64] = nullptr;
+    k.dot4[q4_k_64] = dot4_q4_k_64;
     k.rows4[q4_k_64] = rows4_q4_k_64;
     k.layout[q4_k_64] = ActLayout::KLanes;
     k.repacked[q4_k] = TensorType::Q4_K_64;
