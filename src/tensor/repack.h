@@ -1,7 +1,8 @@
 #pragma once
 // strata's own in-memory layouts of GGML block types: the same blocks, with the
 // same bytes per row, rearranged so the fastest kernels read them with fewer
-// shuffles. Weights copied into RAM at load are rewritten into the layout the
+// shuffles (and, in the row-interleaved layouts, as one stream of memory for
+// four rows at once). Weights copied into RAM at load are rewritten into the layout the
 // chosen kernel table asks for (`DotKernels::repacked`); files and mapped
 // tensors always keep the GGML layout.
 //
