@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cmath>
@@ -536,6 +537,58 @@ TEST(ActivationFormats, EveryQ8_KQuantiserGivesTheReferencesCodes) {
                     << k->isa << " block " << b << " value " << x[b * 256 + j];
             for (int g = 0; g < 16; ++g)
                 EXPECT_EQ(got[b].bsums[g], want[b].bsums[g]) << k->isa << " block " << b;
+        }
+    }
+}
+
+// `ActLayout::KLanes` holds Q8_K's values, each code where Q4_K_64 keeps the
+// weight code it multiplies: element e's activation at qs[KLanes::position(e)]
+// and its Q4_K_64 code in nibble r % 2 of code byte 64 (r / 2) + p, where
+// position(e) = 64 r + p. A kernel reading the two layouts with one byte
+// order then pairs every weight with its own activation.
+TEST(ActivationFormats, KLanesPutsEachActivationWhereQ4_K_64PutsItsWeight) {
+    std::mt19937 rng(19);
+    const int64_t n = 512;
+    const auto x = random_floats(n, rng);
+    std::vector<BlockQ8_K> want(static_cast<size_t>(n / 256));
+    quantize_row_q8_k(x.data(), want.data(), n);
+    std::vector<uint8_t> got(ops::act_row_bytes(TensorType::Q8_K, ops::ActLayout::KLanes, n));
+    ops::quantize_act(TensorType::Q8_K, x.data(), got.data(), n, ops::ActLayout::KLanes,
+                      ops::scalar_dot_kernels());
+    std::vector<bool> seen(256);
+    for (int e = 0; e < 256; ++e) seen[static_cast<size_t>(ops::KLanes::position(e))] = true;
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), true), 256) << "positions are a permutation";
+    for (size_t b = 0; b < want.size(); ++b) {
+        const uint8_t* o = got.data() + b * ops::KLanes::kBytes;
+        for (int e = 0; e < 256; ++e)
+            EXPECT_EQ(static_cast<int8_t>(o[ops::KLanes::position(e)]), want[b].qs[e]) << b << " " << e;
+        for (int j = 0; j < 8; ++j) {
+            int32_t sum;
+            std::memcpy(&sum, o + ops::KLanes::kSumsAt + 4 * j, 4);
+            EXPECT_EQ(sum, want[b].bsums[2 * j] + want[b].bsums[2 * j + 1]) << b << " " << j;
+        }
+        float d;
+        std::memcpy(&d, o + ops::KLanes::kScaleAt, 4);
+        EXPECT_EQ(std::bit_cast<uint32_t>(d), std::bit_cast<uint32_t>(want[b].d));
+    }
+    // A group of four one-block Q4_K rows whose element e has code (7 e + 3 r) % 16
+    // in row r (GGML: element 64 c + 32 h + l in nibble h of byte 32 c + l).
+    std::vector<uint8_t> rows(4 * sizeof(BlockQ4_K));
+    for (int r = 0; r < 4; ++r) {
+        auto* blk = reinterpret_cast<BlockQ4_K*>(rows.data() + r * sizeof(BlockQ4_K));
+        for (int e = 0; e < 256; ++e) {
+            const int code = (7 * e + 3 * r) % 16, byte = 32 * (e / 64) + e % 32, h = e % 64 / 32;
+            blk->qs[byte] = static_cast<uint8_t>((blk->qs[byte] & (h ? 0x0F : 0xF0)) | code << (4 * h));
+        }
+    }
+    repack_rows(TensorType::Q4_K_64, rows.data(), 4, 256, sizeof(BlockQ4_K));
+    const TensorView matrix{
+        .type = TensorType::Q4_K_64, .ne = {256, 4, 1, 1}, .row_bytes = sizeof(BlockQ4_K), .data = rows.data()};
+    for (int r = 0; r < 4; ++r) {
+        for (int e = 0; e < 256; ++e) {
+            const int pos = ops::KLanes::position(e), run = pos / 64;
+            const uint8_t byte = matrix.row(r)[16 + 64 * (run / 2) + pos % 64];
+            EXPECT_EQ((byte >> (4 * (run % 2))) & 15, (7 * e + 3 * r) % 16) << "row " << r << " element " << e;
         }
     }
 }
