@@ -69,8 +69,10 @@ using Dot4Fn = void (*)(int64_t n, const void* w, const void* const* a, float* o
 // The other way round, for decode: four weight rows against one activation row,
 // out[r] = dot(w[r], a), each bit-identical to the one-row kernel. The activation
 // side of each block (its loads, sums and scale) is shared between the rows.
-// Unless `prefetch` is 0, the kernel also prefetches, as it reads each row, the
-// bytes `prefetch` further on (in a matrix: the rows that come next).
+// Unless `prefetch` is 0, a kernel over rows that lie apart (the GGML layouts)
+// also prefetches, as it reads each row, the bytes `prefetch` further on (in a
+// matrix: the rows that come next); kernels over a row-interleaved layout read
+// one sequential stream and ignore it (see dot_k4_lanes.cpp).
 using Rows4Fn = void (*)(int64_t n, const void* const* w, const void* a, float* out,
                          ptrdiff_t prefetch);
 

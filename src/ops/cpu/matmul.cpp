@@ -18,11 +18,12 @@ constexpr int64_t kTokenTile = 64;
 constexpr int64_t kItemRows = 4 * kRowBlock;
 
 // How much of a call's first rows its thread asks for before it starts. In
-// decode each weight byte is used once, straight from memory. A call's rows are
-// one sequential stream (all but the four-row kernels' formats, whose kernels
-// prefetch for themselves, and the row-interleaved layouts), which Zen 4's
-// hardware prefetcher follows once it has seen a few lines; asking for the
-// first 4 KiB at once (into L2: `prefetcht2`, locality 1) saves that start.
+// decode each weight byte is used once, straight from memory. Read one row
+// after another, or four interleaved rows at a time, a call's rows are one
+// sequential stream, which Zen 4's hardware prefetcher follows once it has
+// seen a few lines; asking for the first 4 KiB at once (into L2: `prefetcht2`,
+// locality 1) saves that start. (The four-row kernels over rows that lie apart
+// prefetch the next rows themselves: the hardware does not follow them.)
 // Software prefetch further on only competed with the hardware's: with the
 // rows 4 KiB ahead asked for as each row was multiplied, one thread decoded the
 // 8-layer Q6_K Qwen3 at 28.5-29.7 tokens/s, with only the first rows at 32.5-34.0,
@@ -73,8 +74,7 @@ void matmul_rows(const RowsParams& p, const DotKernels& k) {
               p.acts->layout == k.layout[static_cast<size_t>(w.type)] && p.acts->n == n,
           "activations packed for this weight and kernel table");
     // The call's first rows, asked for at once so they are not read cold: about
-    // kPrefetchBytes of them, or the first four for the four-row kernels, which
-    // ask for the next four themselves as they go.
+    // kPrefetchBytes of them, or the first four for the four-row kernels.
     const int64_t ahead =
         rows4 ? 4
               : std::max<int64_t>(1, (kPrefetchBytes + static_cast<int64_t>(w.row_bytes) - 1) /
