@@ -159,9 +159,14 @@ void bench_dot(benchmark::State& state, Matrices& mats, TensorType t, const ops:
     ops::pack_acts(t, x.data(), kShape.n_in, kShape.n_in, 1, acts, nullptr, *k);
     const ops::DotFn dot = k->dot[static_cast<size_t>(t)];
     const ops::Rows4Fn rows4 = k->rows4[static_cast<size_t>(t)];
+    const ops::RowGroupsFn groups = k->row_groups[static_cast<size_t>(t)];
     float sum = 0;
     for (auto _ : state) {
-        if (rows4) {  // decode's path in ops::matmul, four rows per call
+        if (groups) {  // the _R8 layouts: all the matrix's groups per call, as decode does
+            float out[kShape.n_out];
+            groups(kShape.n_in, m.view.data, kShape.n_out / 8, acts.row(0), out);
+            for (float v : out) sum += v;
+        } else if (rows4) {  // decode's path in ops::matmul, four rows per call
             for (int64_t r = 0; r < kShape.n_out; r += 4) {
                 const void* w[4] = {m.view.row(r), m.view.row(r + 1), m.view.row(r + 2),
                                     m.view.row(r + 3)};
@@ -264,9 +269,16 @@ int main(int argc, char** argv) {
     const int threads = take_threads_flag(argc, argv);
     ThreadPool pool(threads > 0 ? threads : physical_core_count());
     Matrices mats;
-    for (uint32_t id = 0; id < 64; ++id) {
+    // The file types strata can make, and the layouts the kernel table repacks them into.
+    std::vector<const TypeTraits*> matmul_types;
+    for (uint32_t id = 0; id < kTypeIdCount; ++id) {
         const TypeTraits* tr = type_traits(id);
         if (!tr || !tr->quantize || !tr->dequantize) continue;
+        matmul_types.push_back(tr);
+        if (const auto to = ops::dot_kernels().repacked[id])
+            matmul_types.push_back(&type_traits(*to));
+    }
+    for (const TypeTraits* tr : matmul_types) {
         for (const Shape& s : kShapes) {
             // K-quants' 256-element blocks do not divide gpt-oss's 2880.
             if (s.n_in % tr->block_size != 0) continue;
@@ -301,11 +313,16 @@ int main(int argc, char** argv) {
                                          bench_dot, std::ref(mats), t, k);
         }
     }
-    for (TensorType t : {TensorType::Q8_0, TensorType::MXFP4, TensorType::MXFP4_X4,
-                         TensorType::Q4_K, TensorType::Q4_K_64, TensorType::Q6_K_64}) {
+    for (TensorType t :
+         {TensorType::Q8_0, TensorType::Q8_0_R8, TensorType::MXFP4, TensorType::MXFP4_R8,
+          TensorType::Q4_K, TensorType::Q4_K_64, TensorType::Q6_K_64}) {
         for (bool huge : {true, false}) {
             for (bool rows4 : {false, true}) {
-                if (rows4 && !ops::dot_kernels().rows4[static_cast<size_t>(t)]) continue;
+                const auto id = static_cast<size_t>(t);
+                // The _R8 layouts' rows are read a group at a time ("rows4") or not at all.
+                const bool groups = ops::dot_kernels().row_groups[id] != nullptr;
+                if (rows4 && !ops::dot_kernels().rows4[id] && !groups) continue;
+                if (!rows4 && groups) continue;
                 benchmark::RegisterBenchmark(
                     fmt::format("ram/{}/{}/{}", type_name(t), rows4 ? "rows4" : "rows1",
                                 huge ? "huge" : "4k")

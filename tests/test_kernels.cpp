@@ -45,11 +45,12 @@ std::vector<uint8_t> pack(TensorType weight, const std::vector<float>& x,
 }
 
 const TensorType kTypes[] = {
-    TensorType::F32,  TensorType::F16,    TensorType::BF16,   TensorType::Q4_0,
-    TensorType::Q4_1, TensorType::Q5_0,   TensorType::Q5_1,   TensorType::Q8_0,
-    TensorType::Q2_K, TensorType::Q3_K,   TensorType::Q4_K,   TensorType::Q5_K,
-    TensorType::Q6_K, TensorType::IQ4_NL, TensorType::IQ4_XS, TensorType::MXFP4,
-    TensorType::MXFP4_X4, TensorType::Q4_K_64, TensorType::Q5_K_64, TensorType::Q6_K_64};
+    TensorType::F32,      TensorType::F16,     TensorType::BF16,    TensorType::Q4_0,
+    TensorType::Q4_1,     TensorType::Q5_0,    TensorType::Q5_1,    TensorType::Q8_0,
+    TensorType::Q2_K,     TensorType::Q3_K,    TensorType::Q4_K,    TensorType::Q5_K,
+    TensorType::Q6_K,     TensorType::IQ4_NL,  TensorType::IQ4_XS,  TensorType::MXFP4,
+    TensorType::Q4_0_R8,  TensorType::Q5_0_R8, TensorType::Q8_0_R8, TensorType::IQ4_NL_R8,
+    TensorType::MXFP4_R8, TensorType::Q4_K_64, TensorType::Q5_K_64, TensorType::Q6_K_64};
 
 std::vector<const DotKernels*> fast_tables() {
     std::vector<const DotKernels*> out;
@@ -145,6 +146,22 @@ TEST(DotKernels, FourRowKernelsEqualTheOneRowKernelExactly) {
     if (checked == 0) GTEST_SKIP() << "no four-row kernels on this CPU";
 }
 
+// Four rows of a matrix of type `t`: in a row-interleaved layout, one group of
+// adjacent rows (its kernels take the group), otherwise rows anywhere.
+struct FourRows {
+    std::vector<std::vector<uint8_t>> bytes;
+    const void* w[4];
+    FourRows(TensorType t, int64_t n, std::mt19937& rng) {
+        const bool grouped = type_traits(t).row_group == 4;
+        for (int i = 0; i < (grouped ? 1 : 4); ++i) bytes.push_back(random_row(t, n, rng));
+        const size_t row_bytes = bytes[0].size() / (grouped ? 4 : 1);
+        const TensorView group{
+            .type = t, .ne = {n, 4, 1, 1}, .row_bytes = row_bytes, .data = bytes[0].data()};
+        for (int i = 0; i < 4; ++i)
+            w[i] = grouped ? group.row(i) : bytes[static_cast<size_t>(i)].data();
+    }
+};
+
 // The same for decode's kernels, four weight rows against one activation row.
 TEST(DotKernels, FourWeightRowKernelsEqualTheOneRowKernelExactly) {
     std::mt19937 rng(9);
@@ -156,24 +173,69 @@ TEST(DotKernels, FourWeightRowKernelsEqualTheOneRowKernelExactly) {
             for (int64_t n : {32, 96, 512, 768, 2880}) {
                 if (n % type_traits(t).block_size != 0) continue;
                 const auto a = pack(t, random_floats(n, rng), *k);
-                std::vector<std::vector<uint8_t>> rows;
-                const void* w[4];
-                for (int i = 0; i < 4; ++i) {
-                    rows.push_back(random_row(t, n, rng));
-                    w[i] = rows.back().data();
-                }
+                const FourRows rows(t, n, rng);
                 float out[4];
                 // Prefetching (here past the rows, maybe unmapped) changes no result.
-                k->rows4[id](n, w, a.data(), out,
-                             checked % 2 ? 0 : static_cast<ptrdiff_t>(4 * rows[0].size()));
+                k->rows4[id](n, rows.w, a.data(), out,
+                             checked % 2 ? 0 : static_cast<ptrdiff_t>(rows.bytes[0].size()));
                 for (int i = 0; i < 4; ++i)
-                    EXPECT_EQ(out[i], k->dot[id](n, w[i], a.data()))
-                        << k->isa << " " << type_name(t);
+                    EXPECT_EQ(out[i], k->dot[id](n, rows.w[i], a.data()))
+                        << k->isa << " " << type_name(t) << " n=" << n;
                 ++checked;
             }
         }
     }
     if (checked == 0) GTEST_SKIP() << "no four-weight-row kernels on this CPU";
+}
+
+// And for the _R8 layouts' kernels, which take rows eight or four at a time:
+// prefill's, half a group against four activation rows, and decode's, one to
+// three adjacent groups against one.
+TEST(DotKernels, RowGroupKernelsEqualTheOneRowKernelExactly) {
+    std::mt19937 rng(13);
+    int checked = 0;
+    for (const DotKernels* k : fast_tables()) {
+        for (TensorType t : kTypes) {
+            const size_t id = static_cast<size_t>(t);
+            if (!k->tile4[id]) continue;
+            ASSERT_NE(k->row_groups[id], nullptr) << k->isa << " " << type_name(t);
+            // Rows of 1 to 4 blocks past a multiple of four, and 90 (gpt-oss).
+            for (int64_t n : {32, 64, 96, 128, 256, 384, 2880}) {
+                SCOPED_TRACE(std::string(k->isa) + " " + type_name(t) + " n=" + std::to_string(n));
+                std::vector<uint8_t> matrix;  // three groups
+                for (int g = 0; g < 3; ++g) {
+                    const auto group = random_row(t, n, rng);
+                    matrix.insert(matrix.end(), group.begin(), group.end());
+                }
+                const TensorView w{.type = t,
+                                   .ne = {n, 24, 1, 1},
+                                   .row_bytes = matrix.size() / 24,
+                                   .data = matrix.data()};
+                std::vector<std::vector<uint8_t>> acts;
+                const void* a[4];
+                for (int i = 0; i < 4; ++i) {
+                    acts.push_back(pack(t, random_floats(n, rng), *k));
+                    a[i] = acts.back().data();
+                }
+                for (int64_t half : {8, 12}) {  // both halves of the second group
+                    float out[16];
+                    k->tile4[id](n, w.row(half), a, out);
+                    for (int i = 0; i < 16; ++i)
+                        EXPECT_EQ(out[i], k->dot[id](n, w.row(half + i % 4), a[i / 4]))
+                            << "row " << half + i % 4 << " token " << i / 4;
+                }
+                for (int64_t groups : {1, 2, 3}) {
+                    float got[24];
+                    k->row_groups[id](n, w.row(0), groups, a[0], got);
+                    for (int r = 0; r < 8 * groups; ++r)
+                        EXPECT_EQ(got[r], k->dot[id](n, w.row(r), a[0]))
+                            << groups << " groups, row " << r;
+                }
+                ++checked;
+            }
+        }
+    }
+    if (checked == 0) GTEST_SKIP() << "no row-group kernels on this CPU";
 }
 
 // A table that asks for weights repacked (tensor/repack.h) must give every row
@@ -187,23 +249,25 @@ TEST(DotKernels, RepackedRowsGiveTheGgmlRowsResultsExactly) {
             const auto to = k->repacked[static_cast<size_t>(t)];
             if (!to) continue;
             const size_t id = static_cast<size_t>(t), rid = static_cast<size_t>(*to);
-            // Partial last groups of 1, 2 and 3 blocks (MXFP4_X4), and none.
+            // Partial last groups of 1, 2 and 3 blocks, and none.
             for (int64_t blocks : {1, 2, 3, 4, 90, 128}) {
                 const int64_t n = blocks * type_traits(t).block_size;
-                // Four adjacent rows of a matrix, repacked together (a row-
-                // interleaved layout takes them as one group).
+                // Eight adjacent rows of a matrix, repacked together (a row-
+                // interleaved layout takes them as one or two groups).
                 std::vector<std::vector<uint8_t>> rows;
                 std::vector<uint8_t> packed;
-                const void *w[4], *wp[4];
-                for (int i = 0; i < 4; ++i) {
+                const void *w[8], *wp[8];
+                for (int i = 0; i < 8; ++i) {
                     rows.push_back(random_row(t, n, rng));
                     packed.insert(packed.end(), rows.back().begin(), rows.back().end());
                     w[i] = rows.back().data();
                 }
-                repack_rows(*to, packed.data(), 4, n, rows[0].size());
-                const TensorView matrix{
-                    .type = *to, .ne = {n, 4, 1, 1}, .row_bytes = rows[0].size(), .data = packed.data()};
-                for (int i = 0; i < 4; ++i) wp[i] = matrix.row(i);
+                repack_rows(*to, packed.data(), 8, n, rows[0].size());
+                const TensorView matrix{.type = *to,
+                                        .ne = {n, 8, 1, 1},
+                                        .row_bytes = rows[0].size(),
+                                        .data = packed.data()};
+                for (int i = 0; i < 8; ++i) wp[i] = matrix.row(i);
                 // The same activations, in the layout each kernel takes.
                 std::vector<std::vector<uint8_t>> acts, acts_p;
                 const void *a[4], *ap[4];
@@ -215,17 +279,25 @@ TEST(DotKernels, RepackedRowsGiveTheGgmlRowsResultsExactly) {
                     ap[i] = acts_p.back().data();
                 }
                 EXPECT_EQ(k->dot[rid](n, wp[0], ap[0]), k->dot[id](n, w[0], a[0])) << n;
-                if (k->dot4[id]) {
+                if (k->dot4[id] && k->dot4[rid]) {
                     float want[4], got[4];
                     k->dot4[id](n, w[0], a, want);
                     k->dot4[rid](n, wp[0], ap, got);
                     for (int i = 0; i < 4; ++i) EXPECT_EQ(got[i], want[i]) << n;
                 }
-                if (k->rows4[id]) {
+                if (k->rows4[id] && k->rows4[rid]) {
                     float want[4], got[4];
                     k->rows4[id](n, w, a[0], want, 0);
                     k->rows4[rid](n, wp, ap[0], got, 0);
                     for (int i = 0; i < 4; ++i) EXPECT_EQ(got[i], want[i]) << n;
+                }
+                if (k->tile4[rid]) {
+                    float got[16];
+                    k->tile4[rid](n, wp[4], ap, got);
+                    for (int i = 0; i < 16; ++i)
+                        EXPECT_EQ(got[i], k->dot[id](n, w[4 + i % 4], a[i / 4])) << n << " " << i;
+                    k->row_groups[rid](n, wp[0], 1, ap[0], got);
+                    for (int i = 0; i < 8; ++i) EXPECT_EQ(got[i], k->dot[id](n, w[i], a[0])) << n;
                 }
                 ++checked;
             }
@@ -242,8 +314,9 @@ TEST(DotKernels, RepackedRowsGiveTheGgmlRowsResultsExactly) {
 // them).
 TEST(Repack, EveryLayoutIsAPermutationOfTheRowsBytes) {
     std::mt19937 rng(12);
-    for (TensorType layout : {TensorType::MXFP4_X4, TensorType::Q4_K_64, TensorType::Q5_K_64,
-                              TensorType::Q6_K_64}) {
+    for (TensorType layout :
+         {TensorType::Q4_0_R8, TensorType::Q5_0_R8, TensorType::Q8_0_R8, TensorType::IQ4_NL_R8,
+          TensorType::MXFP4_R8, TensorType::Q4_K_64, TensorType::Q5_K_64, TensorType::Q6_K_64}) {
         const TypeTraits& src = type_traits(layout_source(layout));
         const int64_t g = type_traits(layout).row_group, n_rows = g == 1 ? 3 : 2 * g;
         const size_t gap = g == 1 ? 5 : 0;
@@ -281,15 +354,15 @@ TEST(Repack, EveryLayoutIsAPermutationOfTheRowsBytes) {
             }
         }
     }
-    // The first group's first block: codes at byte 0, its exponent after the
-    // group's 64 code bytes.
-    std::vector<uint8_t> row(4 * 17);
-    for (size_t i = 0; i < row.size(); ++i) row[i] = static_cast<uint8_t>(i);
-    repack_rows(TensorType::MXFP4_X4, row.data(), 1, 128, row.size());
-    EXPECT_EQ(row[0], 1);    // block 0's first code byte
-    EXPECT_EQ(row[16], 18);  // block 1's
-    EXPECT_EQ(row[64], 0 ^ 0x80);   // block 0's exponent, top bit flipped
-    EXPECT_EQ(row[67], 51 ^ 0x80);  // block 3's
+    // An _R8 group's blocks: block 0 of rows 0..7, then block 1 of rows 0..7;
+    // MXFP4's exponent byte (a block's first) with its top bit flipped.
+    std::vector<uint8_t> rows(8 * 2 * 17);
+    for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<uint8_t>(i);
+    repack_rows(TensorType::MXFP4_R8, rows.data(), 8, 64, 2 * 17);
+    EXPECT_EQ(rows[17], 34 ^ 0x80);          // row 1's block 0
+    EXPECT_EQ(rows[17 + 1], 35);             // and its first code byte
+    EXPECT_EQ(rows[7 * 17], 7 * 34 ^ 0x80);  // row 7's block 0
+    EXPECT_EQ(rows[8 * 17], 17 ^ 0x80);      // row 0's block 1
 }
 
 // MXFP4 scales at the ends of their range: 2^-128 and 2^-127 (e = 0, 1) are

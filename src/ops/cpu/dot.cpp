@@ -21,7 +21,12 @@ TensorType dot_act_type(TensorType weight) {
         case TensorType::Q8_0:
         case TensorType::IQ4_NL:
         case TensorType::MXFP4:
-        case TensorType::MXFP4_X4: return TensorType::Q8_0;
+        case TensorType::Q4_0_R8:
+        case TensorType::Q5_0_R8:
+        case TensorType::Q8_0_R8:
+        case TensorType::IQ4_NL_R8:
+        case TensorType::MXFP4_R8:
+            return TensorType::Q8_0;
         case TensorType::Q4_1:
         case TensorType::Q5_1: return TensorType::Q8_1;
         case TensorType::Q2_K:

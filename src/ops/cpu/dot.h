@@ -76,6 +76,16 @@ using Dot4Fn = void (*)(int64_t n, const void* w, const void* const* a, float* o
 using Rows4Fn = void (*)(int64_t n, const void* const* w, const void* a, float* out,
                          ptrdiff_t prefetch);
 
+// Prefill over the _R8 layouts (tensor/repack.h): four rows of a group (its
+// first four or its last four, from `w`) against four activation rows,
+// out[4 t + j] = dot(row j, a[t]), each bit-identical to the one-row kernel,
+// unpacking each block of the four rows once.
+using Tile4Fn = void (*)(int64_t n, const void* w, const void* const* a, float* out);
+// Decode over the _R8 layouts: `n_groups` adjacent groups of eight rows from `w`
+// on against one activation row, out[8 g + j] = dot(row j of group g, a), each
+// bit-identical to the one-row kernel.
+using RowGroupsFn = void (*)(int64_t n, const void* w, int64_t n_groups, const void* a, float* out);
+
 // Grouped-query attention over a block of n rows of the KV cache for the g query
 // heads that share one KV head, so each cached row is loaded and converted once
 // for all of them. Rows are d elements of the cache's type (F32 or F16), `stride`
@@ -99,6 +109,8 @@ struct DotKernels {
     std::array<DotFn, kTypeIdCount> dot{};
     std::array<Dot4Fn, kTypeIdCount> dot4{};    // optional
     std::array<Rows4Fn, kTypeIdCount> rows4{};  // optional
+    std::array<Tile4Fn, kTypeIdCount> tile4{};  // the _R8 layouts
+    std::array<RowGroupsFn, kTypeIdCount> row_groups{};      // the _R8 layouts
     std::array<ScoresFn, kTypeIdCount> scores{};             // F32 and F16
     std::array<WeightedSumFn, kTypeIdCount> weighted_sum{};  // F32 and F16
     ExpFn exp = nullptr;

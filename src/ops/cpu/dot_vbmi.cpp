@@ -18,10 +18,13 @@
 //    instructions (MXFP4: see `Mxfp4`) and multiplied by the activations'
 //    scales, which the layout already holds per lane.
 // The integer sums are exact, so every block's term is the reference's; only
-// the order in which the 16 lanes' float terms are added differs. Decode takes
-// four weight rows per call (`rows4`), sharing each activation group's loads
-// and prefetching the next four rows as it reads these; prefill takes four
-// tokens per weight row (`dot4`).
+// the order in which the 16 lanes' float terms are added differs. Over the GGML
+// layout (mapped weights), decode takes four weight rows per call (`rows4`),
+// sharing each activation group's loads and prefetching the next four rows as
+// it reads these, and prefill four tokens per weight row (`dot4`). Weights
+// copied to RAM are repacked with eight rows interleaved (the _R8 layouts, see
+// `r8_tile`), which decode reads as one stream and prefill unpacks once for four
+// tokens and four rows.
 
 #include "ops/cpu/dot.h"
 
@@ -29,6 +32,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #if defined(__x86_64__) && !defined(__clang__)
 
@@ -244,33 +248,22 @@ struct Mxfp4 {
     }
 };
 
-// MXFP4 repacked at load (MXFP4_X4, tensor/repack.h): a group's codes are one
-// 64-byte load already in place, and its four exponents one 4-byte broadcast
-// that per-lane shifts move into place, so two of the four permutes a GGML
-// group takes (the code gather and the exponent permute) are gone. The layout
-// stores each exponent e as e ^ 0x80, a signed byte worth e - 128, so an
+// MXFP4 as the MXFP4_R8 layout keeps it (tensor/repack.h): GGML blocks whose
+// exponent byte e is stored as e ^ 0x80, a signed byte worth e - 128, so one
 // arithmetic shift gives the power of two of the reference's scale
-// 2^(e - 128) (the E8M0 half) and `vscalefps` multiplies the activation scale
-// by it: one rounding of the same exact product for every e, 0 and 255
+// 2^(e - 127) / 2, and `vscalefps` multiplies the activation scale by it: one
+// rounding of the same exact product as `Mxfp4`'s, for every e, 0 and 255
 // included, so no group needs a check or another path.
-struct Mxfp4X4 {
+struct Mxfp4Flipped {
     static constexpr int kBlockBytes = 17, kShift = 4;
+    using N = Nibbles<17, 1>;
     template <bool Full>
     static Group load(const uint8_t* p, int64_t valid) {
-        __m512i q;
-        uint32_t exps = 0;
-        if constexpr (Full) {
-            q = _mm512_loadu_si512(p);
-            std::memcpy(&exps, p + 64, 4);
-        } else {  // a row's last r < 4 blocks: 16 r code bytes, then r exponents
-            const int64_t r = valid / kBlockBytes;
-            q = _mm512_maskz_loadu_epi8(first_bytes(16 * r), p);
-            std::memcpy(&exps, p + 16 * r, static_cast<size_t>(r));
-        }
-        // Exponent byte k into the top byte of lanes 4k..4k+3, then down, signed.
-        const __m512i up = _mm512_set_epi32(0, 0, 0, 0, 8, 8, 8, 8, 16, 16, 16, 16, 24, 24, 24, 24);
+        static constexpr Index exp_idx = exponent_index(17, 3);
+        __m512i head;
+        const __m512i q = N::gather<Full>(p, valid, head);
         const __m512i e = _mm512_srai_epi32(
-            _mm512_sllv_epi32(_mm512_set1_epi32(static_cast<int>(exps)), up), 24);
+            _mm512_maskz_permutexvar_epi8(0x8888888888888888ull, exp_idx.load(), head), 24);
         const __m512i b = book(kvalues_mxfp4, 16);
         return {_mm512_permutexvar_epi8(q, b), _mm512_permutexvar_epi8(_mm512_srli_epi16(q, 4), b),
                 _mm512_cvtepi32_ps(e)};
@@ -324,8 +317,9 @@ inline __m512 step(const Group& q, const Act& y, __m512 acc) {
 
 // `NR` weight rows against `NT` activation rows (one of them 1). Each pair sees
 // the same operations in the same order whatever NR and NT are, so batching
-// never changes a result. Two accumulators (even and odd groups) keep the FMA
-// latency off the critical path.
+// never changes a result. One accumulator per pair: a group's other work takes
+// longer than the FMA's latency, and the _R8 kernels, which must add each row's
+// terms in this order, then need only four per activation row.
 template <typename F, int NR, int NT>
 void dot_tile(int64_t n, const void* const* w, const void* const* a, float* out,
               ptrdiff_t prefetch = 0) {
@@ -334,10 +328,10 @@ void dot_tile(int64_t n, const void* const* w, const void* const* a, float* out,
     const int64_t n_blocks = n / 32, full = n_blocks / 4, rest = n_blocks % 4;
     const uint8_t* x[NR];
     const uint8_t* y[NT];
-    __m512 acc0[NR * NT], acc1[NR * NT];
+    __m512 acc[NR * NT];
     for (int r = 0; r < NR; ++r) x[r] = static_cast<const uint8_t*>(w[r]);
     for (int t = 0; t < NT; ++t) y[t] = static_cast<const uint8_t*>(a[t]);
-    for (int i = 0; i < NR * NT; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
+    for (int i = 0; i < NR * NT; ++i) acc[i] = _mm512_setzero_ps();
     // Pair (r, t) is accumulator r + t (one of them is 0).
     int64_t g = 0;
     for (; g + 2 <= full; g += 2) {
@@ -358,22 +352,22 @@ void dot_tile(int64_t n, const void* const* w, const void* const* a, float* out,
             // Unrolled, so the accumulators stay in registers.
 #pragma GCC unroll 4
             for (int r = 0; r < NR; ++r) {
-                acc0[r] = step<F>(F::template load<true>(x[r] + g * gb, gb), a0, acc0[r]);
-                acc1[r] = step<F>(F::template load<true>(x[r] + (g + 1) * gb, gb), a1, acc1[r]);
+                acc[r] = step<F>(F::template load<true>(x[r] + g * gb, gb), a0, acc[r]);
+                acc[r] = step<F>(F::template load<true>(x[r] + (g + 1) * gb, gb), a1, acc[r]);
             }
         } else {
             const Group q0 = F::template load<true>(x[0] + g * gb, gb);
             const Group q1 = F::template load<true>(x[0] + (g + 1) * gb, gb);
 #pragma GCC unroll 4
             for (int t = 0; t < NT; ++t) {
-                acc0[t] = step<F>(q0, act<F>(y[t] + g * Groups4::kBytes), acc0[t]);
-                acc1[t] = step<F>(q1, act<F>(y[t] + (g + 1) * Groups4::kBytes), acc1[t]);
+                acc[t] = step<F>(q0, act<F>(y[t] + g * Groups4::kBytes), acc[t]);
+                acc[t] = step<F>(q1, act<F>(y[t] + (g + 1) * Groups4::kBytes), acc[t]);
             }
         }
     }
     // The last whole group, then a partial one (masked loads that stop at the
     // row's end).
-    auto tail = [&]<bool Full>(int64_t valid, __m512* acc) {
+    auto tail = [&]<bool Full>(int64_t valid) {
 #pragma GCC unroll 4
         for (int i = 0; i < NR * NT; ++i) {
             const int r = NR == 1 ? 0 : i, t = NT == 1 ? 0 : i;
@@ -382,12 +376,11 @@ void dot_tile(int64_t n, const void* const* w, const void* const* a, float* out,
         }
     };
     if (g < full) {
-        tail.template operator()<true>(gb, acc0);
+        tail.template operator()<true>(gb);
         ++g;
     }
-    if (rest) tail.template operator()<false>(rest * bb, acc1);
-    for (int i = 0; i < NR * NT; ++i)
-        out[i] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[i], acc1[i]));
+    if (rest) tail.template operator()<false>(rest * bb);
+    for (int i = 0; i < NR * NT; ++i) out[i] = _mm512_reduce_add_ps(acc[i]);
 }
 
 template <typename F>
@@ -407,6 +400,121 @@ void rows4(int64_t n, const void* const* w, const void* a, float* out, ptrdiff_t
     dot_tile<F, 4, 1>(n, w, &a, out, prefetch);
 }
 
+// The _R8 layouts (tensor/repack.h): block b of four adjacent rows of a group
+// (its first four or its last four) is four adjacent GGML blocks, a "unit",
+// which a format's loader unpacks as it unpacks a GGML row's four blocks, so
+// lanes 4k..4k+3 hold row k's block b. Every row multiplies activation block b:
+// its four lanes' parts, broadcast.
+template <typename F>
+inline Act act_block(const uint8_t* y, int64_t b) {
+    const uint8_t* p = y + b / 4 * Groups4::kBytes + 16 * (b % 4);
+    auto lanes = [](const uint8_t* q) {
+        return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
+    };
+    return {_mm512_slli_epi32(lanes(p + Groups4::kNsumAt), F::kShift), lanes(p),
+            lanes(p + Groups4::kSecondAt),
+            F::act_scale(_mm512_castsi512_ps(lanes(p + Groups4::kScaleAt)))};
+}
+
+// Each row's sum from four rows' four accumulators: row i's lanes put back in
+// `dot_tile`'s places (lane j of accumulator k to lane 4k + j), then reduced as
+// it reduces them.
+// (By value: an accumulator whose address is taken is kept in memory.)
+inline void r8_reduce(__m512 a0, __m512 a1, __m512 a2, __m512 a3, float* out) {
+    alignas(64) float sum[4][16];
+    _mm512_store_ps(sum[0], a0);
+    _mm512_store_ps(sum[1], a1);
+    _mm512_store_ps(sum[2], a2);
+    _mm512_store_ps(sum[3], a3);
+    for (int i = 0; i < 4; ++i) {
+        alignas(64) float row[16];
+        for (int k = 0; k < 4; ++k) std::memcpy(row + 4 * k, sum[k] + 4 * i, 16);
+        out[i] = _mm512_reduce_add_ps(_mm512_load_ps(row));
+    }
+}
+
+// NH halves of an _R8 group (the four rows at w, then the next four) against NT
+// activation rows; out[4 (NH t + h) + i] is row i of half h against token t.
+// Each row's terms are added in the order `dot_tile` adds them over the GGML
+// row, so the results are the GGML kernels' to the bit: dot_tile's lane 4k + j
+// accumulates lane j of the row's blocks 4g + k, g = 0, 1, ... Here acc[h][t][k]
+// accumulates those of a half's four rows, row i in lanes 4i..4i+3, and the end
+// puts each row's lanes back in dot_tile's places. Decode takes both halves, so
+// each activation block's loads serve eight rows that are read as one stream;
+// prefill one half against four tokens, so each unit is unpacked once for four.
+template <typename F, int NH, int NT>
+void r8_tile(int64_t n, const uint8_t* w, const void* const* a, float* out) {
+    constexpr int64_t ub = 4 * F::kBlockBytes;  // one unit
+    const int64_t n_blocks = n / 32;
+    const uint8_t* y[NT];
+    __m512 acc[NH][NT][4];
+    for (int t = 0; t < NT; ++t) y[t] = static_cast<const uint8_t*>(a[t]);
+#pragma GCC unroll 2
+    for (int h = 0; h < NH; ++h) {
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; ++t) {
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; ++k) acc[h][t][k] = _mm512_setzero_ps();
+        }
+    }
+    // Block b, with K = b % 4 known at compile time so the accumulators stay in
+    // registers.
+    auto block = [&]<int K>(int64_t b) {
+        Act act[NT];
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; ++t) act[t] = act_block<F>(y[t], b);
+#pragma GCC unroll 2
+        for (int h = 0; h < NH; ++h) {
+            const Group q = F::template load<true>(w + (2 * b + h) * ub, ub);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; ++t) acc[h][t][K] = step<F>(q, act[t], acc[h][t][K]);
+        }
+    };
+    int64_t b = 0;
+    for (; b + 4 <= n_blocks; b += 4) {
+        block.template operator()<0>(b);
+        block.template operator()<1>(b + 1);
+        block.template operator()<2>(b + 2);
+        block.template operator()<3>(b + 3);
+    }
+    if (b < n_blocks) block.template operator()<0>(b);
+    if (b + 1 < n_blocks) block.template operator()<1>(b + 1);
+    if (b + 2 < n_blocks) block.template operator()<2>(b + 2);
+        // Unrolled, like every loop over the accumulators: one indexed at run time
+        // would keep them all in memory.
+#pragma GCC unroll 2
+    for (int h = 0; h < NH; ++h) {
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; ++t)
+            r8_reduce(acc[h][t][0], acc[h][t][1], acc[h][t][2], acc[h][t][3],
+                      out + 4 * (NH * t + h));
+    }
+}
+
+template <typename F>
+void r8_row_groups(int64_t n, const void* w, int64_t n_groups, const void* a, float* out) {
+    const int64_t group_bytes = n / 32 * 8 * F::kBlockBytes;
+    for (int64_t g = 0; g < n_groups; ++g)
+        r8_tile<F, 2, 1>(n, static_cast<const uint8_t*>(w) + g * group_bytes, &a, out + 8 * g);
+}
+
+template <typename F>
+void r8_tile4(int64_t n, const void* w, const void* const* a, float* out) {
+    r8_tile<F, 1, 4>(n, static_cast<const uint8_t*>(w), a, out);
+}
+
+// One row of an _R8 layout (every eighth block) gathered into a GGML row: for
+// tests and completeness only, since matmul takes the rows four or eight at a
+// time.
+template <typename F>
+float r8_dot1(int64_t n, const void* w, const void* a) {
+    constexpr size_t bb = F::kBlockBytes;
+    std::vector<uint8_t> row(static_cast<size_t>(n / 32) * bb);
+    for (size_t b = 0; b < row.size() / bb; ++b)
+        std::memcpy(row.data() + b * bb, static_cast<const uint8_t*>(w) + 8 * b * bb, bb);
+    return dot1<F>(n, row.data(), a);
+}
+
 }  // namespace
 
 DotKernels build(const DotKernels& base) {
@@ -419,13 +527,24 @@ DotKernels build(const DotKernels& base) {
         k.rows4[id] = rows4<F>;
         k.layout[id] = ActLayout::Groups4;
     };
-    set(TensorType::Q4_0, static_cast<Q4_0*>(nullptr));
-    set(TensorType::Q5_0, static_cast<Q5_0*>(nullptr));
-    set(TensorType::Q8_0, static_cast<Q8_0*>(nullptr));
-    set(TensorType::IQ4_NL, static_cast<Iq4Nl*>(nullptr));
-    set(TensorType::MXFP4, static_cast<Mxfp4*>(nullptr));
-    set(TensorType::MXFP4_X4, static_cast<Mxfp4X4*>(nullptr));
-    k.repacked[static_cast<size_t>(TensorType::MXFP4)] = TensorType::MXFP4_X4;
+    // A GGML type and its _R8 layout, into which weights copied to RAM are
+    // repacked; R reads the layout's blocks (F's but for MXFP4's exponents).
+    auto set_r8 = [&]<typename F, typename R = F>(TensorType t, TensorType r8, F * f,
+                                                  R* = nullptr) {
+        set(t, f);
+        const auto id = static_cast<size_t>(r8);
+        k.dot[id] = r8_dot1<R>;
+        k.row_groups[id] = r8_row_groups<R>;
+        k.tile4[id] = r8_tile4<R>;
+        k.layout[id] = ActLayout::Groups4;
+        k.repacked[static_cast<size_t>(t)] = r8;
+    };
+    set_r8(TensorType::Q4_0, TensorType::Q4_0_R8, static_cast<Q4_0*>(nullptr));
+    set_r8(TensorType::Q5_0, TensorType::Q5_0_R8, static_cast<Q5_0*>(nullptr));
+    set_r8(TensorType::Q8_0, TensorType::Q8_0_R8, static_cast<Q8_0*>(nullptr));
+    set_r8(TensorType::IQ4_NL, TensorType::IQ4_NL_R8, static_cast<Iq4Nl*>(nullptr));
+    set_r8(TensorType::MXFP4, TensorType::MXFP4_R8, static_cast<Mxfp4*>(nullptr),
+           static_cast<Mxfp4Flipped*>(nullptr));
     return k;
 }
 

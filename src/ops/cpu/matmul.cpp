@@ -61,7 +61,51 @@ void pack_acts(TensorType weight, const float* x, int64_t x_stride, int64_t n, i
     }
 }
 
+namespace {
+
+// The _R8 layouts: rows eight at a time (a group), which their kernels read as
+// one stream of blocks, or four at a time (half a group) in prefill, four
+// tokens per call.
+void matmul_groups(const RowsParams& p, const DotKernels& k) {
+    const TensorView& w = *p.w;
+    const auto id = static_cast<size_t>(w.type);
+    const int64_t n = w.ne[0];
+    const Tile4Fn tile4 = k.tile4[id];
+    const RowGroupsFn groups = k.row_groups[id];
+    CHECK(tile4 && groups, "an _R8 layout's kernels");
+    CHECK(p.row_begin % 8 == 0 && p.row_end % 8 == 0, "rows of an _R8 layout in whole groups");
+    auto act = [&](int64_t t) { return p.acts->row(p.tokens ? p.tokens[t] : t); };
+    // The call's rows are one stream: its first bytes, asked for at once.
+    prefetch_row(w.row(p.row_begin),
+                 std::min<size_t>(kPrefetchBytes,
+                                  static_cast<size_t>(p.row_end - p.row_begin) * w.row_bytes));
+    for (int64_t r0 = p.row_begin; r0 < p.row_end; r0 += kRowBlock) {
+        const int64_t r1 = std::min(p.row_end, r0 + kRowBlock);
+        for (int64_t t0 = 0; t0 < p.n_tok; t0 += kTokenTile) {
+            const int64_t t1 = std::min(p.n_tok, t0 + kTokenTile);
+            float out[kRowBlock];
+            int64_t t = t0;
+            for (; t + 4 <= t1; t += 4) {
+                const void* a[4] = {act(t), act(t + 1), act(t + 2), act(t + 3)};
+                for (int64_t r = r0; r < r1; r += 4) {
+                    tile4(n, w.row(r), a, out);
+                    for (int i = 0; i < 16; ++i)
+                        p.y[(t + i / 4) * p.y_stride + (r + i % 4 - p.y_row0)] = out[i];
+                }
+            }
+            for (; t < t1; ++t) {
+                groups(n, w.row(r0), (r1 - r0) / 8, act(t), out);
+                for (int64_t r = r0; r < r1; ++r)
+                    p.y[t * p.y_stride + (r - p.y_row0)] = out[r - r0];
+            }
+        }
+    }
+}
+
+}  // namespace
+
 void matmul_rows(const RowsParams& p, const DotKernels& k) {
+    if (k.tile4[static_cast<size_t>(p.w->type)]) return matmul_groups(p, k);
     const TensorView& w = *p.w;
     const int64_t n = w.ne[0];
     const DotFn dot = k.dot[static_cast<size_t>(w.type)];
