@@ -314,7 +314,7 @@ int main(int argc, char** argv) {
         }
     }
     for (TensorType t :
-         {TensorType::Q8_0, TensorType::Q8_0_R8, TensorType::MXFP4, TensorType::MXFP4_R8,
+         {TensorType::Q8_0, TensorType::Q8_0_R8, TensorType::MXFP4, TensorType::MXFP4_X4,
           TensorType::Q4_K, TensorType::Q4_K_64, TensorType::Q6_K_64}) {
         for (bool huge : {true, false}) {
             for (bool rows4 : {false, true}) {

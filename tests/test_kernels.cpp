@@ -50,7 +50,7 @@ const TensorType kTypes[] = {
     TensorType::Q2_K,     TensorType::Q3_K,    TensorType::Q4_K,    TensorType::Q5_K,
     TensorType::Q6_K,     TensorType::IQ4_NL,  TensorType::IQ4_XS,  TensorType::MXFP4,
     TensorType::Q4_0_R8,  TensorType::Q5_0_R8, TensorType::Q8_0_R8, TensorType::IQ4_NL_R8,
-    TensorType::MXFP4_R8, TensorType::Q4_K_64, TensorType::Q5_K_64, TensorType::Q6_K_64};
+    TensorType::MXFP4_X4, TensorType::Q4_K_64, TensorType::Q5_K_64, TensorType::Q6_K_64};
 
 std::vector<const DotKernels*> fast_tables() {
     std::vector<const DotKernels*> out;
@@ -315,8 +315,8 @@ TEST(DotKernels, RepackedRowsGiveTheGgmlRowsResultsExactly) {
 TEST(Repack, EveryLayoutIsAPermutationOfTheRowsBytes) {
     std::mt19937 rng(12);
     for (TensorType layout :
-         {TensorType::Q4_0_R8, TensorType::Q5_0_R8, TensorType::Q8_0_R8, TensorType::IQ4_NL_R8,
-          TensorType::MXFP4_R8, TensorType::Q4_K_64, TensorType::Q5_K_64, TensorType::Q6_K_64}) {
+         {TensorType::MXFP4_X4, TensorType::Q4_0_R8, TensorType::Q5_0_R8, TensorType::Q8_0_R8,
+          TensorType::IQ4_NL_R8, TensorType::Q4_K_64, TensorType::Q5_K_64, TensorType::Q6_K_64}) {
         const TypeTraits& src = type_traits(layout_source(layout));
         const int64_t g = type_traits(layout).row_group, n_rows = g == 1 ? 3 : 2 * g;
         const size_t gap = g == 1 ? 5 : 0;
@@ -354,15 +354,22 @@ TEST(Repack, EveryLayoutIsAPermutationOfTheRowsBytes) {
             }
         }
     }
-    // An _R8 group's blocks: block 0 of rows 0..7, then block 1 of rows 0..7;
-    // MXFP4's exponent byte (a block's first) with its top bit flipped.
-    std::vector<uint8_t> rows(8 * 2 * 17);
+    // The first group's first block: codes at byte 0, its exponent after the
+    // group's 64 code bytes.
+    std::vector<uint8_t> row(4 * 17);
+    for (size_t i = 0; i < row.size(); ++i) row[i] = static_cast<uint8_t>(i);
+    repack_rows(TensorType::MXFP4_X4, row.data(), 1, 128, row.size());
+    EXPECT_EQ(row[0], 1);           // block 0's first code byte
+    EXPECT_EQ(row[16], 18);         // block 1's
+    EXPECT_EQ(row[64], 0 ^ 0x80);   // block 0's exponent, top bit flipped
+    EXPECT_EQ(row[67], 51 ^ 0x80);  // block 3's
+    // An _R8 group's blocks: block 0 of rows 0..7, then block 1 of rows 0..7.
+    std::vector<uint8_t> rows(8 * 2 * 18);
     for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<uint8_t>(i);
-    repack_rows(TensorType::MXFP4_R8, rows.data(), 8, 64, 2 * 17);
-    EXPECT_EQ(rows[17], 34 ^ 0x80);          // row 1's block 0
-    EXPECT_EQ(rows[17 + 1], 35);             // and its first code byte
-    EXPECT_EQ(rows[7 * 17], 7 * 34 ^ 0x80);  // row 7's block 0
-    EXPECT_EQ(rows[8 * 17], 17 ^ 0x80);      // row 0's block 1
+    repack_rows(TensorType::Q4_0_R8, rows.data(), 8, 64, 2 * 18);
+    EXPECT_EQ(rows[18], 36);          // row 1's block 0
+    EXPECT_EQ(rows[7 * 18], 7 * 36);  // row 7's block 0
+    EXPECT_EQ(rows[8 * 18], 18);      // row 0's block 1
 }
 
 // MXFP4 scales at the ends of their range: 2^-128 and 2^-127 (e = 0, 1) are

@@ -12,6 +12,35 @@ namespace strata {
 
 namespace {
 
+constexpr int64_t kGroupBlocks = 4;
+
+// Block b of a row in the MXFP4_X4 layout: where its codes and its exponent are.
+struct X4Place {
+    int64_t codes, exponent;
+};
+X4Place x4_place(int64_t b, int64_t n_blocks) {
+    const int64_t group = b / kGroupBlocks, k = b % kGroupBlocks;
+    const int64_t in_group = std::min(kGroupBlocks, n_blocks - group * kGroupBlocks);
+    const int64_t start = group * kGroupBlocks * int64_t{sizeof(BlockMXFP4)};
+    return {start + 16 * k, start + 16 * in_group + k};
+}
+
+void mxfp4_to_x4(const BlockMXFP4* src, uint8_t* dst, int64_t n_blocks) {
+    for (int64_t b = 0; b < n_blocks; ++b) {
+        const X4Place at = x4_place(b, n_blocks);
+        std::memcpy(dst + at.codes, src[b].qs, 16);
+        dst[at.exponent] = static_cast<uint8_t>(src[b].e ^ 0x80);
+    }
+}
+
+void x4_to_mxfp4(const uint8_t* src, BlockMXFP4* dst, int64_t n_blocks) {
+    for (int64_t b = 0; b < n_blocks; ++b) {
+        const X4Place at = x4_place(b, n_blocks);
+        std::memcpy(dst[b].qs, src + at.codes, 16);
+        dst[b].e = static_cast<uint8_t>(src[at.exponent] ^ 0x80);
+    }
+}
+
 // A Q5_K block's 128 code bytes between the GGML layout and Q5_K_64's. GGML
 // keeps elements 64 c + l and 64 c + 32 + l (l < 32) in the low and high nibble
 // of byte 32 c + l; Q5_K_64 elements 128 k + j and 128 k + 64 + j (j < 64) in
@@ -175,7 +204,7 @@ TensorType layout_source(TensorType t) {
             return TensorType::Q8_0;
         case TensorType::IQ4_NL_R8:
             return TensorType::IQ4_NL;
-        case TensorType::MXFP4_R8:
+        case TensorType::MXFP4_X4:
             return TensorType::MXFP4;
         case TensorType::Q4_K_64: return TensorType::Q4_K;
         case TensorType::Q5_K_64: return TensorType::Q5_K;
@@ -205,9 +234,8 @@ void repack_rows(TensorType to, void* rows, int64_t n_rows, int64_t n, size_t ro
                     } else if (to == TensorType::Q6_K_64) {  // only the top bit pairs move
                         std::memcpy(at, from, bb);
                         q6_k_top_bits_to_64(from + 128, at + 128);
-                    } else {  // the _R8 layouts: GGML blocks, MXFP4's exponent flipped
+                    } else {  // the _R8 layouts: GGML blocks as they are
                         std::memcpy(at, from, bb);
-                        if (to == TensorType::MXFP4_R8) at[0] ^= 0x80;
                     }
                 }
             }
@@ -218,6 +246,10 @@ void repack_rows(TensorType to, void* rows, int64_t n_rows, int64_t n, size_t ro
     for (int64_t r = 0; r < n_rows; ++r) {
         uint8_t* p = base + static_cast<size_t>(r) * row_bytes;
         std::memcpy(row.data(), p, bytes);
+        if (to == TensorType::MXFP4_X4) {
+            mxfp4_to_x4(reinterpret_cast<const BlockMXFP4*>(row.data()), p, n / 32);
+            continue;
+        }
         for (int64_t b = 0; b < n / qk_k; ++b) {  // Q5_K_64
             const size_t at = static_cast<size_t>(b) * tr.type_size;
             k4_block_to_64(row.data() + at, p + at, true);
@@ -230,6 +262,7 @@ void unpack_row(TensorType from, const void* src, void* dst, int64_t n) {
     CHECK(layout_source(from) != from && n % tr.block_size == 0, "a layout strata repacks into");
     const auto* s = static_cast<const uint8_t*>(src);
     auto* d = static_cast<uint8_t*>(dst);
+    if (from == TensorType::MXFP4_X4) return x4_to_mxfp4(s, static_cast<BlockMXFP4*>(dst), n / 32);
     // A row-interleaved layout's row: every g-th block from `src` on.
     const size_t stride = tr.type_size * static_cast<size_t>(type_traits(from).row_group);
     for (int64_t b = 0; b < n / tr.block_size; ++b) {
@@ -242,7 +275,6 @@ void unpack_row(TensorType from, const void* src, void* dst, int64_t n) {
             q6_k_top_bits_from_64(block + 128, out + 128);
         } else {  // the _R8 layouts
             std::memcpy(out, block, tr.type_size);
-            if (from == TensorType::MXFP4_R8) out[0] ^= 0x80;
         }
     }
 }
@@ -271,7 +303,10 @@ template void dequantize_row_r8<TensorType::Q4_0_R8>(const void*, float*, int64_
 template void dequantize_row_r8<TensorType::Q5_0_R8>(const void*, float*, int64_t);
 template void dequantize_row_r8<TensorType::Q8_0_R8>(const void*, float*, int64_t);
 template void dequantize_row_r8<TensorType::IQ4_NL_R8>(const void*, float*, int64_t);
-template void dequantize_row_r8<TensorType::MXFP4_R8>(const void*, float*, int64_t);
+
+void dequantize_row_mxfp4_x4(const void* src, float* dst, int64_t n) {
+    dequantize_unpacked<TensorType::MXFP4_X4, BlockMXFP4, dequantize_row_mxfp4>(src, dst, n);
+}
 
 void dequantize_row_q4_k_64(const void* src, float* dst, int64_t n) {
     dequantize_unpacked<TensorType::Q4_K_64, BlockQ4_K, dequantize_row_q4_k>(src, dst, n);

@@ -6,18 +6,24 @@
 // chosen kernel table asks for (`DotKernels::repacked`); files and mapped
 // tensors always keep the GGML layout.
 //
-// Q4_0_R8, Q5_0_R8, Q8_0_R8, IQ4_NL_R8, MXFP4_R8 (from the type before _R8):
-// rows in groups of eight (`TypeTraits::row_group`), their GGML blocks
-// interleaved: block i of the group's row j is the group's block 8 i + j. So
-// block i of four adjacent rows (a group's first four or its last four) is the
-// four adjacent blocks that the kernels (dot_vbmi.cpp) unpack in one step, and
-// decode, which multiplies the eight rows against the same activations, reads
-// one sequential stream, which the hardware prefetcher follows (two or four
-// streams a group or a row apart it does not: see dot_k4_lanes.cpp). Unlike a
-// layout that groups a row's own blocks, this needs no partial group at a row's
-// end: gpt-oss's rows of 90 blocks interleave as evenly as any. MXFP4_R8 stores
-// each block's exponent byte e as e ^ 0x80 (as a signed byte, e - 128: the
-// power of two of the block's scale); the other blocks are unchanged.
+// MXFP4_X4 (from MXFP4): a row's blocks in groups of four. A group is the four
+// blocks' 16 code bytes one after another (64 bytes), then their four exponent
+// bytes, each e stored as e ^ 0x80 (as a signed byte, e - 128: the power of two
+// of the block's scale); a row's last, partial group of r blocks is their 16 r
+// code bytes, then their r exponents. So one 64-byte load holds a group's codes, in the order in
+// which `ActLayout::Groups4` holds the activations they multiply, and one
+// 4-byte load its exponents.
+//
+// Q4_0_R8, Q5_0_R8, Q8_0_R8, IQ4_NL_R8 (from the type before _R8): rows in
+// groups of eight (`TypeTraits::row_group`), their GGML blocks interleaved:
+// block i of the group's row j is the group's block 8 i + j. So block i of four
+// adjacent rows (a group's first four or its last four) is the four adjacent
+// blocks that the kernels (dot_vbmi.cpp) unpack in one step, and decode, which
+// multiplies the eight rows against the same activations, reads one sequential
+// stream, which the hardware prefetcher follows (two or four streams a group or
+// a row apart it does not: see dot_k4_lanes.cpp). Rows of any number of blocks
+// interleave so: gpt-oss's rows of 90 blocks, which MXFP4_X4's partial last
+// group keeps from interleaving, do too.
 //
 // Q4_K_64 (from Q4_K): rows in groups of four (`TypeTraits::row_group`), their
 // blocks interleaved: block i of the group's row j is the group's block 4 i + j,
@@ -73,6 +79,7 @@ void repack_rows(TensorType to, void* rows, int64_t n_rows, int64_t n, size_t ro
 void unpack_row(TensorType from, const void* src, void* dst, int64_t n);
 
 // Dequantize a row of a layout (the type table's entries for them).
+void dequantize_row_mxfp4_x4(const void* src, float* dst, int64_t n);
 template <TensorType Layout>
 void dequantize_row_r8(const void* src, float* dst, int64_t n);
 void dequantize_row_q4_k_64(const void* src, float* dst, int64_t n);

@@ -51,6 +51,7 @@ constexpr TypeTraits kTraits[] = {
 // strata's own layouts: the bytes per block of their source type, so a row's
 // size does not change when it is repacked.
 constexpr TypeTraits kLayoutTraits[] = {
+    {TensorType::MXFP4_X4, "MXFP4_X4", 32, 17, true, dequantize_row_mxfp4_x4, nullptr},
     {TensorType::Q4_0_R8, "Q4_0_R8", 32, 18, true, dequantize_row_r8<TensorType::Q4_0_R8>, nullptr,
      8},
     {TensorType::Q5_0_R8, "Q5_0_R8", 32, 22, true, dequantize_row_r8<TensorType::Q5_0_R8>, nullptr,
@@ -58,8 +59,6 @@ constexpr TypeTraits kLayoutTraits[] = {
     {TensorType::Q8_0_R8, "Q8_0_R8", 32, 34, true, dequantize_row_r8<TensorType::Q8_0_R8>, nullptr,
      8},
     {TensorType::IQ4_NL_R8, "IQ4_NL_R8", 32, 18, true, dequantize_row_r8<TensorType::IQ4_NL_R8>,
-     nullptr, 8},
-    {TensorType::MXFP4_R8, "MXFP4_R8", 32, 17, true, dequantize_row_r8<TensorType::MXFP4_R8>,
      nullptr, 8},
     {TensorType::Q4_K_64, "Q4_K_64", 256, 144, true, dequantize_row_q4_k_64, nullptr, 4},
     {TensorType::Q5_K_64, "Q5_K_64", 256, 176, true, dequantize_row_q5_k_64, nullptr},

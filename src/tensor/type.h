@@ -54,10 +54,10 @@ enum class TensorType : uint32_t {
     Q5_0_R8 = 56,
     Q8_0_R8 = 57,
     IQ4_NL_R8 = 58,
-    MXFP4_R8 = 59,
     Q5_K_64 = 60,
     Q6_K_64 = 61,
     Q4_K_64 = 62,
+    MXFP4_X4 = 63,
 };
 
 // Type ids are below this: arrays indexed by type id have this many slots.

@@ -25,7 +25,7 @@ TensorType dot_act_type(TensorType weight) {
         case TensorType::Q5_0_R8:
         case TensorType::Q8_0_R8:
         case TensorType::IQ4_NL_R8:
-        case TensorType::MXFP4_R8:
+        case TensorType::MXFP4_X4:
             return TensorType::Q8_0;
         case TensorType::Q4_1:
         case TensorType::Q5_1: return TensorType::Q8_1;

@@ -311,7 +311,7 @@ DotKernels make_scalar() {
     set(TensorType::Q5_0_R8, dot_unpacked<TensorType::Q5_0_R8, BlockQ5_0, dot_q5_0>);
     set(TensorType::Q8_0_R8, dot_unpacked<TensorType::Q8_0_R8, BlockQ8_0, dot_q8_0>);
     set(TensorType::IQ4_NL_R8, dot_unpacked<TensorType::IQ4_NL_R8, BlockIQ4_NL, dot_iq4_nl>);
-    set(TensorType::MXFP4_R8, dot_unpacked<TensorType::MXFP4_R8, BlockMXFP4, dot_mxfp4>);
+    set(TensorType::MXFP4_X4, dot_unpacked<TensorType::MXFP4_X4, BlockMXFP4, dot_mxfp4>);
     set(TensorType::Q4_K_64, dot_unpacked<TensorType::Q4_K_64, BlockQ4_K, dot_q4_k>);
     set(TensorType::Q5_K_64, dot_unpacked<TensorType::Q5_K_64, BlockQ5_K, dot_q5_k>);
     set(TensorType::Q6_K_64, dot_unpacked<TensorType::Q6_K_64, BlockQ6_K, dot_q6_k>);

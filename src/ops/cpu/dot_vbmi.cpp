@@ -248,22 +248,33 @@ struct Mxfp4 {
     }
 };
 
-// MXFP4 as the MXFP4_R8 layout keeps it (tensor/repack.h): GGML blocks whose
-// exponent byte e is stored as e ^ 0x80, a signed byte worth e - 128, so one
+// MXFP4 repacked at load (MXFP4_X4, tensor/repack.h): a group's codes are one
+// 64-byte load already in place, and its four exponents one 4-byte broadcast
+// that per-lane shifts move into place, so two of the four permutes a GGML
+// group takes (the code gather and the exponent permute) are gone. The layout
+// stores each exponent e as e ^ 0x80, a signed byte worth e - 128, so an
 // arithmetic shift gives the power of two of the reference's scale
-// 2^(e - 127) / 2, and `vscalefps` multiplies the activation scale by it: one
-// rounding of the same exact product as `Mxfp4`'s, for every e, 0 and 255
+// 2^(e - 128) (the E8M0 half) and `vscalefps` multiplies the activation scale
+// by it: one rounding of the same exact product for every e, 0 and 255
 // included, so no group needs a check or another path.
-struct Mxfp4Flipped {
+struct Mxfp4X4 {
     static constexpr int kBlockBytes = 17, kShift = 4;
-    using N = Nibbles<17, 1>;
     template <bool Full>
     static Group load(const uint8_t* p, int64_t valid) {
-        static constexpr Index exp_idx = exponent_index(17, 3);
-        __m512i head;
-        const __m512i q = N::gather<Full>(p, valid, head);
-        const __m512i e = _mm512_srai_epi32(
-            _mm512_maskz_permutexvar_epi8(0x8888888888888888ull, exp_idx.load(), head), 24);
+        __m512i q;
+        uint32_t exps = 0;
+        if constexpr (Full) {
+            q = _mm512_loadu_si512(p);
+            std::memcpy(&exps, p + 64, 4);
+        } else {  // a row's last r < 4 blocks: 16 r code bytes, then r exponents
+            const int64_t r = valid / kBlockBytes;
+            q = _mm512_maskz_loadu_epi8(first_bytes(16 * r), p);
+            std::memcpy(&exps, p + 16 * r, static_cast<size_t>(r));
+        }
+        // Exponent byte k into the top byte of lanes 4k..4k+3, then down, signed.
+        const __m512i up = _mm512_set_epi32(0, 0, 0, 0, 8, 8, 8, 8, 16, 16, 16, 16, 24, 24, 24, 24);
+        const __m512i e =
+            _mm512_srai_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(static_cast<int>(exps)), up), 24);
         const __m512i b = book(kvalues_mxfp4, 16);
         return {_mm512_permutexvar_epi8(q, b), _mm512_permutexvar_epi8(_mm512_srli_epi16(q, 4), b),
                 _mm512_cvtepi32_ps(e)};
@@ -527,15 +538,13 @@ DotKernels build(const DotKernels& base) {
         k.rows4[id] = rows4<F>;
         k.layout[id] = ActLayout::Groups4;
     };
-    // A GGML type and its _R8 layout, into which weights copied to RAM are
-    // repacked; R reads the layout's blocks (F's but for MXFP4's exponents).
-    auto set_r8 = [&]<typename F, typename R = F>(TensorType t, TensorType r8, F * f,
-                                                  R* = nullptr) {
+    // A GGML type and its _R8 layout, into which weights copied to RAM are repacked.
+    auto set_r8 = [&]<typename F>(TensorType t, TensorType r8, F* f) {
         set(t, f);
         const auto id = static_cast<size_t>(r8);
-        k.dot[id] = r8_dot1<R>;
-        k.row_groups[id] = r8_row_groups<R>;
-        k.tile4[id] = r8_tile4<R>;
+        k.dot[id] = r8_dot1<F>;
+        k.row_groups[id] = r8_row_groups<F>;
+        k.tile4[id] = r8_tile4<F>;
         k.layout[id] = ActLayout::Groups4;
         k.repacked[static_cast<size_t>(t)] = r8;
     };
@@ -543,8 +552,14 @@ DotKernels build(const DotKernels& base) {
     set_r8(TensorType::Q5_0, TensorType::Q5_0_R8, static_cast<Q5_0*>(nullptr));
     set_r8(TensorType::Q8_0, TensorType::Q8_0_R8, static_cast<Q8_0*>(nullptr));
     set_r8(TensorType::IQ4_NL, TensorType::IQ4_NL_R8, static_cast<Iq4Nl*>(nullptr));
-    set_r8(TensorType::MXFP4, TensorType::MXFP4_R8, static_cast<Mxfp4*>(nullptr),
-           static_cast<Mxfp4Flipped*>(nullptr));
+    // MXFP4 keeps each row's blocks together (MXFP4_X4), which its kernels read
+    // with two permutes fewer than the GGML blocks an _R8 layout holds: one
+    // thread decoded gpt-oss-20b at 7.8-7.9 tokens/s with MXFP4_X4 and 6.8-7.1
+    // with an MXFP4_R8 (strata bench -p 1 -n 48 --threads 1, three alternating
+    // rounds, 2026-12-07), though prefill was 6% faster with it.
+    set(TensorType::MXFP4, static_cast<Mxfp4*>(nullptr));
+    set(TensorType::MXFP4_X4, static_cast<Mxfp4X4*>(nullptr));
+    k.repacked[static_cast<size_t>(TensorType::MXFP4)] = TensorType::MXFP4_X4;
     return k;
 }
 
