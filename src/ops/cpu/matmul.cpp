@@ -83,6 +83,7 @@ void matmul_groups(const RowsParams& p, const DotKernels& k) {
         const int64_t r1 = std::min(p.row_end, r0 + kRowBlock);
         for (int64_t t0 = 0; t0 < p.n_tok; t0 += kTokenTile) {
             const int64_t t1 = std::min(p.n_tok, t0 + kTokenTile);
+            static_assert(kRowBlock % 8 == 0 && kRowBlock >= 16, "whole groups; room for a tile");
             float out[kRowBlock];
             int64_t t = t0;
             for (; t + 4 <= t1; t += 4) {
