@@ -77,6 +77,16 @@ constexpr std::array<int, kMaxTypeId> build_index() {
 }
 constexpr auto kIndex = build_index();
 
+// Every type id, strata's layouts included -> its traits: O(1), as the hot
+// paths take them (`TensorView::row`, once per row of a matrix product).
+constexpr std::array<const TypeTraits*, kTypeIdCount> build_all() {
+    std::array<const TypeTraits*, kTypeIdCount> all{};
+    for (const TypeTraits& t : kTraits) all[static_cast<uint32_t>(t.type)] = &t;
+    for (const TypeTraits& t : kLayoutTraits) all[static_cast<uint32_t>(t.type)] = &t;
+    return all;
+}
+constexpr auto kAll = build_all();
+
 }  // namespace
 
 const TypeTraits* type_traits(uint32_t type_id) {
@@ -85,10 +95,7 @@ const TypeTraits* type_traits(uint32_t type_id) {
 }
 
 const TypeTraits& type_traits(TensorType t) {
-    for (const TypeTraits& traits : kLayoutTraits) {
-        if (traits.type == t) return traits;
-    }
-    return *type_traits(static_cast<uint32_t>(t));
+    return *kAll[static_cast<uint32_t>(t)];
 }
 
 std::optional<TensorType> type_from_name(std::string_view name) {
