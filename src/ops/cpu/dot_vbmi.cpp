@@ -453,6 +453,8 @@ inline void r8_reduce(__m512 a0, __m512 a1, __m512 a2, __m512 a3, float* out) {
 // puts each row's lanes back in dot_tile's places. Decode takes both halves, so
 // each activation block's loads serve eight rows that are read as one stream;
 // prefill one half against four tokens, so each unit is unpacked once for four.
+// Every loop over the accumulators is unrolled: one indexed at run time would
+// keep them all in memory.
 template <typename F, int NH, int NT>
 void r8_tile(int64_t n, const uint8_t* w, const void* const* a, float* out) {
     constexpr int64_t ub = 4 * F::kBlockBytes;  // one unit
@@ -491,8 +493,6 @@ void r8_tile(int64_t n, const uint8_t* w, const void* const* a, float* out) {
     if (b < n_blocks) block.template operator()<0>(b);
     if (b + 1 < n_blocks) block.template operator()<1>(b + 1);
     if (b + 2 < n_blocks) block.template operator()<2>(b + 2);
-        // Unrolled, like every loop over the accumulators: one indexed at run time
-        // would keep them all in memory.
 #pragma GCC unroll 2
     for (int h = 0; h < NH; ++h) {
 #pragma GCC unroll 4
