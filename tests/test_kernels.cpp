@@ -719,16 +719,20 @@ TEST(ActivationFormats, NonFiniteInputsGiveDefinedCodes) {
 
 // Q4_K takes the one-row kernel; MXFP4, on CPUs with the avx512vbmi table, the
 // four-token kernel for 5 tokens and the four-weight-row kernel (with its
-// leftover rows on the one-row kernel) for 2.
+// leftover rows on the one-row kernel) for 2; Q8_0_R8 there the tile kernel
+// (and a leftover token) for 5 and the row-group kernel for 2, with rows 20-23
+// and 32-33, around the group 24-31, on the one-row kernel.
 TEST(Matmul, RowsAndTokenIndicesMatchOneByOneDots) {
-    for (TensorType type : {TensorType::Q4_K, TensorType::MXFP4}) {
+    for (TensorType type : {TensorType::Q4_K, TensorType::MXFP4, TensorType::Q8_0_R8}) {
         std::mt19937 rng(5);
         const int64_t n = 512, rows = 40, n_tok = 5;
         std::vector<uint8_t> data;
         for (int64_t r = 0; r < rows; ++r) {
-            const auto row = random_row(type, n, rng);
+            const auto row = random_row(layout_source(type), n, rng);
             data.insert(data.end(), row.begin(), row.end());
         }
+        if (type != layout_source(type))
+            repack_rows(type, data.data(), rows, n, data.size() / rows);
         TensorView w{.name = "w",
                      .type = type,
                      .ne = {n, rows, 1, 1},
@@ -747,19 +751,19 @@ TEST(Matmul, RowsAndTokenIndicesMatchOneByOneDots) {
         }
         // A subset of rows and a permuted subset of tokens, written at an offset.
         const int32_t tokens[] = {4, 1};
-        std::vector<float> z(2 * 10);
+        std::vector<float> z(2 * 14);
         ops::matmul_rows({.w = &w,
                           .row_begin = 20,
-                          .row_end = 30,
+                          .row_end = 34,
                           .acts = &acts,
                           .tokens = tokens,
                           .n_tok = 2,
                           .y = z.data(),
-                          .y_stride = 10,
+                          .y_stride = 14,
                           .y_row0 = 20});
         for (int i = 0; i < 2; ++i) {
-            for (int r = 0; r < 10; ++r)
-                EXPECT_EQ(z[i * 10 + r], y[tokens[i] * rows + 20 + r]) << type_name(type);
+            for (int r = 0; r < 14; ++r)
+                EXPECT_EQ(z[i * 14 + r], y[tokens[i] * rows + 20 + r]) << type_name(type);
         }
     }
 }
@@ -786,8 +790,12 @@ TEST(Matmul, ManyTargetsGiveEachWhatItsOwnMatmulGives) {
         return m;
     };
     // More rows than one work item, and fewer.
+    Matrix interleaved = matrix(TensorType::Q8_0, 80);  // from row 5: parts of groups
+    repack_rows(TensorType::Q8_0_R8, interleaved.data.data(), 80, n, interleaved.w.row_bytes);
+    interleaved.w.type = TensorType::Q8_0_R8;
     const Matrix mats[] = {matrix(TensorType::Q8_0, 150), matrix(TensorType::Q4_K, 40),
-                           matrix(TensorType::Q8_0, 7), matrix(TensorType::MXFP4, 70)};
+                           matrix(TensorType::Q8_0, 7), matrix(TensorType::MXFP4, 70),
+                           std::move(interleaved)};
     const auto x = random_floats(n * n_tok, rng);
     ThreadPool pool(2);
     std::vector<std::vector<float>> want, got;

@@ -65,22 +65,34 @@ namespace {
 
 // The _R8 layouts: rows eight at a time (a group), which their kernels read as
 // one stream of blocks, or four at a time (half a group) in prefill, four
-// tokens per call.
+// tokens per call. Rows before the call's first whole group or after its last
+// (a range that does not start or end on a group, which the engine's never
+// do) take the one-row kernel.
 void matmul_groups(const RowsParams& p, const DotKernels& k) {
     const TensorView& w = *p.w;
     const auto id = static_cast<size_t>(w.type);
     const int64_t n = w.ne[0];
     const Tile4Fn tile4 = k.tile4[id];
     const RowGroupsFn groups = k.row_groups[id];
-    CHECK(tile4 && groups, "an _R8 layout's kernels");
-    CHECK(p.row_begin % 8 == 0 && p.row_end % 8 == 0, "rows of an _R8 layout in whole groups");
+    const DotFn dot = k.dot[id];
+    CHECK(tile4 && groups && dot, "an _R8 layout's kernels");
     auto act = [&](int64_t t) { return p.acts->row(p.tokens ? p.tokens[t] : t); };
+    const int64_t first = std::min(p.row_end, (p.row_begin + 7) / 8 * 8);
+    const int64_t last = std::max(first, p.row_end / 8 * 8);
+    auto one_by_one = [&](int64_t r_begin, int64_t r_end) {
+        for (int64_t r = r_begin; r < r_end; ++r) {
+            for (int64_t t = 0; t < p.n_tok; ++t)
+                p.y[t * p.y_stride + (r - p.y_row0)] = dot(n, w.row(r), act(t));
+        }
+    };
+    one_by_one(p.row_begin, first);
+    one_by_one(last, p.row_end);
+    if (first == last) return;
     // The call's rows are one stream: its first bytes, asked for at once.
-    prefetch_row(w.row(p.row_begin),
-                 std::min<size_t>(kPrefetchBytes,
-                                  static_cast<size_t>(p.row_end - p.row_begin) * w.row_bytes));
-    for (int64_t r0 = p.row_begin; r0 < p.row_end; r0 += kRowBlock) {
-        const int64_t r1 = std::min(p.row_end, r0 + kRowBlock);
+    prefetch_row(w.row(first),
+                 std::min<size_t>(kPrefetchBytes, static_cast<size_t>(last - first) * w.row_bytes));
+    for (int64_t r0 = first; r0 < last; r0 += kRowBlock) {
+        const int64_t r1 = std::min(last, r0 + kRowBlock);
         for (int64_t t0 = 0; t0 < p.n_tok; t0 += kTokenTile) {
             const int64_t t1 = std::min(p.n_tok, t0 + kTokenTile);
             static_assert(kRowBlock % 8 == 0 && kRowBlock >= 16, "whole groups; room for a tile");
