@@ -87,6 +87,13 @@ constexpr std::array<const TypeTraits*, kTypeIdCount> build_all() {
 }
 constexpr auto kAll = build_all();
 
+constexpr bool row_groups_are_powers_of_two() {
+    for (const TypeTraits& t : kLayoutTraits)
+        if (t.row_group < 1 || (t.row_group & (t.row_group - 1)) != 0) return false;
+    return true;
+}
+static_assert(row_groups_are_powers_of_two(), "TensorView::row masks by row_group - 1");
+
 }  // namespace
 
 const TypeTraits* type_traits(uint32_t type_id) {

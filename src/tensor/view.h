@@ -50,7 +50,7 @@ struct TensorView {
     // its first block, the next one being `row_group` blocks further on.
     const uint8_t* row(int64_t r) const {
         const TypeTraits& t = type_traits(type);
-        const int64_t in_group = r % t.row_group;
+        const int64_t in_group = r & (t.row_group - 1);  // a power of two (type.h)
         return data + static_cast<size_t>(r - in_group) * row_bytes + static_cast<size_t>(in_group) * t.type_size;
     }
     // Row `r` as floats; `dst` holds ne[0] floats.
