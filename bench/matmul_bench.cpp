@@ -313,9 +313,9 @@ int main(int argc, char** argv) {
                                          bench_dot, std::ref(mats), t, k);
         }
     }
-    for (TensorType t :
-         {TensorType::Q8_0, TensorType::Q8_0_R8, TensorType::MXFP4, TensorType::MXFP4_X4,
-          TensorType::Q4_K, TensorType::Q4_K_64, TensorType::Q6_K_64}) {
+    for (TensorType t : {TensorType::Q8_0, TensorType::Q8_0_R8, TensorType::MXFP4,
+                         TensorType::MXFP4_X4, TensorType::Q4_K, TensorType::Q4_K_64,
+                         TensorType::Q6_K_64, TensorType::IQ4_XS, TensorType::IQ4_XS_64}) {
         for (bool huge : {true, false}) {
             for (bool rows4 : {false, true}) {
                 const auto id = static_cast<size_t>(t);

@@ -50,7 +50,8 @@ const TensorType kTypes[] = {
     TensorType::Q2_K,     TensorType::Q3_K,    TensorType::Q4_K,    TensorType::Q5_K,
     TensorType::Q6_K,     TensorType::IQ4_NL,  TensorType::IQ4_XS,  TensorType::MXFP4,
     TensorType::Q4_0_R8,  TensorType::Q5_0_R8, TensorType::Q8_0_R8, TensorType::IQ4_NL_R8,
-    TensorType::MXFP4_X4, TensorType::Q4_K_64, TensorType::Q5_K_64, TensorType::Q6_K_64};
+    TensorType::MXFP4_X4, TensorType::Q4_K_64, TensorType::Q5_K_64, TensorType::Q6_K_64,
+    TensorType::IQ4_XS_64};
 
 std::vector<const DotKernels*> fast_tables() {
     std::vector<const DotKernels*> out;
@@ -314,9 +315,9 @@ TEST(DotKernels, RepackedRowsGiveTheGgmlRowsResultsExactly) {
 // them).
 TEST(Repack, EveryLayoutIsAPermutationOfTheRowsBytes) {
     std::mt19937 rng(12);
-    for (TensorType layout :
-         {TensorType::MXFP4_X4, TensorType::Q4_0_R8, TensorType::Q5_0_R8, TensorType::Q8_0_R8,
-          TensorType::IQ4_NL_R8, TensorType::Q4_K_64, TensorType::Q5_K_64, TensorType::Q6_K_64}) {
+    for (TensorType layout : {TensorType::MXFP4_X4, TensorType::Q4_0_R8, TensorType::Q5_0_R8,
+                              TensorType::Q8_0_R8, TensorType::IQ4_NL_R8, TensorType::Q4_K_64,
+                              TensorType::Q5_K_64, TensorType::Q6_K_64, TensorType::IQ4_XS_64}) {
         const TypeTraits& src = type_traits(layout_source(layout));
         const int64_t g = type_traits(layout).row_group, n_rows = g == 1 ? 3 : 2 * g;
         const size_t gap = g == 1 ? 5 : 0;

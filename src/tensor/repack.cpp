@@ -142,6 +142,55 @@ void k4_codes_from_lanes(const uint8_t* src, uint8_t* dst) {
     }
 }
 
+// An IQ4_XS block's 128 code bytes into Q4_K's code order and back. IQ4_XS
+// keeps sub-block j's element e in nibble e / 16 of byte 16 j + e % 16; Q4_K
+// in nibble j % 2 of byte 32 (j / 2) + e. For sub-blocks 2 m and 2 m + 1 (IQ4_XS
+// bytes a = 32 m .. and b = 32 m + 16 ..), Q4_K's byte 32 m + e is a[e]'s and
+// b[e]'s low nibbles for e < 16 and their high nibbles for e >= 16: eight
+// bytes at a time.
+void iq4_xs_codes_to_k4(const uint8_t* src, uint8_t* dst) {
+    for (int m = 0; m < 4; ++m) {
+        for (int w = 0; w < 2; ++w) {
+            uint64_t a, b;
+            std::memcpy(&a, src + 32 * m + 8 * w, 8);
+            std::memcpy(&b, src + 32 * m + 16 + 8 * w, 8);
+            const uint64_t low = (a & kNibbles) | (b & kNibbles) << 4;
+            const uint64_t high = (a >> 4 & kNibbles) | (b & ~kNibbles);
+            std::memcpy(dst + 32 * m + 8 * w, &low, 8);
+            std::memcpy(dst + 32 * m + 16 + 8 * w, &high, 8);
+        }
+    }
+}
+
+void iq4_xs_codes_from_k4(const uint8_t* src, uint8_t* dst) {
+    for (int m = 0; m < 4; ++m) {
+        for (int w = 0; w < 2; ++w) {
+            uint64_t low, high;  // Q4_K bytes 32 m + e and 32 m + 16 + e
+            std::memcpy(&low, src + 32 * m + 8 * w, 8);
+            std::memcpy(&high, src + 32 * m + 16 + 8 * w, 8);
+            const uint64_t a = (low & kNibbles) | (high & kNibbles) << 4;
+            const uint64_t b = (low >> 4 & kNibbles) | (high & ~kNibbles);
+            std::memcpy(dst + 32 * m + 8 * w, &a, 8);
+            std::memcpy(dst + 32 * m + 16 + 8 * w, &b, 8);
+        }
+    }
+}
+
+// IQ4_XS's 8-byte head stays; the codes go through Q4_K's order into lanes.
+void iq4_xs_block_to_64(const uint8_t* src, uint8_t* dst) {
+    std::memcpy(dst, src, 8);
+    uint8_t k4[128];
+    iq4_xs_codes_to_k4(src + 8, k4);
+    k4_codes_to_lanes(k4, dst + 8);
+}
+
+void iq4_xs_block_from_64(const uint8_t* src, uint8_t* dst) {
+    std::memcpy(dst, src, 8);
+    uint8_t k4[128];
+    k4_codes_from_lanes(src + 8, k4);
+    iq4_xs_codes_from_k4(k4, dst + 8);
+}
+
 // One block of Q4_K or Q5_K into its layout (`to`) or back (`from`): the head,
 // then Q5_K's fifth bits, then the codes, at the same offsets in both.
 void k4_block_to_64(const uint8_t* src, uint8_t* dst, bool fifth) {
@@ -209,6 +258,8 @@ TensorType layout_source(TensorType t) {
         case TensorType::Q4_K_64: return TensorType::Q4_K;
         case TensorType::Q5_K_64: return TensorType::Q5_K;
         case TensorType::Q6_K_64: return TensorType::Q6_K;
+        case TensorType::IQ4_XS_64:
+            return TensorType::IQ4_XS;
         default: return t;
     }
 }
@@ -231,6 +282,8 @@ void repack_rows(TensorType to, void* rows, int64_t n_rows, int64_t n, size_t ro
                     uint8_t* at = p + static_cast<size_t>(b * g + j) * bb;
                     if (to == TensorType::Q4_K_64) {
                         k4_block_to_64(from, at, false);
+                    } else if (to == TensorType::IQ4_XS_64) {
+                        iq4_xs_block_to_64(from, at);
                     } else if (to == TensorType::Q6_K_64) {  // only the top bit pairs move
                         std::memcpy(at, from, bb);
                         q6_k_top_bits_to_64(from + 128, at + 128);
@@ -270,6 +323,8 @@ void unpack_row(TensorType from, const void* src, void* dst, int64_t n) {
         uint8_t* out = d + static_cast<size_t>(b) * tr.type_size;
         if (from == TensorType::Q4_K_64 || from == TensorType::Q5_K_64) {
             k4_block_from_64(block, out, from == TensorType::Q5_K_64);
+        } else if (from == TensorType::IQ4_XS_64) {
+            iq4_xs_block_from_64(block, out);
         } else if (from == TensorType::Q6_K_64) {
             std::memcpy(out, block, sizeof(BlockQ6_K));
             q6_k_top_bits_from_64(block + 128, out + 128);
@@ -318,6 +373,10 @@ void dequantize_row_q5_k_64(const void* src, float* dst, int64_t n) {
 
 void dequantize_row_q6_k_64(const void* src, float* dst, int64_t n) {
     dequantize_unpacked<TensorType::Q6_K_64, BlockQ6_K, dequantize_row_q6_k>(src, dst, n);
+}
+
+void dequantize_row_iq4_xs_64(const void* src, float* dst, int64_t n) {
+    dequantize_unpacked<TensorType::IQ4_XS_64, BlockIQ4_XS, dequantize_row_iq4_xs>(src, dst, n);
 }
 
 }  // namespace strata

@@ -45,6 +45,13 @@
 // lanes' scales; the scales unpack with a few word operations (GGML's packing
 // takes a dozen).
 //
+// IQ4_XS_64 (from IQ4_XS): rows in groups of four, their blocks interleaved as
+// Q4_K_64's. Each 136-byte block keeps d, scales_h and scales_l (8 bytes), then
+// its 128 code bytes as Q4_K_64's (sub-block j's element e of IQ4_XS, where
+// Q4_K has its sub-block j's element e), so a block multiplies the same
+// `ActLayout::KLanes` activations lane by lane after one code book lookup per
+// run.
+//
 // Q5_K_64 (from Q5_K): each 176-byte block is Q4_K_64's first 16 bytes, then
 // the fifth bits (element v's in bit v % 8 of byte v / 8, so a run of 64 codes
 // takes its fifth bits as one 64-bit mask), then 128 code bytes in two 64-byte
@@ -85,5 +92,6 @@ void dequantize_row_r8(const void* src, float* dst, int64_t n);
 void dequantize_row_q4_k_64(const void* src, float* dst, int64_t n);
 void dequantize_row_q5_k_64(const void* src, float* dst, int64_t n);
 void dequantize_row_q6_k_64(const void* src, float* dst, int64_t n);
+void dequantize_row_iq4_xs_64(const void* src, float* dst, int64_t n);
 
 }  // namespace strata

@@ -54,6 +54,7 @@ enum class TensorType : uint32_t {
     Q5_0_R8 = 56,
     Q8_0_R8 = 57,
     IQ4_NL_R8 = 58,
+    IQ4_XS_64 = 59,
     Q5_K_64 = 60,
     Q6_K_64 = 61,
     Q4_K_64 = 62,

@@ -37,7 +37,9 @@ TensorType dot_act_type(TensorType weight) {
         case TensorType::Q5_K_64:
         case TensorType::Q6_K:
         case TensorType::Q6_K_64:
-        case TensorType::IQ4_XS: return TensorType::Q8_K;
+        case TensorType::IQ4_XS:
+        case TensorType::IQ4_XS_64:
+            return TensorType::Q8_K;
         default: return TensorType::F32;
     }
 }

@@ -34,6 +34,7 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,bmi2,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")
@@ -300,6 +301,200 @@ float dot_q4_k(int64_t n, const void* w, const void* a) {
     return hsum(acc) - hsum(acc_min);
 }
 
+// IQ4_XS: the IQ4_NL code book with a 6-bit scale (stored + 32) per sub-block.
+// Both kernels look the codes up as the book plus 128 (unsigned, for
+// `vpdpbusd`), gather each sub-block's sum of codes times activations into
+// lane j, take 128 times the sub-block's activation sum off and multiply by
+// the scale: the same exact integers in the same lanes, so IQ4_XS_64 (copied
+// weights) and IQ4_XS (mapped) give the same results to the bit.
+struct BookPlus128 {
+    alignas(16) uint8_t bytes[16] = {};
+    constexpr BookPlus128() {
+        for (int i = 0; i < 16; ++i) bytes[i] = static_cast<uint8_t>(kvalues_iq4nl[i] + 128);
+    }
+};
+constexpr BookPlus128 kBookPlus128;
+
+inline __m512i book_plus_128() {
+    return _mm512_broadcast_i32x4(
+        _mm_load_si128(reinterpret_cast<const __m128i*>(kBookPlus128.bytes)));
+}
+
+// Sub-block j's signed scale in lane j, from a block's 8-byte head (d,
+// scales_h, scales_l): low nibbles from scales_l's nibble j, top bits from
+// scales_h's bits 2j, 2j + 1.
+inline __m256i iq4_xs_scales(const uint8_t* head) {
+    uint16_t high;
+    uint32_t low;
+    std::memcpy(&high, head + 2, 2);
+    std::memcpy(&low, head + 4, 4);
+    const uint64_t bytes = _pdep_u64(low, 0x0F0F0F0F0F0F0F0F) | _pdep_u64(high, 0x3030303030303030);
+    return _mm256_sub_epi32(bytes_to_lanes(bytes), _mm256_set1_epi32(32));
+}
+
+// 64 code bytes' low and high nibbles through the book (the byte shuffle reads
+// an index's low four bits, and zeroes where the top bit is set: both masked).
+inline void iq4_lookup(__m512i q, __m512i book, __m512i& low, __m512i& high) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    low = _mm512_shuffle_epi8(book, _mm512_and_si512(q, low4));
+    high = _mm512_shuffle_epi8(book, _mm512_and_si512(_mm512_srli_epi16(q, 4), low4));
+}
+
+// Sub-block j's code sums (book + 128) in lane j -> scale j times the sums of
+// the book's values: sums below 32 * 241 * 128 in magnitude, times at most 32.
+inline __m256i iq4_xs_block_sums(__m256i code_sums, __m256i act_sums, __m256i scales) {
+    return _mm256_mullo_epi32(_mm256_sub_epi32(code_sums, _mm256_slli_epi32(act_sums, 7)), scales);
+}
+
+inline __m256 add_scaled(__m256 acc, __m128 d, __m256i lanes) {
+    return _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(lanes), acc);
+}
+
+// A block of IQ4_XS_64: its four runs looked up, scales, and d as a float in lane 0.
+struct XsUnpacked {
+    __m512i codes[4];
+    __m256i scales;
+    __m128 d;
+};
+
+inline XsUnpacked xs_unpack(const uint8_t* block, __m512i book) {
+    XsUnpacked u;
+    __m512i q0 = _mm512_loadu_si512(block + 8), q1 = _mm512_loadu_si512(block + 72);
+    __asm__("" : "+v"(q0), "+v"(q1));  // as in `unpack`
+    iq4_lookup(q0, book, u.codes[0], u.codes[1]);
+    iq4_lookup(q1, book, u.codes[2], u.codes[3]);
+    u.scales = iq4_xs_scales(block);
+    int32_t d = 0;
+    std::memcpy(&d, block, 2);
+    u.d = _mm_cvtph_ps(_mm_cvtsi32_si128(d));
+    return u;
+}
+
+// One IQ4_XS_64 block against one KLanes block (runs a0..a3, sums at `act`).
+inline __m256i xs_lanes(const XsUnpacked& w, __m512i a0, __m512i a1, __m512i a2, __m512i a3,
+                        const uint8_t* act) {
+    __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.codes[0], a0);
+    __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.codes[1], a1);
+    s = _mm512_dpbusd_epi32(s, w.codes[2], a2);
+    t = _mm512_dpbusd_epi32(t, w.codes[3], a3);
+    const __m512i st = _mm512_add_epi32(s, t);
+    const __m256i sums =
+        _mm256_add_epi32(_mm512_castsi512_si256(st), _mm512_extracti64x4_epi64(st, 1));
+    return iq4_xs_block_sums(sums, load32(act + KLanes::kSumsAt), w.scales);
+}
+
+// `NR` IQ4_XS_64 rows against `NT` KLanes rows (one of them 1), as
+// `q4_k_64_tile`.
+template <int NR, int NT>
+void iq4_xs_64_tile(int64_t n, const void* const* w, const void* const* a, float* out) {
+    static_assert(NR == 1 || NT == 1);
+    constexpr int64_t kStride = 4 * sizeof(BlockIQ4_XS);
+    const __m512i book = book_plus_128();
+    const uint8_t* x[NR];
+    const uint8_t* y[NT];
+    __m256 acc[NR * NT];
+#pragma GCC unroll 4
+    for (int r = 0; r < NR; ++r) x[r] = static_cast<const uint8_t*>(w[r]);
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; ++t) y[t] = static_cast<const uint8_t*>(a[t]);
+#pragma GCC unroll 4
+    for (int i = 0; i < NR * NT; ++i) acc[i] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / qk_k; ++i) {
+        if constexpr (NT == 1) {
+            const uint8_t* act = y[0] + i * KLanes::kBytes;
+            __m512i a0 = _mm512_loadu_si512(act), a1 = _mm512_loadu_si512(act + 64),
+                    a2 = _mm512_loadu_si512(act + 128), a3 = _mm512_loadu_si512(act + 192);
+            __asm__("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3));
+            const __m128 yd =
+                _mm_broadcast_ss(reinterpret_cast<const float*>(act + KLanes::kScaleAt));
+#pragma GCC unroll 4
+            for (int r = 0; r < NR; ++r) {
+                const XsUnpacked u = xs_unpack(x[r] + i * kStride, book);
+                acc[r] = add_scaled(acc[r], _mm_mul_ps(u.d, yd), xs_lanes(u, a0, a1, a2, a3, act));
+            }
+        } else {
+            const XsUnpacked u = xs_unpack(x[0] + i * kStride, book);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; ++t) {
+                const uint8_t* act = y[t] + i * KLanes::kBytes;
+                const __m128 d = _mm_mul_ps(
+                    u.d, _mm_broadcast_ss(reinterpret_cast<const float*>(act + KLanes::kScaleAt)));
+                acc[t] = add_scaled(
+                    acc[t], d,
+                    xs_lanes(u, _mm512_loadu_si512(act), _mm512_loadu_si512(act + 64),
+                             _mm512_loadu_si512(act + 128), _mm512_loadu_si512(act + 192), act));
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < NR * NT; ++i) out[i] = hsum(acc[i]);
+}
+
+float dot_iq4_xs_64(int64_t n, const void* w, const void* a) {
+    float out;
+    iq4_xs_64_tile<1, 1>(n, &w, &a, &out);
+    return out;
+}
+
+void rows4_iq4_xs_64(int64_t n, const void* const* w, const void* a, float* out, ptrdiff_t) {
+    iq4_xs_64_tile<4, 1>(n, w, &a, out);
+}
+
+void dot4_iq4_xs_64(int64_t n, const void* w, const void* const* a, float* out) {
+    iq4_xs_64_tile<1, 4>(n, &w, a, out);
+}
+
+// The GGML layout against Q8_K blocks: 64 code bytes hold four sub-blocks' first
+// 16 elements (low nibbles) and last 16 (high), so the activations are gathered
+// to match (the 16-byte quarters 0, 2, 4, 6 and 1, 3, 5, 7 of 128 codes);
+// lanes 4 k .. 4 k + 3 then hold sub-block k's products, and two permutes and
+// a fold add each sub-block's into lane j.
+struct SubBlockLanes {
+    alignas(64) uint32_t even[16], odd[16];
+    constexpr SubBlockLanes() : even{}, odd{} {
+        for (int l = 0; l < 16; ++l) {
+            // Lane l < 8: sub-block l's lanes 0 and 2 (of the first register for
+            // l < 4, the second's from 16 on); lanes 8 + j its lanes 1 and 3.
+            const int j = l % 8, base = (j < 4 ? 4 * j : 16 + 4 * (j - 4)) + l / 8;
+            even[l] = static_cast<uint32_t>(base);
+            odd[l] = static_cast<uint32_t>(base + 2);
+        }
+    }
+};
+constexpr SubBlockLanes kSubBlockLanes;
+
+float dot_iq4_xs(int64_t n, const void* w, const void* a) {
+    const auto* x = static_cast<const BlockIQ4_XS*>(w);
+    const auto* y = static_cast<const BlockQ8_K*>(a);
+    const __m512i book = book_plus_128();
+    const __m512i even = _mm512_load_si512(kSubBlockLanes.even),
+                  odd = _mm512_load_si512(kSubBlockLanes.odd);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / qk_k; ++i) {
+        __m512i v[2];
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h) {
+            __m512i low, high;
+            iq4_lookup(_mm512_loadu_si512(x[i].qs + 64 * h), book, low, high);
+            const __m512i l = _mm512_loadu_si512(y[i].qs + 128 * h),
+                          u = _mm512_loadu_si512(y[i].qs + 128 * h + 64);
+            v[h] = _mm512_dpbusd_epi32(
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), low, _mm512_shuffle_i64x2(l, u, 0x88)),
+                high, _mm512_shuffle_i64x2(l, u, 0xDD));
+        }
+        const __m512i r = _mm512_add_epi32(_mm512_permutex2var_epi32(v[0], even, v[1]),
+                                           _mm512_permutex2var_epi32(v[0], odd, v[1]));
+        const __m256i sums =
+            _mm256_add_epi32(_mm512_castsi512_si256(r), _mm512_extracti64x4_epi64(r, 1));
+        // Q8_K's 16-code sums in pairs: sub-block j's activation sum in lane j.
+        const __m256i act_sums = _mm256_madd_epi16(load32(y[i].bsums), _mm256_set1_epi16(1));
+        const __m256i isum = iq4_xs_block_sums(
+            sums, act_sums, iq4_xs_scales(reinterpret_cast<const uint8_t*>(&x[i])));
+        acc = add_scaled(acc, block_scales(&x[i].d, _mm_set1_ps(y[i].d)), isum);
+    }
+    return hsum(acc);
+}
+
 }  // namespace
 
 DotKernels build(const DotKernels& base) {
@@ -315,6 +510,17 @@ DotKernels build(const DotKernels& base) {
     k.rows4[q4_k_64] = rows4_q4_k_64;
     k.layout[q4_k_64] = ActLayout::KLanes;
     k.repacked[q4_k] = TensorType::Q4_K_64;
+    const auto iq4_xs = static_cast<size_t>(TensorType::IQ4_XS),
+               iq4_xs_64 = static_cast<size_t>(TensorType::IQ4_XS_64);
+    k.dot[iq4_xs] = dot_iq4_xs;
+    k.dot4[iq4_xs] = nullptr;
+    k.rows4[iq4_xs] = nullptr;
+    k.layout[iq4_xs] = ActLayout::Blocks;
+    k.dot[iq4_xs_64] = dot_iq4_xs_64;
+    k.dot4[iq4_xs_64] = dot4_iq4_xs_64;
+    k.rows4[iq4_xs_64] = rows4_iq4_xs_64;
+    k.layout[iq4_xs_64] = ActLayout::KLanes;
+    k.repacked[iq4_xs] = TensorType::IQ4_XS_64;
     return k;
 }
 
