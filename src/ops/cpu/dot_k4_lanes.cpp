@@ -1,6 +1,7 @@
-// AVX-512 VNNI kernels for Q4_K: Q4_K_64 (tensor/repack.h) against Q8_K
-// activations laid out as `ActLayout::KLanes` (dot.h), and the GGML layout
-// against plain Q8_K blocks, giving the same results to the bit.
+// AVX-512 VNNI kernels for Q4_K and IQ4_XS: Q4_K_64 and IQ4_XS_64
+// (tensor/repack.h) against Q8_K activations laid out as `ActLayout::KLanes`
+// (dot.h), and the GGML layouts against plain Q8_K blocks, giving the same
+// results to the bit. (IQ4_XS: see `iq4_xs_64_tile`'s section below.)
 //
 // A Q4_K block has eight sub-blocks of 32 codes, each with its own 6-bit scale.
 // In GGML's order each 32-bit lane of a `vpdpbusd` product covers one sub-block

@@ -61,7 +61,7 @@ DotKernels build(const DotKernels& base) { return make_table("avx512", base); }
 namespace strata::ops {
 
 namespace k4_lanes {
-// Q4_K and Q4_K_64 on sub-block lanes (dot_k4_lanes.cpp).
+// Q4_K, IQ4_XS and their _64 layouts on sub-block lanes (dot_k4_lanes.cpp).
 DotKernels build(const DotKernels& base);
 }  // namespace k4_lanes
 
