@@ -41,23 +41,6 @@ void x4_to_mxfp4(const uint8_t* src, BlockMXFP4* dst, int64_t n_blocks) {
     }
 }
 
-// A Q5_K block's 128 code bytes between the GGML layout and Q5_K_64's. GGML
-// keeps elements 64 c + l and 64 c + 32 + l (l < 32) in the low and high nibble
-// of byte 32 c + l; Q5_K_64 elements 128 k + j and 128 k + 64 + j (j < 64) in
-// those of byte 64 k + j. So within each 64 bytes, bytes j and 32 + j trade
-// nibbles: the low ones pair up in byte j, the high ones in byte 32 + j. The
-// exchange is its own inverse, so it converts both ways. Whole bytes at a time:
-// it runs on every copied weight at load.
-void swap_nibble_halves(const uint8_t* from, uint8_t* to) {
-    for (int k = 0; k < 128; k += 64) {
-        for (int j = 0; j < 32; ++j) {
-            const uint8_t a = from[k + j], b = from[k + 32 + j];
-            to[k + j] = static_cast<uint8_t>((a & 0x0F) | (b << 4));
-            to[k + 32 + j] = static_cast<uint8_t>((a >> 4) | (b & 0xF0));
-        }
-    }
-}
-
 // The first 16 bytes of a Q4_K or Q5_K block (d, dmin and the GGML-packed
 // scales) into Q4_K_64's (d, dmin, scale nibbles, top bits), and back.
 void head_to_64(const uint8_t* src, uint8_t* dst) {
@@ -83,21 +66,32 @@ void head_from_64(const uint8_t* src, uint8_t* dst) {
     pack_scale_min_k4(scale, min, dst + 4);
 }
 
-// Q5_K's fifth bits: GGML keeps element 64 c + 32 h + l's in bit 2 c + h of
-// qh[l]; Q5_K_64 element v's in bit v % 8 of byte v / 8.
-void fifth_bits_to_64(const uint8_t* src, uint8_t* dst) {
-    std::memset(dst, 0, 32);
-    for (int v = 0; v < qk_k; ++v) {
-        const int bit = (src[v % 32] >> (v / 32)) & 1;
-        dst[v / 8] = static_cast<uint8_t>(dst[v / 8] | bit << (v % 8));
-    }
+// Q5_K's fifth bits: GGML keeps element e's in bit e / 32 of qh[e % 32];
+// Q5_K_64 in run r's 64-bit mask (four words after the head), bit 4 l + b
+// where element e's code is, in Q4_K_64's lanes: sub-block j = e / 32, its
+// 4-element chunk c = e % 32 / 4 is run c / 2, lane j + 8 (c % 2), and b = e % 4.
+int fifth_bit_at(int e) {
+    const int j = e / 32, c = e % 32 / 4;
+    return 64 * (c / 2) + 4 * (j + 8 * (c % 2)) + e % 4;
 }
 
-void fifth_bits_from_64(const uint8_t* src, uint8_t* dst) {
-    std::memset(dst, 0, 32);
-    for (int v = 0; v < qk_k; ++v) {
-        const int bit = (src[v / 8] >> (v % 8)) & 1;
-        dst[v % 32] = static_cast<uint8_t>(dst[v % 32] | bit << (v / 32));
+void fifth_bits_to_runs(const uint8_t* qh, uint8_t* dst) {
+    uint64_t runs[4] = {};
+    for (int e = 0; e < qk_k; ++e) {
+        const int at = fifth_bit_at(e);
+        runs[at / 64] |= uint64_t{(qh[e % 32] >> (e / 32)) & 1u} << (at % 64);
+    }
+    std::memcpy(dst, runs, sizeof runs);
+}
+
+void fifth_bits_from_runs(const uint8_t* src, uint8_t* qh) {
+    uint64_t runs[4];
+    std::memcpy(runs, src, sizeof runs);
+    std::memset(qh, 0, 32);
+    for (int e = 0; e < qk_k; ++e) {
+        const int at = fifth_bit_at(e);
+        qh[e % 32] =
+            static_cast<uint8_t>(qh[e % 32] | ((runs[at / 64] >> (at % 64)) & 1) << (e / 32));
     }
 }
 
@@ -195,22 +189,16 @@ void iq4_xs_block_from_64(const uint8_t* src, uint8_t* dst) {
 // then Q5_K's fifth bits, then the codes, at the same offsets in both.
 void k4_block_to_64(const uint8_t* src, uint8_t* dst, bool fifth) {
     head_to_64(src, dst);
-    if (fifth) {
-        fifth_bits_to_64(src + 16, dst + 16);
-        swap_nibble_halves(src + 48, dst + 48);
-    } else {
-        k4_codes_to_lanes(src + 16, dst + 16);
-    }
+    const int codes = fifth ? 48 : 16;
+    if (fifth) fifth_bits_to_runs(src + 16, dst + 16);
+    k4_codes_to_lanes(src + codes, dst + codes);
 }
 
 void k4_block_from_64(const uint8_t* src, uint8_t* dst, bool fifth) {
     head_from_64(src, dst);
-    if (fifth) {
-        fifth_bits_from_64(src + 16, dst + 16);
-        swap_nibble_halves(src + 48, dst + 48);
-    } else {
-        k4_codes_from_lanes(src + 16, dst + 16);
-    }
+    const int codes = fifth ? 48 : 16;
+    if (fifth) fifth_bits_from_runs(src + 16, dst + 16);
+    k4_codes_from_lanes(src + codes, dst + codes);
 }
 
 // A Q6_K block's top bit pairs (qh, 64 bytes) between the GGML layout and
@@ -280,8 +268,8 @@ void repack_rows(TensorType to, void* rows, int64_t n_rows, int64_t n, size_t ro
                 for (int64_t j = 0; j < g; ++j) {
                     const uint8_t* from = group.data() + static_cast<size_t>(j) * bytes + static_cast<size_t>(b) * bb;
                     uint8_t* at = p + static_cast<size_t>(b * g + j) * bb;
-                    if (to == TensorType::Q4_K_64) {
-                        k4_block_to_64(from, at, false);
+                    if (to == TensorType::Q4_K_64 || to == TensorType::Q5_K_64) {
+                        k4_block_to_64(from, at, to == TensorType::Q5_K_64);
                     } else if (to == TensorType::IQ4_XS_64) {
                         iq4_xs_block_to_64(from, at);
                     } else if (to == TensorType::Q6_K_64) {  // only the top bit pairs move
@@ -299,14 +287,7 @@ void repack_rows(TensorType to, void* rows, int64_t n_rows, int64_t n, size_t ro
     for (int64_t r = 0; r < n_rows; ++r) {
         uint8_t* p = base + static_cast<size_t>(r) * row_bytes;
         std::memcpy(row.data(), p, bytes);
-        if (to == TensorType::MXFP4_X4) {
-            mxfp4_to_x4(reinterpret_cast<const BlockMXFP4*>(row.data()), p, n / 32);
-            continue;
-        }
-        for (int64_t b = 0; b < n / qk_k; ++b) {  // Q5_K_64
-            const size_t at = static_cast<size_t>(b) * tr.type_size;
-            k4_block_to_64(row.data() + at, p + at, true);
-        }
+        mxfp4_to_x4(reinterpret_cast<const BlockMXFP4*>(row.data()), p, n / 32);  // MXFP4_X4
     }
 }
 

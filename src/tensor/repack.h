@@ -52,20 +52,21 @@
 // `ActLayout::KLanes` activations lane by lane after one code book lookup per
 // run.
 //
-// Q5_K_64 (from Q5_K): each 176-byte block is Q4_K_64's first 16 bytes, then
-// the fifth bits (element v's in bit v % 8 of byte v / 8, so a run of 64 codes
-// takes its fifth bits as one 64-bit mask), then 128 code bytes in two 64-byte
-// halves k: byte j holds element 128 k + j in its low nibble and element
-// 128 k + 64 + j in its high one, so one 64-byte load holds four sub-blocks'
-// codes in the order of the Q8_K activations they multiply.
+// Q5_K_64 (from Q5_K): rows in groups of four, their blocks interleaved as
+// Q4_K_64's. Each 176-byte block is Q4_K_64's first 16 bytes, then the fifth
+// bits as four little-endian 64-bit masks, one per run of Q4_K_64's lanes (bit
+// 4 l + b of run r's mask belongs to the code in byte 4 l + b of run r), then
+// the 128 code bytes' low four bits as Q4_K_64's. So a run's codes take their
+// fifth bits with one masked add and multiply the `ActLayout::KLanes`
+// activations as Q4_K_64's do.
 //
 // Q6_K_64 (from Q6_K): rows in groups of four, their blocks interleaved as
 // Q4_K_64's. Each 210-byte block keeps its scales and d; ql holds
 // element 128 k + j's low four bits in the low nibble of byte 64 k + j and
-// element 128 k + 64 + j's in the high one (as Q5_K_64's codes, and as GGML's
-// ql already is), and qh[j] the top two bits of elements j, 64 + j, 128 + j and
-// 192 + j in bits 0-1, 2-3, 4-5 and 6-7. So each run of 64 codes, in the activations' order, comes
-// out of two 64-byte loads with a few shifts, masks and one ternary logic operation.
+// element 128 k + 64 + j's in the high one (as GGML's ql already is), and qh[j] the top two bits of
+// elements j, 64 + j, 128 + j and 192 + j in bits 0-1, 2-3, 4-5 and 6-7. So each run of 64 codes,
+// in the activations' order, comes out of two 64-byte loads with a few shifts, masks and one
+// ternary logic operation.
 
 #include "tensor/type.h"
 

@@ -62,7 +62,7 @@ constexpr TypeTraits kLayoutTraits[] = {
      nullptr, 8},
     {TensorType::Q4_K_64, "Q4_K_64", 256, 144, true, dequantize_row_q4_k_64, nullptr, 4},
     {TensorType::IQ4_XS_64, "IQ4_XS_64", 256, 136, true, dequantize_row_iq4_xs_64, nullptr, 4},
-    {TensorType::Q5_K_64, "Q5_K_64", 256, 176, true, dequantize_row_q5_k_64, nullptr},
+    {TensorType::Q5_K_64, "Q5_K_64", 256, 176, true, dequantize_row_q5_k_64, nullptr, 4},
     {TensorType::Q6_K_64, "Q6_K_64", 256, 210, true, dequantize_row_q6_k_64, nullptr, 4},
 };
 

@@ -26,6 +26,7 @@
 #include "tensor/blocks.h"
 
 #include <cstring>
+#include <type_traits>
 
 #if defined(__x86_64__) && !defined(__clang__)
 
@@ -110,16 +111,34 @@ constexpr LaneScales kLaneScales;
 // accumulators kept in registers (below), `dot/Q4_K_64` in L2 went from 35.4
 // to 39.5 GB/s (the best of 15 repetitions over six rounds alternating with
 // the old build; single rounds moved by up to 25% with the host's load).
+//
+// Q5_K_64 (`kFifth`) is Q4_K_64 with each run's fifth bits as one 64-bit mask
+// that adds 16 to the codes it marks. Its sums can exceed 16 bits, so it takes
+// decode's fold and 32-bit multiply in prefill too, and its high nibbles are
+// shifted down (16 times a code with its fifth bit would not fit a byte).
 struct Unpacked {
     __m512i codes[4], lane_scales;
     uint64_t scales, mins;
     __m128 d;
 };
 
-template <bool kDecode>
+// Where a Q4_K_64 or Q5_K_64 block's parts are.
+template <bool kFifth>
+struct K64 {
+    static constexpr int64_t kBlockBytes = kFifth ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
+    static constexpr int kCodesAt = kFifth ? 48 : 16, kFifthAt = 16;
+    // The high nibbles left in place, sixteen times the codes (see above).
+    static constexpr bool high_times_16(bool decode) { return decode && !kFifth; }
+    // Lane scales for a 16-bit multiply before a sub-block's lanes meet.
+    static constexpr bool madd(bool decode) { return !decode && !kFifth; }
+};
+
+template <bool kDecode, bool kFifth = false>
 inline Unpacked unpack(const uint8_t* block) {
+    using F = K64<kFifth>;
     const __m512i low4 = _mm512_set1_epi8(0x0F), high4 = _mm512_set1_epi8(static_cast<char>(0xF0));
-    __m512i q0 = _mm512_loadu_si512(block + 16), q1 = _mm512_loadu_si512(block + 80);
+    __m512i q0 = _mm512_loadu_si512(block + F::kCodesAt),
+            q1 = _mm512_loadu_si512(block + F::kCodesAt + 64);
     // Left alone, GCC loads each code register twice (once per nibble) as memory
     // operands, and the loads, not the arithmetic, bound the kernel.
     __asm__("" : "+v"(q0), "+v"(q1));
@@ -127,16 +146,26 @@ inline Unpacked unpack(const uint8_t* block) {
     int32_t d;
     std::memcpy(&d, block, 4);
     auto high = [&](__m512i q) {
-        return kDecode ? _mm512_and_si512(q, high4)
-                       : _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
+        return F::high_times_16(kDecode) ? _mm512_and_si512(q, high4)
+                                         : _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
     };
-    return {{_mm512_and_si512(q0, low4), high(q0), _mm512_and_si512(q1, low4), high(q1)},
-            kDecode ? _mm512_setzero_si512()
-                    : _mm512_shuffle_epi8(_mm512_set1_epi64(static_cast<int64_t>(sw.scales)),
-                                          _mm512_load_si512(kLaneScales.bytes)),
-            sw.scales,
-            sw.mins,
-            _mm_cvtph_ps(_mm_cvtsi32_si128(d))};
+    Unpacked u{{_mm512_and_si512(q0, low4), high(q0), _mm512_and_si512(q1, low4), high(q1)},
+               F::madd(kDecode)
+                   ? _mm512_shuffle_epi8(_mm512_set1_epi64(static_cast<int64_t>(sw.scales)),
+                                         _mm512_load_si512(kLaneScales.bytes))
+                   : _mm512_setzero_si512(),
+               sw.scales,
+               sw.mins,
+               _mm_cvtph_ps(_mm_cvtsi32_si128(d))};
+    if constexpr (kFifth) {
+        uint64_t bits[4];
+        std::memcpy(bits, block + F::kFifthAt, sizeof bits);
+        const __m512i sixteen = _mm512_set1_epi8(16);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; ++r)
+            u.codes[r] = _mm512_mask_add_epi8(u.codes[r], bits[r], u.codes[r], sixteen);
+    }
+    return u;
 }
 
 inline __m256i bytes_to_lanes(uint64_t bytes) {
@@ -152,8 +181,11 @@ inline __m256i bytes_to_lanes(uint64_t bytes) {
 // is what `vpmaddwd` multiplies. In decode the high nibbles' lanes hold at most
 // 16 * 2 * 7680 before the exact division, and a sub-block's two lanes together
 // 61440, times a scale of at most 63.
-template <bool kDecode>
+// Q5_K_64's lanes hold at most 16 * 31 * 128 before the fold, twice that
+// after, times a scale of at most 63.
+template <bool kDecode, bool kFifth = false>
 inline __m256i lanes_sums(const Unpacked& w, __m512i a0, __m512i a1, __m512i a2, __m512i a3) {
+    using F = K64<kFifth>;
     __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.codes[0], a0);
     __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.codes[1], a1);
     s = _mm512_dpbusd_epi32(s, w.codes[2], a2);
@@ -161,11 +193,11 @@ inline __m256i lanes_sums(const Unpacked& w, __m512i a0, __m512i a1, __m512i a2,
     auto fold = [](__m512i v) {
         return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
     };
-    if constexpr (kDecode) {
-        return _mm256_mullo_epi32(fold(_mm512_add_epi32(s, _mm512_srai_epi32(t, 4))),
-                                  bytes_to_lanes(w.scales));
-    } else {
+    if constexpr (F::madd(kDecode)) {
         return fold(_mm512_madd_epi16(_mm512_add_epi32(s, t), w.lane_scales));
+    } else {
+        if constexpr (F::high_times_16(kDecode)) t = _mm512_srai_epi32(t, 4);
+        return _mm256_mullo_epi32(fold(_mm512_add_epi32(s, t)), bytes_to_lanes(w.scales));
     }
 }
 
@@ -190,15 +222,15 @@ inline __m256 add_block(__m256 acc, __m128 scales, int lane, __m256i lanes) {
     return _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(lanes), acc);
 }
 
-// `NR` Q4_K_64 rows against `NT` KLanes rows (one of them 1); a row's blocks
-// are four blocks apart (the layout interleaves groups of four rows). Each
-// (row, activation row) pair sees the same operations whatever NR and NT are,
-// so `rows4` and `dot4` give `dot`'s results.
-template <int NR, int NT>
-void q4_k_64_tile(int64_t n, const void* const* w, const void* const* a, float* out) {
+// `NR` Q4_K_64 (or with `kFifth` Q5_K_64) rows against `NT` KLanes rows (one
+// of them 1); a row's blocks are four blocks apart (the layout interleaves
+// groups of four rows). Each (row, activation row) pair sees the same
+// operations whatever NR and NT are, so `rows4` and `dot4` give `dot`'s results.
+template <bool kFifth, int NR, int NT>
+void k64_tile(int64_t n, const void* const* w, const void* const* a, float* out) {
     static_assert(NR == 1 || NT == 1);
     constexpr bool kDecode = NT == 1;
-    constexpr int64_t kStride = 4 * sizeof(BlockQ4_K);
+    constexpr int64_t kStride = 4 * K64<kFifth>::kBlockBytes;
     const uint8_t* x[NR];
     const uint8_t* y[NT];
     __m256 acc[NR * NT], acc_min[NR * NT];
@@ -219,13 +251,13 @@ void q4_k_64_tile(int64_t n, const void* const* w, const void* const* a, float* 
             const __m128 yd = _mm_broadcast_ss(reinterpret_cast<const float*>(act + KLanes::kScaleAt));
 #pragma GCC unroll 4
             for (int r = 0; r < NR; ++r) {
-                const Unpacked u = unpack<kDecode>(x[r] + i * kStride);
+                const Unpacked u = unpack<kDecode, kFifth>(x[r] + i * kStride);
                 const __m128 d = _mm_mul_ps(u.d, yd);
-                acc[r] = add_block(acc[r], d, 0, lanes_sums<kDecode>(u, a0, a1, a2, a3));
+                acc[r] = add_block(acc[r], d, 0, lanes_sums<kDecode, kFifth>(u, a0, a1, a2, a3));
                 acc_min[r] = add_block(acc_min[r], d, 1, lanes_mins(u.mins, sums));
             }
         } else {  // prefill: one row's block unpacked once for NT tokens
-            const Unpacked u = unpack<kDecode>(x[0] + i * kStride);
+            const Unpacked u = unpack<kDecode, kFifth>(x[0] + i * kStride);
 #pragma GCC unroll 4
             for (int t = 0; t < NT; ++t) {
                 const uint8_t* act = y[t] + i * KLanes::kBytes;
@@ -233,7 +265,7 @@ void q4_k_64_tile(int64_t n, const void* const* w, const void* const* a, float* 
                     _mm_mul_ps(u.d, _mm_broadcast_ss(reinterpret_cast<const float*>(act + KLanes::kScaleAt)));
                 acc[t] =
                     add_block(acc[t], d, 0,
-                              lanes_sums<kDecode>(
+                              lanes_sums<kDecode, kFifth>(
                                   u, _mm512_loadu_si512(act), _mm512_loadu_si512(act + 64),
                                   _mm512_loadu_si512(act + 128), _mm512_loadu_si512(act + 192)));
                 acc_min[t] = add_block(acc_min[t], d, 1, lanes_mins(u.mins, load32(act + KLanes::kSumsAt)));
@@ -244,44 +276,60 @@ void q4_k_64_tile(int64_t n, const void* const* w, const void* const* a, float* 
     for (int i = 0; i < NR * NT; ++i) out[i] = hsum(acc[i]) - hsum(acc_min[i]);
 }
 
-float dot_q4_k_64(int64_t n, const void* w, const void* a) {
+template <bool kFifth>
+float dot_k64(int64_t n, const void* w, const void* a) {
     float out;
-    q4_k_64_tile<1, 1>(n, &w, &a, &out);
+    k64_tile<kFifth, 1, 1>(n, &w, &a, &out);
     return out;
 }
 
 // Decode: four rows of a group, one sequential stream. No software prefetch:
 // on Zen 4 the hardware prefetcher alone streamed one core's rows at 24-26
 // GB/s, and `prefetcht2` four rows ahead cut that to 16.
-void rows4_q4_k_64(int64_t n, const void* const* w, const void* a, float* out, ptrdiff_t) {
-    q4_k_64_tile<4, 1>(n, w, &a, out);
+template <bool kFifth>
+void rows4_k64(int64_t n, const void* const* w, const void* a, float* out, ptrdiff_t) {
+    k64_tile<kFifth, 4, 1>(n, w, &a, out);
 }
 
 // Prefill: four tokens per row.
-void dot4_q4_k_64(int64_t n, const void* w, const void* const* a, float* out) {
-    q4_k_64_tile<1, 4>(n, &w, a, out);
+template <bool kFifth>
+void dot4_k64(int64_t n, const void* w, const void* const* a, float* out) {
+    k64_tile<kFifth, 1, 4>(n, &w, a, out);
 }
 
 // The GGML layout against Q8_K blocks, to the same lanes: each sub-block's
 // products (eight lanes) are summed across lanes, by pairs of sub-blocks at a
 // time (`vphaddd` adds neighbouring lanes of two vectors within 128-bit
 // halves), then the halves meet; the sums exceed 16 bits, so a 32-bit multiply
-// applies the scales.
-float dot_q4_k(int64_t n, const void* w, const void* a) {
-    const auto* x = static_cast<const BlockQ4_K*>(w);
+// applies the scales. Q5_K (`B` = BlockQ5_K): sub-block j's fifth bits, bit j of
+// the qh bytes, moved to bit 4 of its codes.
+template <typename B>
+float dot_k4_ggml(int64_t n, const void* w, const void* a) {
+    constexpr bool kFifth = std::is_same_v<B, BlockQ5_K>;
+    const auto* x = static_cast<const B*>(w);
     const auto* y = static_cast<const BlockQ8_K*>(a);
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m256i low4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
     __m256 acc = _mm256_setzero_ps(), acc_min = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / qk_k; ++i) {
+        __m256i qh = _mm256_setzero_si256();
+        if constexpr (kFifth) qh = load32(x[i].qh);
+        auto codes = [&](__m256i nibbles, int j) {
+            if constexpr (!kFifth) return nibbles;
+            const __m256i moved =
+                j <= 4 ? _mm256_slli_epi16(qh, 4 - j) : _mm256_srli_epi16(qh, j - 4);
+            return _mm256_or_si256(nibbles, _mm256_and_si256(moved, bit4));
+        };
         __m256i p[8];  // sub-block j: lane l sums its codes 4 l .. 4 l + 3 times activations
 #pragma GCC unroll 4
         for (int c = 0; c < 4; ++c) {
             const __m256i q = load32(x[i].qs + 32 * c);
-            p[2 * c] = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_and_si256(q, low4),
-                                           load32(y[i].qs + 64 * c));
-            p[2 * c + 1] = _mm256_dpbusd_epi32(_mm256_setzero_si256(),
-                                               _mm256_and_si256(_mm256_srli_epi16(q, 4), low4),
-                                               load32(y[i].qs + 64 * c + 32));
+            p[2 * c] =
+                _mm256_dpbusd_epi32(_mm256_setzero_si256(), codes(_mm256_and_si256(q, low4), 2 * c),
+                                    load32(y[i].qs + 64 * c));
+            p[2 * c + 1] = _mm256_dpbusd_epi32(
+                _mm256_setzero_si256(),
+                codes(_mm256_and_si256(_mm256_srli_epi16(q, 4), low4), 2 * c + 1),
+                load32(y[i].qs + 64 * c + 32));
         }
         const __m256i h01 = _mm256_hadd_epi32(p[0], p[1]), h23 = _mm256_hadd_epi32(p[2], p[3]),
                       h45 = _mm256_hadd_epi32(p[4], p[5]), h67 = _mm256_hadd_epi32(p[6], p[7]);
@@ -290,9 +338,7 @@ float dot_q4_k(int64_t n, const void* w, const void* a) {
         const __m256i sub_block_sums = _mm256_add_epi32(_mm256_permute2x128_si256(g0, g1, 0x20),
                                                         _mm256_permute2x128_si256(g0, g1, 0x31));
         const ScaleWords sw = ggml_scale_words(x[i].scales);
-        const __m256i isum = _mm256_mullo_epi32(
-            sub_block_sums,
-            _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(sw.scales))));
+        const __m256i isum = _mm256_mullo_epi32(sub_block_sums, bytes_to_lanes(sw.scales));
         // Q8_K's 16-code sums in pairs: sub-block j's activation sum in lane j.
         const __m256i bsums = _mm256_madd_epi16(load32(y[i].bsums), _mm256_set1_epi16(1));
         const __m128 d = block_scales(&x[i].d, _mm_set1_ps(y[i].d));
@@ -385,7 +431,7 @@ inline __m256i xs_lanes(const XsUnpacked& w, __m512i a0, __m512i a1, __m512i a2,
 }
 
 // `NR` IQ4_XS_64 rows against `NT` KLanes rows (one of them 1), as
-// `q4_k_64_tile`.
+// `k64_tile`.
 template <int NR, int NT>
 void iq4_xs_64_tile(int64_t n, const void* const* w, const void* const* a, float* out) {
     static_assert(NR == 1 || NT == 1);
@@ -502,15 +548,26 @@ DotKernels build(const DotKernels& base) {
     DotKernels k = base;
     const auto q4_k = static_cast<size_t>(TensorType::Q4_K),
                q4_k_64 = static_cast<size_t>(TensorType::Q4_K_64);
-    k.dot[q4_k] = dot_q4_k;
+    k.dot[q4_k] = dot_k4_ggml<BlockQ4_K>;
     k.dot4[q4_k] = nullptr;
     k.rows4[q4_k] = nullptr;
     k.layout[q4_k] = ActLayout::Blocks;
-    k.dot[q4_k_64] = dot_q4_k_64;
-    k.dot4[q4_k_64] = dot4_q4_k_64;
-    k.rows4[q4_k_64] = rows4_q4_k_64;
+    k.dot[q4_k_64] = dot_k64<false>;
+    k.dot4[q4_k_64] = dot4_k64<false>;
+    k.rows4[q4_k_64] = rows4_k64<false>;
     k.layout[q4_k_64] = ActLayout::KLanes;
     k.repacked[q4_k] = TensorType::Q4_K_64;
+    const auto q5_k = static_cast<size_t>(TensorType::Q5_K),
+               q5_k_64 = static_cast<size_t>(TensorType::Q5_K_64);
+    k.dot[q5_k] = dot_k4_ggml<BlockQ5_K>;
+    k.dot4[q5_k] = nullptr;
+    k.rows4[q5_k] = nullptr;
+    k.layout[q5_k] = ActLayout::Blocks;
+    k.dot[q5_k_64] = dot_k64<true>;
+    k.dot4[q5_k_64] = dot4_k64<true>;
+    k.rows4[q5_k_64] = rows4_k64<true>;
+    k.layout[q5_k_64] = ActLayout::KLanes;
+    k.repacked[q5_k] = TensorType::Q5_K_64;
     const auto iq4_xs = static_cast<size_t>(TensorType::IQ4_XS),
                iq4_xs_64 = static_cast<size_t>(TensorType::IQ4_XS_64);
     k.dot[iq4_xs] = dot_iq4_xs;
