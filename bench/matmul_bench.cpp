@@ -207,10 +207,13 @@ void bench_ram(benchmark::State& state, TensorType t, bool rows4, bool huge, Thr
         std::memcpy(bytes + i, &v, 4);
     }
     // Each block's leading scale: 2^-7 for MXFP4's exponent byte, else the
-    // half 2^-7 (0x2000) in the first two bytes (and Q4_K's second scale).
+    // half 2^-7 (0x2000) in the first two bytes (and Q4_K's second scale;
+    // Q3_K's d is its last two).
     for (size_t b = 0; b < n_bytes; b += tt.type_size) {
         if (layout_source(t) == TensorType::MXFP4) {
             bytes[b] = 120;
+        } else if (layout_source(t) == TensorType::Q3_K) {  // d is last
+            bytes[b + 108] = 0, bytes[b + 109] = 0x20;
         } else {
             bytes[b] = 0, bytes[b + 1] = 0x20;
             if (tt.block_size == 256) bytes[b + 2] = 0, bytes[b + 3] = 0x20;
@@ -313,9 +316,10 @@ int main(int argc, char** argv) {
                                          bench_dot, std::ref(mats), t, k);
         }
     }
-    for (TensorType t : {TensorType::Q8_0, TensorType::Q8_0_R8, TensorType::MXFP4,
-                         TensorType::MXFP4_X4, TensorType::Q4_K, TensorType::Q4_K_64,
-                         TensorType::Q6_K_64, TensorType::IQ4_XS, TensorType::IQ4_XS_64}) {
+    for (TensorType t :
+         {TensorType::Q8_0, TensorType::Q8_0_R8, TensorType::MXFP4, TensorType::MXFP4_X4,
+          TensorType::Q4_K, TensorType::Q4_K_64, TensorType::Q6_K_64, TensorType::IQ4_XS,
+          TensorType::IQ4_XS_64, TensorType::Q3_K, TensorType::Q3_K_64}) {
         for (bool huge : {true, false}) {
             for (bool rows4 : {false, true}) {
                 const auto id = static_cast<size_t>(t);

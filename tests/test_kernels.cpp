@@ -45,13 +45,13 @@ std::vector<uint8_t> pack(TensorType weight, const std::vector<float>& x,
 }
 
 const TensorType kTypes[] = {
-    TensorType::F32,      TensorType::F16,     TensorType::BF16,    TensorType::Q4_0,
-    TensorType::Q4_1,     TensorType::Q5_0,    TensorType::Q5_1,    TensorType::Q8_0,
-    TensorType::Q2_K,     TensorType::Q3_K,    TensorType::Q4_K,    TensorType::Q5_K,
-    TensorType::Q6_K,     TensorType::IQ4_NL,  TensorType::IQ4_XS,  TensorType::MXFP4,
-    TensorType::Q4_0_R8,  TensorType::Q5_0_R8, TensorType::Q8_0_R8, TensorType::IQ4_NL_R8,
-    TensorType::MXFP4_X4, TensorType::Q4_K_64, TensorType::Q5_K_64, TensorType::Q6_K_64,
-    TensorType::IQ4_XS_64};
+    TensorType::F32,       TensorType::F16,     TensorType::BF16,    TensorType::Q4_0,
+    TensorType::Q4_1,      TensorType::Q5_0,    TensorType::Q5_1,    TensorType::Q8_0,
+    TensorType::Q2_K,      TensorType::Q3_K,    TensorType::Q4_K,    TensorType::Q5_K,
+    TensorType::Q6_K,      TensorType::IQ4_NL,  TensorType::IQ4_XS,  TensorType::MXFP4,
+    TensorType::Q4_0_R8,   TensorType::Q5_0_R8, TensorType::Q8_0_R8, TensorType::IQ4_NL_R8,
+    TensorType::MXFP4_X4,  TensorType::Q4_K_64, TensorType::Q5_K_64, TensorType::Q6_K_64,
+    TensorType::IQ4_XS_64, TensorType::Q3_K_64};
 
 std::vector<const DotKernels*> fast_tables() {
     std::vector<const DotKernels*> out;
@@ -315,9 +315,10 @@ TEST(DotKernels, RepackedRowsGiveTheGgmlRowsResultsExactly) {
 // them).
 TEST(Repack, EveryLayoutIsAPermutationOfTheRowsBytes) {
     std::mt19937 rng(12);
-    for (TensorType layout : {TensorType::MXFP4_X4, TensorType::Q4_0_R8, TensorType::Q5_0_R8,
-                              TensorType::Q8_0_R8, TensorType::IQ4_NL_R8, TensorType::Q4_K_64,
-                              TensorType::Q5_K_64, TensorType::Q6_K_64, TensorType::IQ4_XS_64}) {
+    for (TensorType layout :
+         {TensorType::MXFP4_X4, TensorType::Q4_0_R8, TensorType::Q5_0_R8, TensorType::Q8_0_R8,
+          TensorType::IQ4_NL_R8, TensorType::Q4_K_64, TensorType::Q5_K_64, TensorType::Q6_K_64,
+          TensorType::IQ4_XS_64, TensorType::Q3_K_64}) {
         const TypeTraits& src = type_traits(layout_source(layout));
         const int64_t g = type_traits(layout).row_group, n_rows = g == 1 ? 3 : 2 * g;
         const size_t gap = g == 1 ? 5 : 0;

@@ -12,6 +12,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace strata {
 
@@ -222,6 +223,26 @@ inline int q3_k_scale(const uint8_t* scales, int j) {
     const int low = j < 8 ? scales[j] & 0xF : scales[j - 8] >> 4;
     const int high = (scales[8 + j % 4] >> (2 * (j / 4))) & 3;
     return low | (high << 4);
+}
+
+// A Q3_K block's sixteen 6-bit scales (stored + 32) as the bytes of two
+// words, group order (see `q3_k_scale`): low nibbles from the first eight scale
+// bytes (groups 0..7 their low nibbles, 8..15 their high ones), top two bits
+// from the last four, whose byte j % 4 holds group j's at bits 2 (j / 4). For the
+// SIMD kernels, built in registers: assembling the bytes in memory and reading
+// them back as one vector stalled on the failed store forwarding.
+struct Q3ScaleWords {
+    uint64_t first, second;  // groups 0..7, 8..15
+};
+inline Q3ScaleWords q3_k_scale_words(const uint8_t* scales) {
+    uint64_t low;
+    uint32_t top;
+    std::memcpy(&low, scales, 8);
+    std::memcpy(&top, scales + 8, 4);
+    const uint64_t tops = top | static_cast<uint64_t>(top >> 2)
+                                    << 32;  // groups j and 4 + j in the low word
+    constexpr uint64_t low4 = 0x0f0f0f0f0f0f0f0f, low2 = 0x0303030303030303;
+    return {(low & low4) | (tops & low2) << 4, (low >> 4 & low4) | (tops >> 4 & low2) << 4};
 }
 
 // The 6-bit scale of sub-block `sb` (0..7) of an IQ4_XS block, still offset by 32.

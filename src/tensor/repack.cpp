@@ -66,11 +66,12 @@ void head_from_64(const uint8_t* src, uint8_t* dst) {
     pack_scale_min_k4(scale, min, dst + 4);
 }
 
-// Q5_K's fifth bits: GGML keeps element e's in bit e / 32 of qh[e % 32];
-// Q5_K_64 in run r's 64-bit mask (four words after the head), bit 4 l + b
-// where element e's code is, in Q4_K_64's lanes: sub-block j = e / 32, its
-// 4-element chunk c = e % 32 / 4 is run c / 2, lane j + 8 (c % 2), and b = e % 4.
-int fifth_bit_at(int e) {
+// Q5_K's fifth bits (and Q3_K's high bits): GGML keeps element e's in bit
+// e / 32 of qh[e % 32]; Q5_K_64 (Q3_K_64) in run r's 64-bit mask, bit 4 l + b
+// where element e's code is, in Q4_K_64's lanes (`lanes_position`: 64 r + 4 l +
+// b): sub-block j = e / 32, its 4-element chunk c = e % 32 / 4 is run c / 2,
+// lane j + 8 (c % 2), and b = e % 4.
+int lanes_position(int e) {
     const int j = e / 32, c = e % 32 / 4;
     return 64 * (c / 2) + 4 * (j + 8 * (c % 2)) + e % 4;
 }
@@ -78,7 +79,7 @@ int fifth_bit_at(int e) {
 void fifth_bits_to_runs(const uint8_t* qh, uint8_t* dst) {
     uint64_t runs[4] = {};
     for (int e = 0; e < qk_k; ++e) {
-        const int at = fifth_bit_at(e);
+        const int at = lanes_position(e);
         runs[at / 64] |= uint64_t{(qh[e % 32] >> (e / 32)) & 1u} << (at % 64);
     }
     std::memcpy(dst, runs, sizeof runs);
@@ -89,7 +90,7 @@ void fifth_bits_from_runs(const uint8_t* src, uint8_t* qh) {
     std::memcpy(runs, src, sizeof runs);
     std::memset(qh, 0, 32);
     for (int e = 0; e < qk_k; ++e) {
-        const int at = fifth_bit_at(e);
+        const int at = lanes_position(e);
         qh[e % 32] =
             static_cast<uint8_t>(qh[e % 32] | ((runs[at / 64] >> (at % 64)) & 1) << (e / 32));
     }
@@ -185,6 +186,32 @@ void iq4_xs_block_from_64(const uint8_t* src, uint8_t* dst) {
     iq4_xs_codes_from_k4(k4, dst + 8);
 }
 
+// Q3_K's low two bits: GGML keeps element 128 c + 32 k + l's in bits 2 k of
+// qs[32 c + l]; Q3_K_64 in bits 2 r of byte p, where lanes_position(e) = 64 r + p.
+void q3_k_block_to_64(const uint8_t* src, uint8_t* dst) {
+    fifth_bits_to_runs(src, dst);  // hmask
+    uint8_t qs[64] = {};
+    for (int e = 0; e < qk_k; ++e) {
+        const int at = lanes_position(e),
+                  crumb = (src[32 + 32 * (e / 128) + e % 32] >> (2 * (e % 128 / 32))) & 3;
+        qs[at % 64] = static_cast<uint8_t>(qs[at % 64] | crumb << (2 * (at / 64)));
+    }
+    std::memcpy(dst + 32, qs, sizeof qs);
+    std::memcpy(dst + 96, src + 96, 14);  // scales, d
+}
+
+void q3_k_block_from_64(const uint8_t* src, uint8_t* dst) {
+    fifth_bits_from_runs(src, dst);
+    uint8_t qs[64] = {};
+    for (int e = 0; e < qk_k; ++e) {
+        const int at = lanes_position(e), crumb = (src[32 + at % 64] >> (2 * (at / 64))) & 3;
+        const int byte = 32 * (e / 128) + e % 32;
+        qs[byte] = static_cast<uint8_t>(qs[byte] | crumb << (2 * (e % 128 / 32)));
+    }
+    std::memcpy(dst + 32, qs, sizeof qs);
+    std::memcpy(dst + 96, src + 96, 14);
+}
+
 // One block of Q4_K or Q5_K into its layout (`to`) or back (`from`): the head,
 // then Q5_K's fifth bits, then the codes, at the same offsets in both.
 void k4_block_to_64(const uint8_t* src, uint8_t* dst, bool fifth) {
@@ -248,6 +275,8 @@ TensorType layout_source(TensorType t) {
         case TensorType::Q6_K_64: return TensorType::Q6_K;
         case TensorType::IQ4_XS_64:
             return TensorType::IQ4_XS;
+        case TensorType::Q3_K_64:
+            return TensorType::Q3_K;
         default: return t;
     }
 }
@@ -272,6 +301,8 @@ void repack_rows(TensorType to, void* rows, int64_t n_rows, int64_t n, size_t ro
                         k4_block_to_64(from, at, to == TensorType::Q5_K_64);
                     } else if (to == TensorType::IQ4_XS_64) {
                         iq4_xs_block_to_64(from, at);
+                    } else if (to == TensorType::Q3_K_64) {
+                        q3_k_block_to_64(from, at);
                     } else if (to == TensorType::Q6_K_64) {  // only the top bit pairs move
                         std::memcpy(at, from, bb);
                         q6_k_top_bits_to_64(from + 128, at + 128);
@@ -306,6 +337,8 @@ void unpack_row(TensorType from, const void* src, void* dst, int64_t n) {
             k4_block_from_64(block, out, from == TensorType::Q5_K_64);
         } else if (from == TensorType::IQ4_XS_64) {
             iq4_xs_block_from_64(block, out);
+        } else if (from == TensorType::Q3_K_64) {
+            q3_k_block_from_64(block, out);
         } else if (from == TensorType::Q6_K_64) {
             std::memcpy(out, block, sizeof(BlockQ6_K));
             q6_k_top_bits_from_64(block + 128, out + 128);
@@ -354,6 +387,10 @@ void dequantize_row_q5_k_64(const void* src, float* dst, int64_t n) {
 
 void dequantize_row_q6_k_64(const void* src, float* dst, int64_t n) {
     dequantize_unpacked<TensorType::Q6_K_64, BlockQ6_K, dequantize_row_q6_k>(src, dst, n);
+}
+
+void dequantize_row_q3_k_64(const void* src, float* dst, int64_t n) {
+    dequantize_unpacked<TensorType::Q3_K_64, BlockQ3_K, dequantize_row_q3_k>(src, dst, n);
 }
 
 void dequantize_row_iq4_xs_64(const void* src, float* dst, int64_t n) {

@@ -45,6 +45,16 @@
 // lanes' scales; the scales unpack with a few word operations (GGML's packing
 // takes a dozen).
 //
+// Q3_K_64 (from Q3_K): rows in groups of four, their blocks interleaved as
+// Q4_K_64's. Each 110-byte block keeps GGML's offsets, scales and d: hmask
+// holds the high bits as Q5_K_64 holds its fifth bits (four 64-bit run masks),
+// and qs element e's low two bits in bits 2 r .. 2 r + 1 of byte p, where its
+// code is byte p of run r in Q4_K_64's lanes. So one 64-byte load holds all four
+// runs, a run's codes take their high bits with one masked add, and the
+// `ActLayout::KLanes` activations multiply them lane by lane: runs 0 and 1 of
+// lane l hold the first 16 elements (a Q3_K sub-block) of 32-element sub-block
+// l % 8, runs 2 and 3 the second 16.
+//
 // IQ4_XS_64 (from IQ4_XS): rows in groups of four, their blocks interleaved as
 // Q4_K_64's. Each 136-byte block keeps d, scales_h and scales_l (8 bytes), then
 // its 128 code bytes as Q4_K_64's (sub-block j's element e of IQ4_XS, where
@@ -94,5 +104,6 @@ void dequantize_row_q4_k_64(const void* src, float* dst, int64_t n);
 void dequantize_row_q5_k_64(const void* src, float* dst, int64_t n);
 void dequantize_row_q6_k_64(const void* src, float* dst, int64_t n);
 void dequantize_row_iq4_xs_64(const void* src, float* dst, int64_t n);
+void dequantize_row_q3_k_64(const void* src, float* dst, int64_t n);
 
 }  // namespace strata

@@ -31,6 +31,7 @@ TensorType dot_act_type(TensorType weight) {
         case TensorType::Q5_1: return TensorType::Q8_1;
         case TensorType::Q2_K:
         case TensorType::Q3_K:
+        case TensorType::Q3_K_64:
         case TensorType::Q4_K:
         case TensorType::Q4_K_64:
         case TensorType::Q5_K:
@@ -83,7 +84,10 @@ void quantize_q8_k_lanes(const float* x, uint8_t* out, int64_t n, QuantizeFn qua
         for (int j = 0; j < 8; ++j) sums[j] = b.bsums[2 * j] + b.bsums[2 * j + 1];
         std::memcpy(o + KLanes::kSumsAt, sums, sizeof sums);
         std::memcpy(o + KLanes::kScaleAt, &b.d, sizeof b.d);
-        std::memset(o + KLanes::kScaleAt + 4, 0, KLanes::kBytes - KLanes::kScaleAt - 4);
+        std::memset(o + KLanes::kScaleAt + 4, 0, KLanes::kBsumsAt - KLanes::kScaleAt - 4);
+        std::memcpy(o + KLanes::kBsumsAt, b.bsums, sizeof b.bsums);
+        std::memset(o + KLanes::kBsumsAt + sizeof b.bsums, 0,
+                    KLanes::kBytes - KLanes::kBsumsAt - sizeof b.bsums);
     }
 }
 

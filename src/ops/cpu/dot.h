@@ -41,6 +41,8 @@ using DotFn = float (*)(int64_t n, const void* w, const void* a);
 //                   4 (2 r + l / 8) + b of sub-block l % 8, as in Q4_K_64
 //   int32 sums[8]   sub-block j's 32 codes summed (Q8_K's bsums in pairs)
 //   f32   d         the block's scale
+//   int16 bsums[16] at byte 320: Q8_K's sums of 16 codes (Q3_K_64's
+//                   sub-blocks), then zeros to 384 bytes
 // again with exactly Q8_K's values.
 enum class ActLayout : uint8_t { Blocks, Groups4, KLanes };
 
@@ -52,8 +54,8 @@ struct Groups4 {
 
 // Where the parts of a `KLanes` block are, in bytes.
 struct KLanes {
-    static constexpr int64_t kBytes = 320;
-    static constexpr int kSumsAt = 256, kScaleAt = 288;
+    static constexpr int64_t kBytes = 384;
+    static constexpr int kSumsAt = 256, kScaleAt = 288, kBsumsAt = 320;
     // Where element e of a block is in its qs.
     static constexpr int position(int e) {
         const int j = e / 32, c = e % 32 / 4, b = e % 4;

@@ -1,7 +1,7 @@
 // AVX-512 VNNI kernels for Q4_K and IQ4_XS: Q4_K_64 and IQ4_XS_64
 // (tensor/repack.h) against Q8_K activations laid out as `ActLayout::KLanes`
 // (dot.h), and the GGML layouts against plain Q8_K blocks, giving the same
-// results to the bit. (IQ4_XS: see `iq4_xs_64_tile`'s section below.)
+// results to the bit. (IQ4_XS and Q3_K: see `lanes_tile`'s section below.)
 //
 // A Q4_K block has eight sub-blocks of 32 codes, each with its own 6-bit scale.
 // In GGML's order each 32-bit lane of a `vpdpbusd` product covers one sub-block
@@ -397,46 +397,113 @@ inline __m256 add_scaled(__m256 acc, __m128 d, __m256i lanes) {
     return _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(lanes), acc);
 }
 
-// A block of IQ4_XS_64: its four runs looked up, scales, and d as a float in lane 0.
-struct XsUnpacked {
+// A block of IQ4_XS_64 or Q3_K_64 unpacked once for every activation row it
+// meets: its four runs of codes, what its format needs for the scales, and d
+// as a float in lane 0.
+struct OneScaleUnpacked {
     __m512i codes[4];
-    __m256i scales;
+    __m256i scales, odd_scales, pairs;  // Q3_K: even and odd scales, and as int16 pairs
     __m128 d;
 };
 
-inline XsUnpacked xs_unpack(const uint8_t* block, __m512i book) {
-    XsUnpacked u;
-    __m512i q0 = _mm512_loadu_si512(block + 8), q1 = _mm512_loadu_si512(block + 72);
-    __asm__("" : "+v"(q0), "+v"(q1));  // as in `unpack`
-    iq4_lookup(q0, book, u.codes[0], u.codes[1]);
-    iq4_lookup(q1, book, u.codes[2], u.codes[3]);
-    u.scales = iq4_xs_scales(block);
+inline __m128 half_in_lane0(const uint8_t* p) {
     int32_t d = 0;
-    std::memcpy(&d, block, 2);
-    u.d = _mm_cvtph_ps(_mm_cvtsi32_si128(d));
-    return u;
+    std::memcpy(&d, p, 2);
+    return _mm_cvtph_ps(_mm_cvtsi32_si128(d));
 }
 
-// One IQ4_XS_64 block against one KLanes block (runs a0..a3, sums at `act`).
-inline __m256i xs_lanes(const XsUnpacked& w, __m512i a0, __m512i a1, __m512i a2, __m512i a3,
-                        const uint8_t* act) {
-    __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.codes[0], a0);
-    __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.codes[1], a1);
-    s = _mm512_dpbusd_epi32(s, w.codes[2], a2);
-    t = _mm512_dpbusd_epi32(t, w.codes[3], a3);
-    const __m512i st = _mm512_add_epi32(s, t);
-    const __m256i sums =
-        _mm256_add_epi32(_mm512_castsi512_si256(st), _mm512_extracti64x4_epi64(st, 1));
-    return iq4_xs_block_sums(sums, load32(act + KLanes::kSumsAt), w.scales);
+inline __m256i fold(__m512i v) {
+    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
 }
 
-// `NR` IQ4_XS_64 rows against `NT` KLanes rows (one of them 1), as
-// `k64_tile`.
-template <int NR, int NT>
-void iq4_xs_64_tile(int64_t n, const void* const* w, const void* const* a, float* out) {
+// The formats with one float scale per block (no minimums), for `lanes_tile`.
+struct Iq4XsLanes {
+    static constexpr int64_t kBlockBytes = sizeof(BlockIQ4_XS);
+    static OneScaleUnpacked unpack(const uint8_t* block) {
+        OneScaleUnpacked u;
+        const __m512i book = book_plus_128();
+        __m512i q0 = _mm512_loadu_si512(block + 8), q1 = _mm512_loadu_si512(block + 72);
+        __asm__("" : "+v"(q0), "+v"(q1));  // as in `unpack`
+        iq4_lookup(q0, book, u.codes[0], u.codes[1]);
+        iq4_lookup(q1, book, u.codes[2], u.codes[3]);
+        u.scales = iq4_xs_scales(block);
+        u.d = half_in_lane0(block);
+        return u;
+    }
+    // Against one KLanes block (runs a0..a3, sums at `act`).
+    static __m256i lanes(const OneScaleUnpacked& w, __m512i a0, __m512i a1, __m512i a2, __m512i a3,
+                         const uint8_t* act) {
+        __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.codes[0], a0);
+        __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.codes[1], a1);
+        s = _mm512_dpbusd_epi32(s, w.codes[2], a2);
+        t = _mm512_dpbusd_epi32(t, w.codes[3], a3);
+        return iq4_xs_block_sums(fold(_mm512_add_epi32(s, t)), load32(act + KLanes::kSumsAt),
+                                 w.scales);
+    }
+};
+
+// Q3_K: sixteen sub-blocks of 16 codes (two bits and a high bit, stored + 4),
+// a 6-bit scale each (stored + 32). Q3_K_64's runs 0 and 1 hold the first
+// sub-block of each KLanes sub-block j, runs 2 and 3 the second, so two folded
+// sums give sub-blocks 2 j and 2 j + 1 in lane j; each takes its own scale
+// (a lane's even and odd int16 scale), and 4 times the scaled activation sums
+// (Q8_K's 16-code sums against the scales in pairs) come off. The GGML
+// kernel builds the same lanes.
+inline void q3_k_scales_lanes(const uint8_t* bytes, __m256i& pairs, __m256i& even, __m256i& odd) {
+    const Q3ScaleWords w = q3_k_scale_words(bytes);
+    const __m128i b = _mm_set_epi64x(static_cast<int64_t>(w.second), static_cast<int64_t>(w.first));
+    pairs = _mm256_sub_epi16(_mm256_cvtepu8_epi16(b),
+                             _mm256_set1_epi16(32));  // scale 2 j, 2 j + 1 in lane j
+    even = _mm256_srai_epi32(_mm256_slli_epi32(pairs, 16), 16);
+    odd = _mm256_srai_epi32(pairs, 16);
+}
+
+// Ranges: a code is at most 7, so a lane of two runs holds at most
+// 2 * 4 * 7 * 128 and a fold twice that; times a scale of at most 32.
+inline __m256i q3_k_block_sums(__m256i even_sums, __m256i odd_sums, __m256i bsums, __m256i pairs,
+                               __m256i even, __m256i odd) {
+    const __m256i scaled =
+        _mm256_add_epi32(_mm256_mullo_epi32(even_sums, even), _mm256_mullo_epi32(odd_sums, odd));
+    return _mm256_sub_epi32(scaled, _mm256_slli_epi32(_mm256_madd_epi16(bsums, pairs), 2));
+}
+
+struct Q3KLanes {
+    static constexpr int64_t kBlockBytes = sizeof(BlockQ3_K);
+    static OneScaleUnpacked unpack(const uint8_t* block) {
+        OneScaleUnpacked u;
+        __m512i q = _mm512_loadu_si512(block + 32);
+        __asm__("" : "+v"(q));
+        const __m512i three = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
+        uint64_t high[4];
+        std::memcpy(high, block, sizeof high);
+        u.codes[0] = _mm512_and_si512(q, three);
+        u.codes[1] = _mm512_and_si512(_mm512_srli_epi16(q, 2), three);
+        u.codes[2] = _mm512_and_si512(_mm512_srli_epi16(q, 4), three);
+        u.codes[3] = _mm512_and_si512(_mm512_srli_epi16(q, 6), three);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; ++r)
+            u.codes[r] = _mm512_mask_add_epi8(u.codes[r], high[r], u.codes[r], four);
+        q3_k_scales_lanes(block + 96, u.pairs, u.scales, u.odd_scales);
+        u.d = half_in_lane0(block + 108);
+        return u;
+    }
+    static __m256i lanes(const OneScaleUnpacked& w, __m512i a0, __m512i a1, __m512i a2, __m512i a3,
+                         const uint8_t* act) {
+        __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.codes[0], a0);
+        __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.codes[2], a2);
+        s = _mm512_dpbusd_epi32(s, w.codes[1], a1);
+        t = _mm512_dpbusd_epi32(t, w.codes[3], a3);
+        return q3_k_block_sums(fold(s), fold(t), load32(act + KLanes::kBsumsAt), w.pairs, w.scales,
+                               w.odd_scales);
+    }
+};
+
+// `NR` rows of a one-scale lanes format (`Fmt`: Iq4XsLanes, Q3KLanes) against
+// `NT` KLanes rows (one of them 1), as `k64_tile`.
+template <typename Fmt, int NR, int NT>
+void lanes_tile(int64_t n, const void* const* w, const void* const* a, float* out) {
     static_assert(NR == 1 || NT == 1);
-    constexpr int64_t kStride = 4 * sizeof(BlockIQ4_XS);
-    const __m512i book = book_plus_128();
+    constexpr int64_t kStride = 4 * Fmt::kBlockBytes;
     const uint8_t* x[NR];
     const uint8_t* y[NT];
     __m256 acc[NR * NT];
@@ -456,11 +523,12 @@ void iq4_xs_64_tile(int64_t n, const void* const* w, const void* const* a, float
                 _mm_broadcast_ss(reinterpret_cast<const float*>(act + KLanes::kScaleAt));
 #pragma GCC unroll 4
             for (int r = 0; r < NR; ++r) {
-                const XsUnpacked u = xs_unpack(x[r] + i * kStride, book);
-                acc[r] = add_scaled(acc[r], _mm_mul_ps(u.d, yd), xs_lanes(u, a0, a1, a2, a3, act));
+                const OneScaleUnpacked u = Fmt::unpack(x[r] + i * kStride);
+                acc[r] =
+                    add_scaled(acc[r], _mm_mul_ps(u.d, yd), Fmt::lanes(u, a0, a1, a2, a3, act));
             }
         } else {
-            const XsUnpacked u = xs_unpack(x[0] + i * kStride, book);
+            const OneScaleUnpacked u = Fmt::unpack(x[0] + i * kStride);
 #pragma GCC unroll 4
             for (int t = 0; t < NT; ++t) {
                 const uint8_t* act = y[t] + i * KLanes::kBytes;
@@ -468,8 +536,8 @@ void iq4_xs_64_tile(int64_t n, const void* const* w, const void* const* a, float
                     u.d, _mm_broadcast_ss(reinterpret_cast<const float*>(act + KLanes::kScaleAt)));
                 acc[t] = add_scaled(
                     acc[t], d,
-                    xs_lanes(u, _mm512_loadu_si512(act), _mm512_loadu_si512(act + 64),
-                             _mm512_loadu_si512(act + 128), _mm512_loadu_si512(act + 192), act));
+                    Fmt::lanes(u, _mm512_loadu_si512(act), _mm512_loadu_si512(act + 64),
+                               _mm512_loadu_si512(act + 128), _mm512_loadu_si512(act + 192), act));
             }
         }
     }
@@ -477,18 +545,60 @@ void iq4_xs_64_tile(int64_t n, const void* const* w, const void* const* a, float
     for (int i = 0; i < NR * NT; ++i) out[i] = hsum(acc[i]);
 }
 
-float dot_iq4_xs_64(int64_t n, const void* w, const void* a) {
+template <typename Fmt>
+float dot_lanes(int64_t n, const void* w, const void* a) {
     float out;
-    iq4_xs_64_tile<1, 1>(n, &w, &a, &out);
+    lanes_tile<Fmt, 1, 1>(n, &w, &a, &out);
     return out;
 }
 
-void rows4_iq4_xs_64(int64_t n, const void* const* w, const void* a, float* out, ptrdiff_t) {
-    iq4_xs_64_tile<4, 1>(n, w, &a, out);
+template <typename Fmt>
+void rows4_lanes(int64_t n, const void* const* w, const void* a, float* out, ptrdiff_t) {
+    lanes_tile<Fmt, 4, 1>(n, w, &a, out);
 }
 
-void dot4_iq4_xs_64(int64_t n, const void* w, const void* const* a, float* out) {
-    iq4_xs_64_tile<1, 4>(n, &w, a, out);
+template <typename Fmt>
+void dot4_lanes(int64_t n, const void* w, const void* const* a, float* out) {
+    lanes_tile<Fmt, 1, 4>(n, &w, a, out);
+}
+
+// Q3_K in the GGML layout against Q8_K blocks: the 32 codes of each (c, k)
+// (elements 128 c + 32 k + l: bits 2 k of qs[32 c + l], the high bit bit 4 c + k
+// of hmask[l]) against 32 activations, then the Q4_K kernel's horizontal adds,
+// whose lanes 0..3 and 4..7 of each 32 are sub-blocks 2 j and 2 j + 1.
+float dot_q3_k(int64_t n, const void* w, const void* a) {
+    const auto* x = static_cast<const BlockQ3_K*>(w);
+    const auto* y = static_cast<const BlockQ8_K*>(a);
+    const __m256i three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / qk_k; ++i) {
+        const __m256i hm = load32(x[i].hmask);
+        __m256i p[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; ++j) {
+            const int c = j / 4, k = j % 4, bit = 4 * c + k;
+            const __m256i low =
+                _mm256_and_si256(_mm256_srli_epi16(load32(x[i].qs + 32 * c), 2 * k), three);
+            const __m256i moved =
+                bit >= 2 ? _mm256_srli_epi16(hm, bit - 2) : _mm256_slli_epi16(hm, 2 - bit);
+            p[j] = _mm256_dpbusd_epi32(_mm256_setzero_si256(),
+                                       _mm256_or_si256(low, _mm256_and_si256(moved, four)),
+                                       load32(y[i].qs + 32 * j));
+        }
+        const __m256i h01 = _mm256_hadd_epi32(p[0], p[1]), h23 = _mm256_hadd_epi32(p[2], p[3]),
+                      h45 = _mm256_hadd_epi32(p[4], p[5]), h67 = _mm256_hadd_epi32(p[6], p[7]);
+        const __m256i g0 = _mm256_hadd_epi32(h01, h23), g1 = _mm256_hadd_epi32(h45, h67);
+        __m256i pairs, even, odd;
+        q3_k_scales_lanes(x[i].scales, pairs, even, odd);
+        const __m256i isum = q3_k_block_sums(_mm256_permute2x128_si256(g0, g1, 0x20),
+                                             _mm256_permute2x128_si256(g0, g1, 0x31),
+                                             load32(y[i].bsums), pairs, even, odd);
+        acc = add_scaled(acc,
+                         _mm_mul_ps(half_in_lane0(reinterpret_cast<const uint8_t*>(&x[i].d)),
+                                    _mm_set1_ps(y[i].d)),
+                         isum);
+    }
+    return hsum(acc);
 }
 
 // The GGML layout against Q8_K blocks: 64 code bytes hold four sub-blocks' first
@@ -574,11 +684,22 @@ DotKernels build(const DotKernels& base) {
     k.dot4[iq4_xs] = nullptr;
     k.rows4[iq4_xs] = nullptr;
     k.layout[iq4_xs] = ActLayout::Blocks;
-    k.dot[iq4_xs_64] = dot_iq4_xs_64;
-    k.dot4[iq4_xs_64] = dot4_iq4_xs_64;
-    k.rows4[iq4_xs_64] = rows4_iq4_xs_64;
+    k.dot[iq4_xs_64] = dot_lanes<Iq4XsLanes>;
+    k.dot4[iq4_xs_64] = dot4_lanes<Iq4XsLanes>;
+    k.rows4[iq4_xs_64] = rows4_lanes<Iq4XsLanes>;
     k.layout[iq4_xs_64] = ActLayout::KLanes;
     k.repacked[iq4_xs] = TensorType::IQ4_XS_64;
+    const auto q3_k = static_cast<size_t>(TensorType::Q3_K),
+               q3_k_64 = static_cast<size_t>(TensorType::Q3_K_64);
+    k.dot[q3_k] = dot_q3_k;
+    k.dot4[q3_k] = nullptr;
+    k.rows4[q3_k] = nullptr;
+    k.layout[q3_k] = ActLayout::Blocks;
+    k.dot[q3_k_64] = dot_lanes<Q3KLanes>;
+    k.dot4[q3_k_64] = dot4_lanes<Q3KLanes>;
+    k.rows4[q3_k_64] = rows4_lanes<Q3KLanes>;
+    k.layout[q3_k_64] = ActLayout::KLanes;
+    k.repacked[q3_k] = TensorType::Q3_K_64;
     return k;
 }
 
