@@ -208,12 +208,14 @@ void bench_ram(benchmark::State& state, TensorType t, bool rows4, bool huge, Thr
     }
     // Each block's leading scale: 2^-7 for MXFP4's exponent byte, else the
     // half 2^-7 (0x2000) in the first two bytes (and Q4_K's second scale;
-    // Q3_K's d is its last two).
+    // Q3_K's d is its last two bytes, Q2_K's d and dmin its last four).
     for (size_t b = 0; b < n_bytes; b += tt.type_size) {
         if (layout_source(t) == TensorType::MXFP4) {
             bytes[b] = 120;
-        } else if (layout_source(t) == TensorType::Q3_K) {  // d is last
+        } else if (layout_source(t) == TensorType::Q3_K) {
             bytes[b + 108] = 0, bytes[b + 109] = 0x20;
+        } else if (layout_source(t) == TensorType::Q2_K) {
+            bytes[b + 80] = 0, bytes[b + 81] = 0x20, bytes[b + 82] = 0, bytes[b + 83] = 0x20;
         } else {
             bytes[b] = 0, bytes[b + 1] = 0x20;
             if (tt.block_size == 256) bytes[b + 2] = 0, bytes[b + 3] = 0x20;
@@ -319,7 +321,8 @@ int main(int argc, char** argv) {
     for (TensorType t :
          {TensorType::Q8_0, TensorType::Q8_0_R8, TensorType::MXFP4, TensorType::MXFP4_X4,
           TensorType::Q4_K, TensorType::Q4_K_64, TensorType::Q6_K_64, TensorType::IQ4_XS,
-          TensorType::IQ4_XS_64, TensorType::Q3_K, TensorType::Q3_K_64}) {
+          TensorType::IQ4_XS_64, TensorType::Q3_K, TensorType::Q3_K_64, TensorType::Q2_K,
+          TensorType::Q2_K_64}) {
         for (bool huge : {true, false}) {
             for (bool rows4 : {false, true}) {
                 const auto id = static_cast<size_t>(t);

@@ -51,7 +51,7 @@ const TensorType kTypes[] = {
     TensorType::Q6_K,      TensorType::IQ4_NL,  TensorType::IQ4_XS,  TensorType::MXFP4,
     TensorType::Q4_0_R8,   TensorType::Q5_0_R8, TensorType::Q8_0_R8, TensorType::IQ4_NL_R8,
     TensorType::MXFP4_X4,  TensorType::Q4_K_64, TensorType::Q5_K_64, TensorType::Q6_K_64,
-    TensorType::IQ4_XS_64, TensorType::Q3_K_64};
+    TensorType::IQ4_XS_64, TensorType::Q3_K_64, TensorType::Q2_K_64};
 
 std::vector<const DotKernels*> fast_tables() {
     std::vector<const DotKernels*> out;
@@ -318,7 +318,7 @@ TEST(Repack, EveryLayoutIsAPermutationOfTheRowsBytes) {
     for (TensorType layout :
          {TensorType::MXFP4_X4, TensorType::Q4_0_R8, TensorType::Q5_0_R8, TensorType::Q8_0_R8,
           TensorType::IQ4_NL_R8, TensorType::Q4_K_64, TensorType::Q5_K_64, TensorType::Q6_K_64,
-          TensorType::IQ4_XS_64, TensorType::Q3_K_64}) {
+          TensorType::IQ4_XS_64, TensorType::Q3_K_64, TensorType::Q2_K_64}) {
         const TypeTraits& src = type_traits(layout_source(layout));
         const int64_t g = type_traits(layout).row_group, n_rows = g == 1 ? 3 : 2 * g;
         const size_t gap = g == 1 ? 5 : 0;

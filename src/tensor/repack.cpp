@@ -186,30 +186,47 @@ void iq4_xs_block_from_64(const uint8_t* src, uint8_t* dst) {
     iq4_xs_codes_from_k4(k4, dst + 8);
 }
 
-// Q3_K's low two bits: GGML keeps element 128 c + 32 k + l's in bits 2 k of
-// qs[32 c + l]; Q3_K_64 in bits 2 r of byte p, where lanes_position(e) = 64 r + p.
-void q3_k_block_to_64(const uint8_t* src, uint8_t* dst) {
-    fifth_bits_to_runs(src, dst);  // hmask
+// Q2_K's and Q3_K's low two bits: GGML keeps element 128 c + 32 k + l's in
+// bits 2 k of qs[32 c + l]; Q2_K_64 and Q3_K_64 in bits 2 r of byte p, where
+// lanes_position(e) = 64 r + p.
+void crumbs_to_runs(const uint8_t* src, uint8_t* dst) {
     uint8_t qs[64] = {};
     for (int e = 0; e < qk_k; ++e) {
         const int at = lanes_position(e),
-                  crumb = (src[32 + 32 * (e / 128) + e % 32] >> (2 * (e % 128 / 32))) & 3;
+                  crumb = (src[32 * (e / 128) + e % 32] >> (2 * (e % 128 / 32))) & 3;
         qs[at % 64] = static_cast<uint8_t>(qs[at % 64] | crumb << (2 * (at / 64)));
     }
-    std::memcpy(dst + 32, qs, sizeof qs);
-    std::memcpy(dst + 96, src + 96, 14);  // scales, d
+    std::memcpy(dst, qs, sizeof qs);
+}
+
+void crumbs_from_runs(const uint8_t* src, uint8_t* dst) {
+    uint8_t qs[64] = {};
+    for (int e = 0; e < qk_k; ++e) {
+        const int at = lanes_position(e), crumb = (src[at % 64] >> (2 * (at / 64))) & 3;
+        const int byte = 32 * (e / 128) + e % 32;
+        qs[byte] = static_cast<uint8_t>(qs[byte] | crumb << (2 * (e % 128 / 32)));
+    }
+    std::memcpy(dst, qs, sizeof qs);
+}
+
+// Q3_K: hmask (0), qs (32), then scales and d as they are.
+void q3_k_block_to_64(const uint8_t* src, uint8_t* dst) {
+    fifth_bits_to_runs(src, dst);
+    crumbs_to_runs(src + 32, dst + 32);
+    std::memcpy(dst + 96, src + 96, 14);
 }
 
 void q3_k_block_from_64(const uint8_t* src, uint8_t* dst) {
     fifth_bits_from_runs(src, dst);
-    uint8_t qs[64] = {};
-    for (int e = 0; e < qk_k; ++e) {
-        const int at = lanes_position(e), crumb = (src[32 + at % 64] >> (2 * (at / 64))) & 3;
-        const int byte = 32 * (e / 128) + e % 32;
-        qs[byte] = static_cast<uint8_t>(qs[byte] | crumb << (2 * (e % 128 / 32)));
-    }
-    std::memcpy(dst + 32, qs, sizeof qs);
+    crumbs_from_runs(src + 32, dst + 32);
     std::memcpy(dst + 96, src + 96, 14);
+}
+
+// Q2_K: scales (0) and d, dmin (80) as they are, qs (16).
+void q2_k_block_to_64(const uint8_t* src, uint8_t* dst, bool to) {
+    std::memcpy(dst, src, 16);
+    (to ? crumbs_to_runs : crumbs_from_runs)(src + 16, dst + 16);
+    std::memcpy(dst + 80, src + 80, 4);
 }
 
 // One block of Q4_K or Q5_K into its layout (`to`) or back (`from`): the head,
@@ -277,6 +294,8 @@ TensorType layout_source(TensorType t) {
             return TensorType::IQ4_XS;
         case TensorType::Q3_K_64:
             return TensorType::Q3_K;
+        case TensorType::Q2_K_64:
+            return TensorType::Q2_K;
         default: return t;
     }
 }
@@ -303,6 +322,8 @@ void repack_rows(TensorType to, void* rows, int64_t n_rows, int64_t n, size_t ro
                         iq4_xs_block_to_64(from, at);
                     } else if (to == TensorType::Q3_K_64) {
                         q3_k_block_to_64(from, at);
+                    } else if (to == TensorType::Q2_K_64) {
+                        q2_k_block_to_64(from, at, true);
                     } else if (to == TensorType::Q6_K_64) {  // only the top bit pairs move
                         std::memcpy(at, from, bb);
                         q6_k_top_bits_to_64(from + 128, at + 128);
@@ -339,6 +360,8 @@ void unpack_row(TensorType from, const void* src, void* dst, int64_t n) {
             iq4_xs_block_from_64(block, out);
         } else if (from == TensorType::Q3_K_64) {
             q3_k_block_from_64(block, out);
+        } else if (from == TensorType::Q2_K_64) {
+            q2_k_block_to_64(block, out, false);
         } else if (from == TensorType::Q6_K_64) {
             std::memcpy(out, block, sizeof(BlockQ6_K));
             q6_k_top_bits_from_64(block + 128, out + 128);
@@ -387,6 +410,10 @@ void dequantize_row_q5_k_64(const void* src, float* dst, int64_t n) {
 
 void dequantize_row_q6_k_64(const void* src, float* dst, int64_t n) {
     dequantize_unpacked<TensorType::Q6_K_64, BlockQ6_K, dequantize_row_q6_k>(src, dst, n);
+}
+
+void dequantize_row_q2_k_64(const void* src, float* dst, int64_t n) {
+    dequantize_unpacked<TensorType::Q2_K_64, BlockQ2_K, dequantize_row_q2_k>(src, dst, n);
 }
 
 void dequantize_row_q3_k_64(const void* src, float* dst, int64_t n) {

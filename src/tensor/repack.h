@@ -55,6 +55,10 @@
 // lane l hold the first 16 elements (a Q3_K sub-block) of 32-element sub-block
 // l % 8, runs 2 and 3 the second 16.
 //
+// Q2_K_64 (from Q2_K): rows in groups of four, their blocks interleaved as
+// Q4_K_64's. Each 84-byte block keeps GGML's scales, d and dmin; qs holds the
+// two-bit codes as Q3_K_64's qs does.
+//
 // IQ4_XS_64 (from IQ4_XS): rows in groups of four, their blocks interleaved as
 // Q4_K_64's. Each 136-byte block keeps d, scales_h and scales_l (8 bytes), then
 // its 128 code bytes as Q4_K_64's (sub-block j's element e of IQ4_XS, where
@@ -105,5 +109,6 @@ void dequantize_row_q5_k_64(const void* src, float* dst, int64_t n);
 void dequantize_row_q6_k_64(const void* src, float* dst, int64_t n);
 void dequantize_row_iq4_xs_64(const void* src, float* dst, int64_t n);
 void dequantize_row_q3_k_64(const void* src, float* dst, int64_t n);
+void dequantize_row_q2_k_64(const void* src, float* dst, int64_t n);
 
 }  // namespace strata

@@ -61,6 +61,7 @@ constexpr TypeTraits kLayoutTraits[] = {
     {TensorType::IQ4_NL_R8, "IQ4_NL_R8", 32, 18, true, dequantize_row_r8<TensorType::IQ4_NL_R8>,
      nullptr, 8},
     {TensorType::Q4_K_64, "Q4_K_64", 256, 144, true, dequantize_row_q4_k_64, nullptr, 4},
+    {TensorType::Q2_K_64, "Q2_K_64", 256, 84, true, dequantize_row_q2_k_64, nullptr, 4},
     {TensorType::Q3_K_64, "Q3_K_64", 256, 110, true, dequantize_row_q3_k_64, nullptr, 4},
     {TensorType::IQ4_XS_64, "IQ4_XS_64", 256, 136, true, dequantize_row_iq4_xs_64, nullptr, 4},
     {TensorType::Q5_K_64, "Q5_K_64", 256, 176, true, dequantize_row_q5_k_64, nullptr, 4},

@@ -50,6 +50,7 @@ enum class TensorType : uint32_t {
     // strata's own in-memory layouts of a GGML type (tensor/repack.h). Never in a
     // file: `type_traits(uint32_t)`, which checks the ids files carry, and
     // `type_from_name` do not know them.
+    Q2_K_64 = 53,
     Q3_K_64 = 54,
     Q4_0_R8 = 55,
     Q5_0_R8 = 56,

@@ -32,6 +32,7 @@ TensorType dot_act_type(TensorType weight) {
         case TensorType::Q2_K:
         case TensorType::Q3_K:
         case TensorType::Q3_K_64:
+        case TensorType::Q2_K_64:
         case TensorType::Q4_K:
         case TensorType::Q4_K_64:
         case TensorType::Q5_K:

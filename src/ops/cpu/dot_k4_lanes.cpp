@@ -1,7 +1,7 @@
 // AVX-512 VNNI kernels for Q4_K and IQ4_XS: Q4_K_64 and IQ4_XS_64
 // (tensor/repack.h) against Q8_K activations laid out as `ActLayout::KLanes`
 // (dot.h), and the GGML layouts against plain Q8_K blocks, giving the same
-// results to the bit. (IQ4_XS and Q3_K: see `lanes_tile`'s section below.)
+// results to the bit. (IQ4_XS, Q3_K and Q2_K: see `lanes_tile`'s section below.)
 //
 // A Q4_K block has eight sub-blocks of 32 codes, each with its own 6-bit scale.
 // In GGML's order each 32-bit lane of a `vpdpbusd` product covers one sub-block
@@ -440,6 +440,10 @@ struct Iq4XsLanes {
         return iq4_xs_block_sums(fold(_mm512_add_epi32(s, t)), load32(act + KLanes::kSumsAt),
                                  w.scales);
     }
+    static __m256 add(__m256 acc, __m128 d, const OneScaleUnpacked& u, __m512i a0, __m512i a1,
+                      __m512i a2, __m512i a3, const uint8_t* act) {
+        return add_scaled(acc, d, lanes(u, a0, a1, a2, a3, act));
+    }
 };
 
 // Q3_K: sixteen sub-blocks of 16 codes (two bits and a high bit, stored + 4),
@@ -496,10 +500,68 @@ struct Q3KLanes {
         return q3_k_block_sums(fold(s), fold(t), load32(act + KLanes::kBsumsAt), w.pairs, w.scales,
                                w.odd_scales);
     }
+    static __m256 add(__m256 acc, __m128 d, const OneScaleUnpacked& u, __m512i a0, __m512i a1,
+                      __m512i a2, __m512i a3, const uint8_t* act) {
+        return add_scaled(acc, d, lanes(u, a0, a1, a2, a3, act));
+    }
 };
 
-// `NR` rows of a one-scale lanes format (`Fmt`: Iq4XsLanes, Q3KLanes) against
-// `NT` KLanes rows (one of them 1), as `k64_tile`.
+// Q2_K: sixteen sub-blocks of 16 two-bit codes, a 4-bit scale and a 4-bit
+// minimum each (the low and high nibbles of `scales`), d and dmin. Q2_K_64's
+// runs are Q3_K_64's low bits, so the same folds give sub-blocks 2 j and
+// 2 j + 1 in lane j, each at most 4 * 4 * 3 * 128 in magnitude: they pair up
+// as int16 for one `vpmaddwd` by the scales' pairs, and the minimums take
+// Q8_K's 16-code sums the same way. A block's minimum term comes off the same
+// accumulator, after its scaled term, in both kernels.
+inline __m256i q2_k_block_sums(__m256i even_sums, __m256i odd_sums, __m256i scale_bytes16) {
+    const __m256i pairs = _mm256_blend_epi16(even_sums, _mm256_slli_epi32(odd_sums, 16), 0xAA);
+    return _mm256_madd_epi16(pairs, _mm256_and_si256(scale_bytes16, _mm256_set1_epi16(0xF)));
+}
+
+inline __m256 add_q2_k_block(__m256 acc, __m128 d, __m256i isum, __m256i scale_bytes16,
+                             __m256i bsums) {
+    const __m256i msum = _mm256_madd_epi16(bsums, _mm256_srli_epi16(scale_bytes16, 4));
+    acc = add_scaled(acc, d, isum);
+    return _mm256_fnmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(d)), _mm256_cvtepi32_ps(msum),
+                            acc);
+}
+
+inline void two_bit_runs(__m512i q, __m512i* codes) {
+    const __m512i three = _mm512_set1_epi8(3);
+    codes[0] = _mm512_and_si512(q, three);
+    codes[1] = _mm512_and_si512(_mm512_srli_epi16(q, 2), three);
+    codes[2] = _mm512_and_si512(_mm512_srli_epi16(q, 4), three);
+    codes[3] = _mm512_and_si512(_mm512_srli_epi16(q, 6), three);
+}
+
+struct Q2KLanes {
+    static constexpr int64_t kBlockBytes = sizeof(BlockQ2_K);
+    static OneScaleUnpacked unpack(const uint8_t* block) {
+        OneScaleUnpacked u;
+        __m512i q = _mm512_loadu_si512(block + 16);
+        __asm__("" : "+v"(q));
+        two_bit_runs(q, u.codes);
+        u.scales = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block)));
+        int32_t both;
+        std::memcpy(&both, block + 80, 4);
+        u.d = _mm_cvtph_ps(_mm_cvtsi32_si128(both));  // d, dmin
+        return u;
+    }
+    static __m256 add(__m256 acc, __m128 d, const OneScaleUnpacked& u, __m512i a0, __m512i a1,
+                      __m512i a2, __m512i a3, const uint8_t* act) {
+        __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u.codes[0], a0);
+        __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u.codes[2], a2);
+        s = _mm512_dpbusd_epi32(s, u.codes[1], a1);
+        t = _mm512_dpbusd_epi32(t, u.codes[3], a3);
+        return add_q2_k_block(acc, d, q2_k_block_sums(fold(s), fold(t), u.scales), u.scales,
+                              load32(act + KLanes::kBsumsAt));
+    }
+};
+
+// `NR` rows of a lanes format (`Fmt`: Iq4XsLanes, Q3KLanes, Q2KLanes) against
+// `NT` KLanes rows (one of them 1), as `k64_tile`. `Fmt::add` adds a block's
+// terms to a row's accumulator, given d (and Q2_K's dmin) times the
+// activations' scale in lanes 0 (and 1).
 template <typename Fmt, int NR, int NT>
 void lanes_tile(int64_t n, const void* const* w, const void* const* a, float* out) {
     static_assert(NR == 1 || NT == 1);
@@ -524,8 +586,7 @@ void lanes_tile(int64_t n, const void* const* w, const void* const* a, float* ou
 #pragma GCC unroll 4
             for (int r = 0; r < NR; ++r) {
                 const OneScaleUnpacked u = Fmt::unpack(x[r] + i * kStride);
-                acc[r] =
-                    add_scaled(acc[r], _mm_mul_ps(u.d, yd), Fmt::lanes(u, a0, a1, a2, a3, act));
+                acc[r] = Fmt::add(acc[r], _mm_mul_ps(u.d, yd), u, a0, a1, a2, a3, act);
             }
         } else {
             const OneScaleUnpacked u = Fmt::unpack(x[0] + i * kStride);
@@ -534,10 +595,9 @@ void lanes_tile(int64_t n, const void* const* w, const void* const* a, float* ou
                 const uint8_t* act = y[t] + i * KLanes::kBytes;
                 const __m128 d = _mm_mul_ps(
                     u.d, _mm_broadcast_ss(reinterpret_cast<const float*>(act + KLanes::kScaleAt)));
-                acc[t] = add_scaled(
-                    acc[t], d,
-                    Fmt::lanes(u, _mm512_loadu_si512(act), _mm512_loadu_si512(act + 64),
-                               _mm512_loadu_si512(act + 128), _mm512_loadu_si512(act + 192), act));
+                acc[t] =
+                    Fmt::add(acc[t], d, u, _mm512_loadu_si512(act), _mm512_loadu_si512(act + 64),
+                             _mm512_loadu_si512(act + 128), _mm512_loadu_si512(act + 192), act);
             }
         }
     }
@@ -560,6 +620,34 @@ void rows4_lanes(int64_t n, const void* const* w, const void* a, float* out, ptr
 template <typename Fmt>
 void dot4_lanes(int64_t n, const void* w, const void* const* a, float* out) {
     lanes_tile<Fmt, 1, 4>(n, &w, a, out);
+}
+
+// Q2_K in the GGML layout, as Q3_K's kernel without the high bits.
+float dot_q2_k(int64_t n, const void* w, const void* a) {
+    const auto* x = static_cast<const BlockQ2_K*>(w);
+    const auto* y = static_cast<const BlockQ8_K*>(a);
+    const __m256i three = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / qk_k; ++i) {
+        __m256i p[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; ++j) {
+            const int c = j / 4, k = j % 4;
+            const __m256i codes =
+                _mm256_and_si256(_mm256_srli_epi16(load32(x[i].qs + 32 * c), 2 * k), three);
+            p[j] = _mm256_dpbusd_epi32(_mm256_setzero_si256(), codes, load32(y[i].qs + 32 * j));
+        }
+        const __m256i h01 = _mm256_hadd_epi32(p[0], p[1]), h23 = _mm256_hadd_epi32(p[2], p[3]),
+                      h45 = _mm256_hadd_epi32(p[4], p[5]), h67 = _mm256_hadd_epi32(p[6], p[7]);
+        const __m256i g0 = _mm256_hadd_epi32(h01, h23), g1 = _mm256_hadd_epi32(h45, h67);
+        const __m256i scales =
+            _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].scales)));
+        const __m256i isum = q2_k_block_sums(_mm256_permute2x128_si256(g0, g1, 0x20),
+                                             _mm256_permute2x128_si256(g0, g1, 0x31), scales);
+        acc = add_q2_k_block(acc, block_scales(&x[i].d, _mm_set1_ps(y[i].d)), isum, scales,
+                             load32(y[i].bsums));
+    }
+    return hsum(acc);
 }
 
 // Q3_K in the GGML layout against Q8_K blocks: the 32 codes of each (c, k)
@@ -700,6 +788,17 @@ DotKernels build(const DotKernels& base) {
     k.rows4[q3_k_64] = rows4_lanes<Q3KLanes>;
     k.layout[q3_k_64] = ActLayout::KLanes;
     k.repacked[q3_k] = TensorType::Q3_K_64;
+    const auto q2_k = static_cast<size_t>(TensorType::Q2_K),
+               q2_k_64 = static_cast<size_t>(TensorType::Q2_K_64);
+    k.dot[q2_k] = dot_q2_k;
+    k.dot4[q2_k] = nullptr;
+    k.rows4[q2_k] = nullptr;
+    k.layout[q2_k] = ActLayout::Blocks;
+    k.dot[q2_k_64] = dot_lanes<Q2KLanes>;
+    k.dot4[q2_k_64] = dot4_lanes<Q2KLanes>;
+    k.rows4[q2_k_64] = rows4_lanes<Q2KLanes>;
+    k.layout[q2_k_64] = ActLayout::KLanes;
+    k.repacked[q2_k] = TensorType::Q2_K_64;
     return k;
 }
 

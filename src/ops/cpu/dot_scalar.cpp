@@ -315,6 +315,7 @@ DotKernels make_scalar() {
     set(TensorType::Q4_K_64, dot_unpacked<TensorType::Q4_K_64, BlockQ4_K, dot_q4_k>);
     set(TensorType::Q5_K_64, dot_unpacked<TensorType::Q5_K_64, BlockQ5_K, dot_q5_k>);
     set(TensorType::Q6_K_64, dot_unpacked<TensorType::Q6_K_64, BlockQ6_K, dot_q6_k>);
+    set(TensorType::Q2_K_64, dot_unpacked<TensorType::Q2_K_64, BlockQ2_K, dot_q2_k>);
     set(TensorType::Q3_K_64, dot_unpacked<TensorType::Q3_K_64, BlockQ3_K, dot_q3_k>);
     set(TensorType::IQ4_XS_64, dot_unpacked<TensorType::IQ4_XS_64, BlockIQ4_XS, dot_iq4_xs>);
     return k;
