@@ -723,9 +723,14 @@ TEST(ActivationFormats, NonFiniteInputsGiveDefinedCodes) {
 // four-token kernel for 5 tokens and the four-weight-row kernel (with its
 // leftover rows on the one-row kernel) for 2; Q8_0_R8 there the tile kernel
 // (and a leftover token) for 5 and the row-group kernel for 2, with rows 20-23
-// and 32-33, around the group 24-31, on the one-row kernel.
+// and 32-33, around the group 24-31, on the one-row kernel. The K-quant and
+// IQ4_XS layouts of the AVX-512 tables take the four-token kernel (and a
+// leftover token) for 5 and the four-row kernel over their interleaved groups
+// for 2, rows 32-33 on the one-row kernel.
 TEST(Matmul, RowsAndTokenIndicesMatchOneByOneDots) {
-    for (TensorType type : {TensorType::Q4_K, TensorType::MXFP4, TensorType::Q8_0_R8}) {
+    for (TensorType type :
+         {TensorType::Q4_K, TensorType::MXFP4, TensorType::Q8_0_R8, TensorType::Q4_K_64,
+          TensorType::Q5_K_64, TensorType::Q3_K_64, TensorType::Q2_K_64, TensorType::IQ4_XS_64}) {
         std::mt19937 rng(5);
         const int64_t n = 512, rows = 40, n_tok = 5;
         std::vector<uint8_t> data;
