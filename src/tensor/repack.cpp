@@ -276,11 +276,20 @@ uint8_t pair(const uint8_t* bytes, int byte, int pair) {
     return static_cast<uint8_t>((bytes[byte] >> (2 * pair)) & 3);
 }
 
+// At load, eight bytes at a time: for j < 32, out[j] takes pairs 0 and 2 of
+// qh[j] and of qh[32 + j], out[32 + j] pairs 1 and 3. (Pair by pair, the copy
+// ran at about 630 MB/s per thread.)
 void q6_k_top_bits_to_64(const uint8_t* qh, uint8_t* out) {
-    for (int j = 0; j < 64; ++j) {
-        uint8_t b = 0;
-        for (int r = 0; r < 4; ++r) b |= pair(qh, 32 * (r / 2) + j % 32, 2 * (r % 2) + j / 32) << (2 * r);
-        out[j] = b;
+    constexpr uint64_t kPairs = 0x0303030303030303;
+    auto take = [](uint64_t w, int pair) { return (w >> (2 * pair)) & kPairs; };
+    for (int j = 0; j < 32; j += 8) {
+        uint64_t a, b;
+        std::memcpy(&a, qh + j, 8);
+        std::memcpy(&b, qh + 32 + j, 8);
+        const uint64_t low = take(a, 0) | take(a, 2) << 2 | take(b, 0) << 4 | take(b, 2) << 6;
+        const uint64_t high = take(a, 1) | take(a, 3) << 2 | take(b, 1) << 4 | take(b, 3) << 6;
+        std::memcpy(out + j, &low, 8);
+        std::memcpy(out + 32 + j, &high, 8);
     }
 }
 
