@@ -744,61 +744,31 @@ float dot_iq4_xs(int64_t n, const void* w, const void* a) {
 
 DotKernels build(const DotKernels& base) {
     DotKernels k = base;
-    const auto q4_k = static_cast<size_t>(TensorType::Q4_K),
-               q4_k_64 = static_cast<size_t>(TensorType::Q4_K_64);
-    k.dot[q4_k] = dot_k4_ggml<BlockQ4_K>;
-    k.dot4[q4_k] = nullptr;
-    k.rows4[q4_k] = nullptr;
-    k.layout[q4_k] = ActLayout::Blocks;
-    k.dot[q4_k_64] = dot_k64<false>;
-    k.dot4[q4_k_64] = dot4_k64<false>;
-    k.rows4[q4_k_64] = rows4_k64<false>;
-    k.layout[q4_k_64] = ActLayout::KLanes;
-    k.repacked[q4_k] = TensorType::Q4_K_64;
-    const auto q5_k = static_cast<size_t>(TensorType::Q5_K),
-               q5_k_64 = static_cast<size_t>(TensorType::Q5_K_64);
-    k.dot[q5_k] = dot_k4_ggml<BlockQ5_K>;
-    k.dot4[q5_k] = nullptr;
-    k.rows4[q5_k] = nullptr;
-    k.layout[q5_k] = ActLayout::Blocks;
-    k.dot[q5_k_64] = dot_k64<true>;
-    k.dot4[q5_k_64] = dot4_k64<true>;
-    k.rows4[q5_k_64] = rows4_k64<true>;
-    k.layout[q5_k_64] = ActLayout::KLanes;
-    k.repacked[q5_k] = TensorType::Q5_K_64;
-    const auto iq4_xs = static_cast<size_t>(TensorType::IQ4_XS),
-               iq4_xs_64 = static_cast<size_t>(TensorType::IQ4_XS_64);
-    k.dot[iq4_xs] = dot_iq4_xs;
-    k.dot4[iq4_xs] = nullptr;
-    k.rows4[iq4_xs] = nullptr;
-    k.layout[iq4_xs] = ActLayout::Blocks;
-    k.dot[iq4_xs_64] = dot_lanes<Iq4XsLanes>;
-    k.dot4[iq4_xs_64] = dot4_lanes<Iq4XsLanes>;
-    k.rows4[iq4_xs_64] = rows4_lanes<Iq4XsLanes>;
-    k.layout[iq4_xs_64] = ActLayout::KLanes;
-    k.repacked[iq4_xs] = TensorType::IQ4_XS_64;
-    const auto q3_k = static_cast<size_t>(TensorType::Q3_K),
-               q3_k_64 = static_cast<size_t>(TensorType::Q3_K_64);
-    k.dot[q3_k] = dot_q3_k;
-    k.dot4[q3_k] = nullptr;
-    k.rows4[q3_k] = nullptr;
-    k.layout[q3_k] = ActLayout::Blocks;
-    k.dot[q3_k_64] = dot_lanes<Q3KLanes>;
-    k.dot4[q3_k_64] = dot4_lanes<Q3KLanes>;
-    k.rows4[q3_k_64] = rows4_lanes<Q3KLanes>;
-    k.layout[q3_k_64] = ActLayout::KLanes;
-    k.repacked[q3_k] = TensorType::Q3_K_64;
-    const auto q2_k = static_cast<size_t>(TensorType::Q2_K),
-               q2_k_64 = static_cast<size_t>(TensorType::Q2_K_64);
-    k.dot[q2_k] = dot_q2_k;
-    k.dot4[q2_k] = nullptr;
-    k.rows4[q2_k] = nullptr;
-    k.layout[q2_k] = ActLayout::Blocks;
-    k.dot[q2_k_64] = dot_lanes<Q2KLanes>;
-    k.dot4[q2_k_64] = dot4_lanes<Q2KLanes>;
-    k.rows4[q2_k_64] = rows4_lanes<Q2KLanes>;
-    k.layout[q2_k_64] = ActLayout::KLanes;
-    k.repacked[q2_k] = TensorType::Q2_K_64;
+    // A GGML type's one-row kernel (mapped weights) and its layout's kernels,
+    // which copied weights are repacked for.
+    auto set = [&](TensorType ggml, DotFn ggml_dot, TensorType layout, DotFn dot, Dot4Fn dot4,
+                   Rows4Fn rows4) {
+        const auto g = static_cast<size_t>(ggml), l = static_cast<size_t>(layout);
+        k.dot[g] = ggml_dot;
+        k.dot4[g] = nullptr;
+        k.rows4[g] = nullptr;
+        k.layout[g] = ActLayout::Blocks;
+        k.dot[l] = dot;
+        k.dot4[l] = dot4;
+        k.rows4[l] = rows4;
+        k.layout[l] = ActLayout::KLanes;
+        k.repacked[g] = layout;
+    };
+    set(TensorType::Q4_K, dot_k4_ggml<BlockQ4_K>, TensorType::Q4_K_64, dot_k64<false>,
+        dot4_k64<false>, rows4_k64<false>);
+    set(TensorType::Q5_K, dot_k4_ggml<BlockQ5_K>, TensorType::Q5_K_64, dot_k64<true>,
+        dot4_k64<true>, rows4_k64<true>);
+    set(TensorType::IQ4_XS, dot_iq4_xs, TensorType::IQ4_XS_64, dot_lanes<Iq4XsLanes>,
+        dot4_lanes<Iq4XsLanes>, rows4_lanes<Iq4XsLanes>);
+    set(TensorType::Q3_K, dot_q3_k, TensorType::Q3_K_64, dot_lanes<Q3KLanes>, dot4_lanes<Q3KLanes>,
+        rows4_lanes<Q3KLanes>);
+    set(TensorType::Q2_K, dot_q2_k, TensorType::Q2_K_64, dot_lanes<Q2KLanes>, dot4_lanes<Q2KLanes>,
+        rows4_lanes<Q2KLanes>);
     return k;
 }
 
