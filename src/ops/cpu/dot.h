@@ -35,14 +35,15 @@ using DotFn = float (*)(int64_t n, const void* w, const void* a);
 //                   of block k (the codes one 32-bit lane of each half multiplies)
 //   f32   d[16]     lane 4k + j: block k's scale
 // The values are exactly those of Q8_0, so results do not depend on the layout.
-// `KLanes` (Q8_K only), for Q4_K_64 weights (tensor/repack.h): per 256-element
-// block, 320 bytes (so each block's codes start 64 bytes after the last's):
+// `KLanes` (Q8_K only), for the lanes layouts Q2_K_64, Q3_K_64, Q4_K_64, Q5_K_64
+// and IQ4_XS_64 (tensor/repack.h): per 256-element block, 384 bytes (so each
+// block's codes start 64 bytes after the last's):
 //   int8  qs[256]   four 64-byte runs r; byte 4 l + b of run r is element
 //                   4 (2 r + l / 8) + b of sub-block l % 8, as in Q4_K_64
 //   int32 sums[8]   sub-block j's 32 codes summed (Q8_K's bsums in pairs)
 //   f32   d         the block's scale
-//   int16 bsums[16] at byte 320: Q8_K's sums of 16 codes (Q3_K_64's
-//                   sub-blocks), then zeros to 384 bytes
+//   int16 bsums[16] at byte 320: Q8_K's sums of 16 codes (Q2_K_64's and
+//                   Q3_K_64's sub-blocks), then zeros to 384 bytes
 // again with exactly Q8_K's values.
 enum class ActLayout : uint8_t { Blocks, Groups4, KLanes };
 

@@ -95,7 +95,7 @@ struct LaneScales {
 };
 constexpr LaneScales kLaneScales;
 
-// A Q4_K_64 block's weight side, unpacked once for every activation row it
+// A Q4_K_64 (or Q5_K_64) block's weight side, unpacked once for every activation row it
 // meets: its four runs of codes, its scales, its minimums, and d and dmin as
 // floats (lanes 0 and 1).
 //
