@@ -158,8 +158,8 @@ void k4_codes_from_lanes(const uint8_t* src, uint8_t* dst) {
 // in nibble j % 2 of byte 32 (j / 2) + e. For sub-blocks 2 m and 2 m + 1 (IQ4_XS
 // bytes a = 32 m .. and b = 32 m + 16 ..), Q4_K's byte 32 m + e is a[e]'s and
 // b[e]'s low nibbles for e < 16 and their high nibbles for e >= 16: eight
-// bytes at a time.
-void iq4_xs_codes_to_k4(const uint8_t* src, uint8_t* dst) {
+// bytes at a time. The exchange is its own inverse, so it converts both ways.
+void swap_iq4_xs_k4_order(const uint8_t* src, uint8_t* dst) {
     for (int m = 0; m < 4; ++m) {
         for (int w = 0; w < 2; ++w) {
             uint64_t a, b;
@@ -173,25 +173,11 @@ void iq4_xs_codes_to_k4(const uint8_t* src, uint8_t* dst) {
     }
 }
 
-void iq4_xs_codes_from_k4(const uint8_t* src, uint8_t* dst) {
-    for (int m = 0; m < 4; ++m) {
-        for (int w = 0; w < 2; ++w) {
-            uint64_t low, high;  // Q4_K bytes 32 m + e and 32 m + 16 + e
-            std::memcpy(&low, src + 32 * m + 8 * w, 8);
-            std::memcpy(&high, src + 32 * m + 16 + 8 * w, 8);
-            const uint64_t a = (low & kNibbles) | (high & kNibbles) << 4;
-            const uint64_t b = (low >> 4 & kNibbles) | (high & ~kNibbles);
-            std::memcpy(dst + 32 * m + 8 * w, &a, 8);
-            std::memcpy(dst + 32 * m + 16 + 8 * w, &b, 8);
-        }
-    }
-}
-
 // IQ4_XS's 8-byte head stays; the codes go through Q4_K's order into lanes.
 void iq4_xs_block_to_64(const uint8_t* src, uint8_t* dst) {
     std::memcpy(dst, src, 8);
     uint8_t k4[128];
-    iq4_xs_codes_to_k4(src + 8, k4);
+    swap_iq4_xs_k4_order(src + 8, k4);
     k4_codes_to_lanes(k4, dst + 8);
 }
 
@@ -199,7 +185,7 @@ void iq4_xs_block_from_64(const uint8_t* src, uint8_t* dst) {
     std::memcpy(dst, src, 8);
     uint8_t k4[128];
     k4_codes_from_lanes(src + 8, k4);
-    iq4_xs_codes_from_k4(k4, dst + 8);
+    swap_iq4_xs_k4_order(k4, dst + 8);
 }
 
 // Q2_K's and Q3_K's low two bits: GGML keeps element 128 c + 32 k + l's in
