@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <atomic>
 #include <bit>
+#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
@@ -834,6 +835,38 @@ TEST(ThreadPool, EveryItemRunsOnceAndEveryThreadJoins) {
         pool.parallel_for(
             1000, [&](int64_t b, int64_t e) { covered.fetch_add(e - b); }, 10);
         ASSERT_EQ(covered.load(), 1000);
+    }
+}
+
+// for_each_dynamic's shares: every item once, however threads steal, and each
+// thread's items mostly in a row (the point of shares). Each item busy-waits a
+// few microseconds so that all three threads join in: from one shared counter,
+// three busy threads would take about two thirds of their items after one
+// another thread's (400 of 600 jumps); with shares a thread jumps only when it
+// steals, a few times per halving of a share (well under 60).
+TEST(ThreadPool, ThreadsTakeNeighbouringItemsAndStealTheRest) {
+    ThreadPool pool(3);
+    constexpr int64_t n = 600;
+    for (int round = 0; round < 20; ++round) {
+        std::vector<std::atomic<int>> hits(n);
+        std::atomic<int> slot{0};
+        thread_local int64_t last = -1;
+        thread_local int mine = -1;
+        std::vector<int> jumps(3, 0);
+        pool.run_on_all([&](int) { mine = -1, last = -1; });
+        pool.for_each_dynamic(n, [&](int64_t i) {
+            if (mine < 0) mine = slot.fetch_add(1);
+            if (i != last + 1) ++jumps[static_cast<size_t>(mine)];
+            last = i;
+            hits[static_cast<size_t>(i)].fetch_add(1);
+            // Thread 0's items run slower, so that the others run out and steal.
+            const auto until =
+                std::chrono::steady_clock::now() + std::chrono::microseconds(i < n / 3 ? 20 : 5);
+            while (std::chrono::steady_clock::now() < until) {
+            }
+        });
+        for (auto& h : hits) ASSERT_EQ(h.load(), 1);
+        EXPECT_LT(jumps[0] + jumps[1] + jumps[2], 60) << "round " << round;
     }
 }
 

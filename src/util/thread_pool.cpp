@@ -15,6 +15,30 @@ namespace {
 constexpr int kSpinIterations = 20000;
 constexpr int kCallerSpinIterations = 2000;
 
+// A share's word: items [front, back) and a tag. The tag changes whenever a
+// thief refills its own emptied share, so a compare-and-swap made from an old
+// reading of a share cannot succeed on the refilled one, even where the new
+// bounds equal the old. Within one filling, front only rises and back only
+// falls, so those readings never repeat.
+constexpr int kIndexBits = 24;
+constexpr uint64_t kIndexMask = (uint64_t{1} << kIndexBits) - 1;
+constexpr int64_t kMaxItems = int64_t{1} << kIndexBits;  // items per region; more go in rounds
+
+struct ShareBounds {
+    int64_t front, back;
+    uint64_t tag;
+};
+
+ShareBounds unpack(uint64_t w) {
+    return {static_cast<int64_t>(w & kIndexMask),
+            static_cast<int64_t>((w >> kIndexBits) & kIndexMask), w >> (2 * kIndexBits)};
+}
+
+uint64_t pack(int64_t front, int64_t back, uint64_t tag) {
+    return static_cast<uint64_t>(front) | static_cast<uint64_t>(back) << kIndexBits |
+           (tag & 0xFFFF) << (2 * kIndexBits);
+}
+
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -23,7 +47,7 @@ inline void cpu_relax() {
 
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads) {
+ThreadPool::ThreadPool(int n_threads) : shares_(std::make_unique<Share[]>(std::max(1, n_threads))) {
     for (int i = 1; i < std::max(1, n_threads); ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
@@ -103,13 +127,66 @@ void ThreadPool::for_each_dynamic(int64_t n, const ItemFn& fn) {
         for (int64_t i = 0; i < n; ++i) fn(i);
         return;
     }
-    std::atomic<int64_t> next{0};
-    run_on_all([&](int) {
-        for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n;
-             i = next.fetch_add(1, std::memory_order_relaxed)) {
+    if (n > kMaxItems) {  // more than a share's word can count: in rounds
+        for (int64_t base = 0; base < n; base += kMaxItems)
+            for_each_dynamic(std::min(kMaxItems, n - base), [&](int64_t i) { fn(base + i); });
+        return;
+    }
+    const int threads = size();
+    for (int t = 0; t < threads; ++t)
+        shares_[t].word.store(pack(n * t / threads, n * (t + 1) / threads, 0),
+                              std::memory_order_relaxed);
+    // (`run_on_all` publishes the shares: it bumps the generation after these stores.)
+    run_on_all([&](int me) {
+        for (;;) {
+            int64_t i = take_own(me);
+            if (i < 0) i = steal(me);
+            if (i < 0) return;
             fn(i);
         }
     });
+}
+
+// The front item of thread `me`'s share, or -1 when the share is empty.
+int64_t ThreadPool::take_own(int me) {
+    std::atomic<uint64_t>& share = shares_[me].word;
+    uint64_t w = share.load(std::memory_order_acquire);
+    for (;;) {
+        const ShareBounds s = unpack(w);
+        if (s.front >= s.back) return -1;
+        if (share.compare_exchange_weak(w, pack(s.front + 1, s.back, s.tag),
+                                        std::memory_order_acq_rel))
+            return s.front;
+    }
+}
+
+// Moves the back half of the largest other share (or its only item) to thread
+// `me`'s empty share and returns the first of them; -1 when every share is
+// empty. Items a thief has taken but not yet put in its share are invisible to
+// others for that moment; they are that thief's to run, so none is lost.
+int64_t ThreadPool::steal(int me) {
+    const int threads = size();
+    for (;;) {
+        int victim = -1;
+        uint64_t seen = 0;
+        int64_t most = 0;
+        for (int t = 0; t < threads; ++t) {
+            if (t == me) continue;
+            const uint64_t w = shares_[t].word.load(std::memory_order_acquire);
+            const ShareBounds s = unpack(w);
+            if (s.back - s.front > most) most = s.back - s.front, victim = t, seen = w;
+        }
+        if (victim < 0) return -1;
+        const ShareBounds s = unpack(seen);
+        const int64_t mid = s.front + (s.back - s.front) / 2;
+        if (!shares_[victim].word.compare_exchange_strong(seen, pack(s.front, mid, s.tag),
+                                                          std::memory_order_acq_rel))
+            continue;  // the owner or another thief moved first: look again
+        std::atomic<uint64_t>& own = shares_[me].word;
+        const uint64_t tag = unpack(own.load(std::memory_order_relaxed)).tag + 1;
+        own.store(pack(mid + 1, s.back, tag), std::memory_order_release);
+        return mid;
+    }
 }
 
 int physical_core_count() {
