@@ -234,10 +234,11 @@ void bench_ram(benchmark::State& state, TensorType t, bool rows4, bool huge, Thr
     ops::pack_acts(t, x.data(), n_in, n_in, 1, acts, nullptr, k);
     std::vector<float> y(static_cast<size_t>(n_out));
     for (auto _ : state) {
-        pool.for_each_dynamic(n_out / 64, [&](int64_t i) {
+        static const int64_t R = getenv("ITEM") ? atoi(getenv("ITEM")) : 64;
+        pool.for_each_dynamic(n_out / R, [&](int64_t i) {
             ops::matmul_rows({.w = &w,
-                              .row_begin = 64 * i,
-                              .row_end = 64 * (i + 1),
+                              .row_begin = R * i,
+                              .row_end = R * (i + 1),
                               .acts = &acts,
                               .n_tok = 1,
                               .y = y.data(),
