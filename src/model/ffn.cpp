@@ -30,13 +30,13 @@ namespace {
 
 // Rows of a matrix per work item: enough dot products to amortise taking an
 // item, few enough that a decode step has several items per thread (Qwen3's 8
-// experts give 48 gate/up and 128 down items). Items of 32 rows left Qwen3-30B-A3B
-// decode at 30.7-34.8 tokens/s against 34.4-36.4 with 128 (2 threads, three
-// alternating runs). A 32-row down item is 14 KiB, about a microsecond of
-// reading, against which taking the item (the shared counter's cache line moving
-// between cores) and its first rows' prefetch count. Letting each thread
-// prefetch its next item's rows while it finished the current one gained
-// nothing (30.4-32.7), so it is the per-item cost, not the cold start.
+// experts give 48 gate/up and 128 down items) and the threads finish a region
+// close together. With each thread on its own share of the items (see
+// `ThreadPool::for_each_dynamic`), two-thread Qwen3-30B-A3B decode (16 layers,
+// Q4_K, Zen 5) ran at 52.3-56.8 tokens/s with 128 rows, 48.4-51.2 with 32 and
+// 52.6-54.5 with 256 (three alternating rounds each, 2026-12-07). A 32-row down
+// item is 14 KiB, about a microsecond of reading, against which taking the item
+// and calling the kernels for it count.
 constexpr int64_t kItemRows = 128;
 
 const float* bias_of(const TensorView& b, int64_t expert) {

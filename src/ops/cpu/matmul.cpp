@@ -202,7 +202,8 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
             pack_acts(w.type, x, x_stride, w.ne[0], n_tok, packed.emplace_back(), &pool);
         acts_of[i] = a;
     }
-    // Items of a few row blocks, taken by whichever thread is free: on a shared
+    // Items of a few row blocks, each thread taking its own share's in order and
+    // then the rest of a slower thread's (`for_each_dynamic`): on a shared
     // machine one core may run slower than the other for a while, and a static
     // half each would leave the faster one idle until the slower one finished.
     struct Item {
