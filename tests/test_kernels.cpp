@@ -826,9 +826,12 @@ TEST(Matmul, ManyTargetsGiveEachWhatItsOwnMatmulGives) {
 TEST(ThreadPool, EveryItemRunsOnceAndEveryThreadJoins) {
     ThreadPool pool(3);
     for (int round = 0; round < 500; ++round) {  // many short regions: the spin/sleep hand-over
-        std::vector<std::atomic<int>> hits(101);
-        pool.for_each_dynamic(101, [&](int64_t i) { hits[static_cast<size_t>(i)].fetch_add(1); });
-        for (auto& h : hits) ASSERT_EQ(h.load(), 1);
+        // Fewer items than threads too: a thread whose share is empty only steals.
+        for (int64_t n : {2, 3, 101}) {
+            std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+            pool.for_each_dynamic(n, [&](int64_t i) { hits[static_cast<size_t>(i)].fetch_add(1); });
+            for (auto& h : hits) ASSERT_EQ(h.load(), 1) << n << " items";
+        }
         std::atomic<int> threads{0};
         pool.run_on_all([&](int) { threads.fetch_add(1); });
         ASSERT_EQ(threads.load(), 3);
@@ -837,6 +840,17 @@ TEST(ThreadPool, EveryItemRunsOnceAndEveryThreadJoins) {
             1000, [&](int64_t b, int64_t e) { covered.fetch_add(e - b); }, 10);
         ASSERT_EQ(covered.load(), 1000);
     }
+}
+
+// More items than a share's 24-bit bounds count go in rounds: each still once
+// (the last share of a first round of 2^24 items would end at 2^24, one past
+// what 24 bits hold).
+TEST(ThreadPool, MoreItemsThanAShareCountsRunInRounds) {
+    ThreadPool pool(2);
+    const int64_t n = (int64_t{1} << 24) + 5;
+    std::vector<uint8_t> hits(static_cast<size_t>(n), 0);  // each byte written by one thread
+    pool.for_each_dynamic(n, [&](int64_t i) { ++hits[static_cast<size_t>(i)]; });
+    EXPECT_EQ(std::count(hits.begin(), hits.end(), uint8_t{1}), n);
 }
 
 // for_each_dynamic's shares: every item once, however threads steal, and each

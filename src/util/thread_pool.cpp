@@ -22,7 +22,9 @@ constexpr int kCallerSpinIterations = 2000;
 // falls, so those readings never repeat.
 constexpr int kIndexBits = 24;
 constexpr uint64_t kIndexMask = (uint64_t{1} << kIndexBits) - 1;
-constexpr int64_t kMaxItems = int64_t{1} << kIndexBits;  // items per region; more go in rounds
+// Items per region, so that a share's back (at most the count) fits its bits;
+// more go in rounds.
+constexpr int64_t kMaxItems = static_cast<int64_t>(kIndexMask);
 
 struct ShareBounds {
     int64_t front, back;
