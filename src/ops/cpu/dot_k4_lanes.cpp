@@ -168,6 +168,17 @@ inline Unpacked unpack(const uint8_t* block) {
     return u;
 }
 
+// A 64-code run's lanes summed in eight: lane l plus lane l + 8.
+inline __m256i fold(__m512i v) {
+    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
+
+// Two runs' products in one set of lanes: codes c0 times activations a0 plus
+// c1 times a1, four products per 32-bit lane from each.
+inline __m512i two_runs(__m512i c0, __m512i a0, __m512i c1, __m512i a1) {
+    return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), c0, a0), c1, a1);
+}
+
 inline __m256i bytes_to_lanes(uint64_t bytes) {
     return _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(bytes)));
 }
@@ -186,13 +197,8 @@ inline __m256i bytes_to_lanes(uint64_t bytes) {
 template <bool kDecode, bool kFifth = false>
 inline __m256i lanes_sums(const Unpacked& w, __m512i a0, __m512i a1, __m512i a2, __m512i a3) {
     using F = K64<kFifth>;
-    __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.codes[0], a0);
-    __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.codes[1], a1);
-    s = _mm512_dpbusd_epi32(s, w.codes[2], a2);
-    t = _mm512_dpbusd_epi32(t, w.codes[3], a3);
-    auto fold = [](__m512i v) {
-        return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
-    };
+    const __m512i s = two_runs(w.codes[0], a0, w.codes[2], a2);
+    __m512i t = two_runs(w.codes[1], a1, w.codes[3], a3);
     if constexpr (F::madd(kDecode)) {
         return fold(_mm512_madd_epi16(_mm512_add_epi32(s, t), w.lane_scales));
     } else {
@@ -423,10 +429,6 @@ inline __m128 half_in_lane0(const uint8_t* p) {
     return _mm_cvtph_ps(_mm_cvtsi32_si128(d));
 }
 
-inline __m256i fold(__m512i v) {
-    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
-}
-
 // The formats with one float scale per block (no minimums), for `lanes_tile`.
 struct Iq4XsLanes {
     static constexpr int64_t kBlockBytes = sizeof(BlockIQ4_XS);
@@ -444,10 +446,8 @@ struct Iq4XsLanes {
     // Against one KLanes block (runs a0..a3, sums at `act`).
     static __m256i lanes(const OneScaleUnpacked& w, __m512i a0, __m512i a1, __m512i a2, __m512i a3,
                          const uint8_t* act) {
-        __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.codes[0], a0);
-        __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.codes[1], a1);
-        s = _mm512_dpbusd_epi32(s, w.codes[2], a2);
-        t = _mm512_dpbusd_epi32(t, w.codes[3], a3);
+        const __m512i s = two_runs(w.codes[0], a0, w.codes[2], a2);
+        const __m512i t = two_runs(w.codes[1], a1, w.codes[3], a3);
         return iq4_xs_block_sums(fold(_mm512_add_epi32(s, t)), load32(act + KLanes::kSumsAt),
                                  w.scales);
     }
@@ -504,10 +504,8 @@ struct Q3KLanes {
     }
     static __m256i lanes(const OneScaleUnpacked& w, __m512i a0, __m512i a1, __m512i a2, __m512i a3,
                          const uint8_t* act) {
-        __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.codes[0], a0);
-        __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.codes[2], a2);
-        s = _mm512_dpbusd_epi32(s, w.codes[1], a1);
-        t = _mm512_dpbusd_epi32(t, w.codes[3], a3);
+        const __m512i s = two_runs(w.codes[0], a0, w.codes[1], a1);
+        const __m512i t = two_runs(w.codes[2], a2, w.codes[3], a3);
         return q3_k_block_sums(fold(s), fold(t), load32(act + KLanes::kBsumsAt), w.pairs, w.scales,
                                w.odd_scales);
     }
@@ -560,10 +558,8 @@ struct Q2KLanes {
     }
     static __m256 add(__m256 acc, __m128 d, const OneScaleUnpacked& u, __m512i a0, __m512i a1,
                       __m512i a2, __m512i a3, const uint8_t* act) {
-        __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u.codes[0], a0);
-        __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u.codes[2], a2);
-        s = _mm512_dpbusd_epi32(s, u.codes[1], a1);
-        t = _mm512_dpbusd_epi32(t, u.codes[3], a3);
+        const __m512i s = two_runs(u.codes[0], a0, u.codes[1], a1);
+        const __m512i t = two_runs(u.codes[2], a2, u.codes[3], a3);
         return add_q2_k_block(acc, d, q2_k_block_sums(fold(s), fold(t), u.scales), u.scales,
                               load32(act + KLanes::kBsumsAt));
     }
