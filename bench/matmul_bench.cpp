@@ -195,7 +195,8 @@ void bench_ram(benchmark::State& state, TensorType t, bool rows4, bool huge, Thr
     const TypeTraits& tt = type_traits(t);
     const int64_t n_in = 2880 % tt.block_size == 0 ? 2880 : 2048;  // gpt-oss, or Qwen3 for K-quants
     const int64_t row_bytes = n_in / tt.block_size * static_cast<int64_t>(tt.type_size);
-    const int64_t n_out = ((int64_t{256} << 20) / row_bytes + 63) / 64 * 64;
+    constexpr int64_t R = ops::kMatmulItemRows;  // rows per work item, as matmul takes them
+    const int64_t n_out = ((int64_t{256} << 20) / row_bytes + R - 1) / R * R;
     const size_t n_bytes = static_cast<size_t>(row_bytes * n_out);
     auto buf = HugeBuffer::allocate(n_bytes);
     CHECK(buf.ok(), "the benchmark's matrix fits in memory");
@@ -234,7 +235,6 @@ void bench_ram(benchmark::State& state, TensorType t, bool rows4, bool huge, Thr
     ops::pack_acts(t, x.data(), n_in, n_in, 1, acts, nullptr, k);
     std::vector<float> y(static_cast<size_t>(n_out));
     for (auto _ : state) {
-        static const int64_t R = getenv("ITEM") ? atoi(getenv("ITEM")) : 64;
         pool.for_each_dynamic(n_out / R, [&](int64_t i) {
             ops::matmul_rows({.w = &w,
                               .row_begin = R * i,

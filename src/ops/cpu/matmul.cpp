@@ -13,9 +13,7 @@ namespace {
 // each weight byte comes from memory once however many tokens the batch has.
 constexpr int64_t kRowBlock = 16;
 constexpr int64_t kTokenTile = 64;
-// Rows per work item of `matmul`: a few row blocks, so taking an item costs
-// little against its dot products and a matrix has many items per thread.
-constexpr int64_t kItemRows = 4 * kRowBlock;
+static_assert(kMatmulItemRows % kRowBlock == 0, "an item is whole row blocks");
 
 // How much of a call's first rows its thread asks for before it starts. In
 // decode each weight byte is used once, straight from memory. Read one row
@@ -213,8 +211,8 @@ void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t 
     std::vector<Item> items;
     for (size_t i = 0; i < targets.size(); ++i) {
         const MatmulTarget& t = targets[i];
-        for (int64_t r = 0; r < t.n_out; r += kItemRows)
-            items.push_back({i, t.row0 + r, t.row0 + std::min(t.n_out, r + kItemRows)});
+        for (int64_t r = 0; r < t.n_out; r += kMatmulItemRows)
+            items.push_back({i, t.row0 + r, t.row0 + std::min(t.n_out, r + kMatmulItemRows)});
     }
     pool.for_each_dynamic(static_cast<int64_t>(items.size()), [&](int64_t i) {
         const Item& item = items[static_cast<size_t>(i)];

@@ -63,6 +63,11 @@ void matmul_rows(const RowsParams& p, const DotKernels& k = dot_kernels());
 void matmul(const TensorView& w, int64_t row0, int64_t n_out, const float* x, int64_t x_stride, int64_t n_tok,
             float* y, int64_t y_stride, ThreadPool& pool);
 
+// Rows per work item of `matmul` and `matmul_many`: a few of `matmul_rows`'s
+// 16-row blocks, so taking an item costs little against its dot products and a
+// matrix has many items per thread.
+inline constexpr int64_t kMatmulItemRows = 64;
+
 // One matrix of `matmul_many`: rows [row0, row0 + n_out) of `w` into y (rows
 // `y_stride` apart).
 struct MatmulTarget {
