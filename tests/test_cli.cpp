@@ -172,9 +172,9 @@ TEST(Synth, CliBadInputIsAnError) {
     auto r = run_strata("synth --preset gpt-oss-2b --dry-run");
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.out.find("unknown preset 'gpt-oss-2b'"), std::string::npos) << r.out;
-    r = run_strata("synth --arch qwen3moe --expert-type Q2_K --out " + dir.file("x.gguf"));
+    r = run_strata("synth --arch qwen3moe --expert-type IQ2_XXS --out " + dir.file("x.gguf"));
     EXPECT_EQ(r.exit_code, 1);
-    EXPECT_NE(r.out.find("'Q2_K'"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("'IQ2_XXS'"), std::string::npos) << r.out;
     r = run_strata("synth --arch qwen3moe --experts-used 9 --out " + dir.file("x.gguf"));
     EXPECT_EQ(r.exit_code, 1) << r.out;
     r = run_strata("synth --arch qwen3moe --out /nonexistent-dir/x.gguf");

@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <map>
+#include <utility>
 
 namespace strata {
 namespace {
@@ -83,7 +84,8 @@ TEST(Synth, EveryPresetPlans) {
 }
 
 // deepseek's experts are 1408 wide, not a multiple of 256: Q4_K cannot hold those
-// rows of ffn_down_exps, so they fall back (to Q4_0, the same 4.5 bits), and say so.
+// rows of ffn_down_exps, so they fall back (to Q5_0, as the reference's quantiser
+// does), and say so.
 TEST(Synth, IncompatibleRowWidthFallsBackWithANote) {
     auto plan = plan_synth(find_synth_preset("deepseek-moe-16b")->spec);
     ASSERT_TRUE(plan.ok());
@@ -92,10 +94,32 @@ TEST(Synth, IncompatibleRowWidthFallsBackWithANote) {
     EXPECT_TRUE(noted);
     for (const gguf::TensorSpec& t : plan->writer.tensors()) {
         if (t.name == "blk.1.ffn_down_exps.weight") {
-            EXPECT_EQ(t.type, TensorType::Q4_0);
+            EXPECT_EQ(t.type, TensorType::Q5_0);
         }
         if (t.name == "blk.1.ffn_up_exps.weight") {
             EXPECT_EQ(t.type, TensorType::Q4_K);
+        }
+    }
+}
+
+// The other 256-element types step down as the reference's quantiser steps them.
+TEST(Synth, EachKQuantFallsBackToTheReferencesType) {
+    const std::pair<const char*, TensorType> cases[] = {
+        {"Q2_K", TensorType::IQ4_NL}, {"Q3_K", TensorType::IQ4_NL}, {"IQ4_XS", TensorType::IQ4_NL},
+        {"Q5_K", TensorType::Q5_1},   {"Q6_K", TensorType::Q8_0},
+    };
+    for (const auto& [name, fallback] : cases) {
+        SynthSpec spec = find_synth_preset("deepseek-moe-16b")->spec;
+        spec.expert_type = name;
+        auto plan = plan_synth(spec);
+        ASSERT_TRUE(plan.ok()) << name;
+        for (const gguf::TensorSpec& t : plan->writer.tensors()) {
+            if (t.name == "blk.1.ffn_down_exps.weight") {
+                EXPECT_EQ(t.type, fallback) << name;
+            }
+            if (t.name == "blk.1.ffn_up_exps.weight") {
+                EXPECT_EQ(type_name(t.type), std::string(name));
+            }
         }
     }
 }
@@ -106,6 +130,8 @@ TEST(Synth, RejectsTypesItCannotWrite) {
     auto plan = plan_synth(spec);
     ASSERT_FALSE(plan.ok());
     EXPECT_NE(plan.error().message.find("'IQ2_XXS'"), std::string::npos);
+    // The message lists what synth does write.
+    EXPECT_NE(plan.error().message.find("IQ4_XS"), std::string::npos) << plan.error().message;
     spec.expert_type = "Q9_9";
     EXPECT_FALSE(plan_synth(spec).ok());
 }

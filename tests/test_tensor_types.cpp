@@ -133,9 +133,12 @@ TEST(TensorTypes, CodecsArePresentWhereStrataImplementsThem) {
                                     TensorType::Q6_K,   TensorType::Q8_K, TensorType::IQ4_NL,
                                     TensorType::IQ4_XS, TensorType::MXFP4};
     for (TensorType t : decodable) EXPECT_NE(type_traits(t).dequantize, nullptr) << type_name(t);
-    const TensorType encodable[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16,
-                                    TensorType::Q4_0, TensorType::Q8_0, TensorType::Q4_K,
-                                    TensorType::Q6_K, TensorType::MXFP4};
+    // Every stored type strata decodes, except Q8_K (an activation format only).
+    const TensorType encodable[] = {
+        TensorType::F32,  TensorType::F16,    TensorType::BF16,   TensorType::Q4_0,
+        TensorType::Q4_1, TensorType::Q5_0,   TensorType::Q5_1,   TensorType::Q8_0,
+        TensorType::Q2_K, TensorType::Q3_K,   TensorType::Q4_K,   TensorType::Q5_K,
+        TensorType::Q6_K, TensorType::IQ4_NL, TensorType::IQ4_XS, TensorType::MXFP4};
     for (TensorType t : encodable) EXPECT_NE(type_traits(t).quantize, nullptr) << type_name(t);
 }
 
@@ -547,10 +550,14 @@ TEST(QuantGolden, DecodersMatchTheReferenceBitForBit) {
 
 TEST(QuantGolden, EncodersMatchTheReferenceBitForBit) {
     const GoldenHash golden[] = {
-        {TensorType::F16, 0x1a4d1c815b63ea25ull},   {TensorType::BF16, 0xe47876ec259fd0f5ull},
-        {TensorType::Q4_0, 0x34cdd188503b3e09ull},  {TensorType::Q8_0, 0x432b2552777f8c98ull},
-        {TensorType::Q4_K, 0x3d7230d496c2dac2ull},  {TensorType::Q6_K, 0x404a98bfcf4d336aull},
-        {TensorType::MXFP4, 0xdaaf25f3bb9ca21bull},
+        {TensorType::F16, 0x1a4d1c815b63ea25ull},    {TensorType::BF16, 0xe47876ec259fd0f5ull},
+        {TensorType::Q4_0, 0x34cdd188503b3e09ull},   {TensorType::Q8_0, 0x432b2552777f8c98ull},
+        {TensorType::Q4_K, 0x3d7230d496c2dac2ull},   {TensorType::Q6_K, 0x404a98bfcf4d336aull},
+        {TensorType::MXFP4, 0xdaaf25f3bb9ca21bull},  {TensorType::Q4_1, 0x4472f8ba9976365cull},
+        {TensorType::Q5_0, 0x38ab48073c577e15ull},   {TensorType::Q5_1, 0xd28e84a18d5ae581ull},
+        {TensorType::Q2_K, 0x676e735ad3270c5bull},   {TensorType::Q3_K, 0xd61a4e9b43d7f627ull},
+        {TensorType::Q5_K, 0x57d6b3213a405b92ull},   {TensorType::IQ4_NL, 0xd9c519f24c95eb0full},
+        {TensorType::IQ4_XS, 0x2a957ad8e8580657ull},
     };
     const int64_t n = 256 * 256;
     const auto x = golden_floats(n, 256, 2);
@@ -586,8 +593,9 @@ std::vector<float> round_trip(TensorType type, const std::vector<float>& x) {
 
 // Standard-normal data, the shape of most weight matrices, through each encoder and
 // back. Measured NMSE on 2^18 samples (seeds 42, 43 and 1234 agree to 1%):
-//   F16 4.3e-8, BF16 2.8e-6, Q8_0 2.9e-5, Q6_K 3.1e-4, Q4_K 5.1e-3, Q4_0 7.4e-3,
-//   MXFP4 1.33e-2.
+//   F16 4.3e-8, BF16 2.8e-6, Q8_0 2.9e-5, Q6_K 3.1e-4, Q5_K 1.31e-3, Q5_1 1.43e-3,
+//   Q5_0 1.83e-3, Q4_K 5.1e-3, IQ4_XS 5.9e-3, Q4_1 6.1e-3, IQ4_NL 6.2e-3,
+//   Q4_0 7.4e-3, MXFP4 1.33e-2, Q3_K 2.27e-2, Q2_K 8.8e-2.
 // Each bound is about 1.5-2x the measurement, so it holds for any seed and standard
 // library, while a bug that costs one bit of precision (4x the error), a wrong scale,
 // or a misplaced code fails. The comments give the back-of-envelope model that says
@@ -625,6 +633,24 @@ TEST(QuantRoundTrip, NormalDataStaysWithinTheFormatsError) {
         // steps of up to 1/3 for the large values, and the scale is a power of two, so
         // this is the coarsest format here.
         {TensorType::MXFP4, 2e-2},
+        // Step = amax / 16, amax ~ 2.1 sigma: d^2 / 12 = 1.4e-3, plus Q4_0's clipping.
+        {TensorType::Q5_0, 3e-3},
+        // Step = range / 15 and range / 31 from the block's minimum, range ~ 4.1
+        // sigma: 6.2e-3 and 1.46e-3.
+        {TensorType::Q4_1, 9e-3},
+        {TensorType::Q5_1, 2.2e-3},
+        // Q4_K's fit with 31 steps: at most the 1.46e-3 of the plain range.
+        {TensorType::Q5_K, 2e-3},
+        // 16 table values, 13 to 25 (times amax / 127) apart near zero and wider
+        // outside: about Q4_0's error, with a least-squares scale per 32 elements.
+        {TensorType::IQ4_NL, 9e-3},
+        {TensorType::IQ4_XS, 9e-3},
+        // 16-element sub-blocks with codes -4..3: step = amax / 4, amax ~ 1.8 sigma,
+        // so d^2 / 12 = 1.7e-2, plus clipping at +3 d.
+        {TensorType::Q3_K, 3.5e-2},
+        // Codes 0..3 over a 16-element range of ~3.5 sigma: (3.5 / 3)^2 / 12 = 0.11;
+        // the fitted scale and minimum do better.
+        {TensorType::Q2_K, 0.13},
     };
     for (const Bound& b : bounds) {
         const double e = nmse(x, round_trip(b.type, x));
@@ -655,10 +681,27 @@ TEST(QuantRoundTrip, ZeroAndSpikeBlocks) {
         float zero_abs;
     };
     const Case cases[] = {
-        {TensorType::F16, 0, 0},          {TensorType::BF16, 0, 0},
-        {TensorType::Q4_0, 0, 0},         {TensorType::Q8_0, 1e-3f, 0},
-        {TensorType::Q4_K, 1e-3f, 0.05f}, {TensorType::Q6_K, 1e-3f, 0},
+        {TensorType::F16, 0, 0},
+        {TensorType::BF16, 0, 0},
+        {TensorType::Q4_0, 0, 0},
+        {TensorType::Q8_0, 1e-3f, 0},
+        {TensorType::Q4_K, 1e-3f, 0.05f},
+        {TensorType::Q6_K, 1e-3f, 0},
         {TensorType::MXFP4, 0.15f, 0},
+        // The spike is the minimum Q4_1 and Q5_1 store as is, or Q5_0's -16 d with d =
+        // 37.5 / 16 exact in fp16; 37.5 / 15 is exact too, so Q4_1's zeros (15 d + m)
+        // are, but Q5_1's 31 d + m carries fp16's 2^-11 of 37.5 (0.018; measured
+        // 0.0088). Q2_K and Q5_K round as Q4_K (measured 0.0073, 0.0096).
+        {TensorType::Q4_1, 0, 0},
+        {TensorType::Q5_0, 0, 0},
+        {TensorType::Q5_1, 0, 0.02f},
+        {TensorType::Q2_K, 1e-3f, 0.05f},
+        {TensorType::Q3_K, 1e-3f, 0},
+        {TensorType::Q5_K, 1e-3f, 0.05f},
+        // The IQ4 table has no zero: the nearest value to it is 1 (times d = 37.5 /
+        // 127, 0.295; IQ4_XS's 6-bit sub-scale rounds it to 0.33).
+        {TensorType::IQ4_NL, 1e-3f, 0.35f},
+        {TensorType::IQ4_XS, 1e-3f, 0.4f},
     };
     for (const Case& c : cases) {
         const std::vector<float> zeros(512, 0.0f);

@@ -5,6 +5,7 @@
 #include "util/check.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cmath>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include <memory>
 #include <regex>
 #include <set>
+#include <vector>
 
 namespace strata {
 namespace {
@@ -184,9 +186,26 @@ uint32_t file_type_of(TensorType expert_type) {
         case TensorType::F32: return 0;
         case TensorType::F16: return 1;
         case TensorType::Q4_0: return 2;
+        case TensorType::Q4_1:
+            return 3;
         case TensorType::Q8_0: return 7;
-        case TensorType::Q4_K: return 14;  // Q4_K_S: Q4_K throughout
+        case TensorType::Q5_0:
+            return 8;
+        case TensorType::Q5_1:
+            return 9;
+        case TensorType::Q2_K:
+            return 10;
+        case TensorType::Q3_K:
+            return 11;  // the _S mixes: one type throughout
+        case TensorType::Q4_K:
+            return 14;
+        case TensorType::Q5_K:
+            return 16;
         case TensorType::Q6_K: return 18;
+        case TensorType::IQ4_NL:
+            return 25;
+        case TensorType::IQ4_XS:
+            return 30;
         case TensorType::BF16: return 32;
         case TensorType::MXFP4: return 38;  // MXFP4_MOE
         default: return 0;
@@ -198,12 +217,30 @@ uint32_t file_type_of(TensorType expert_type) {
 bool fits(TensorType t, uint64_t ne0) { return ne0 % static_cast<uint64_t>(type_traits(t).block_size) == 0; }
 
 // The type a tensor with rows of `ne0` elements gets when `wanted` does not divide
-// them. Like the reference quantiser, 256-element K-quants step down to a 32-element
-// type of about the same size (Q4_K -> Q4_0 at 4.5 bits, Q6_K -> Q8_0), and a row
-// that is not even a multiple of 32 is stored as F16.
+// them. As the reference quantiser does, 256-element types step down to a 32-element
+// one of at least their bits (Q2_K, Q3_K and IQ4_XS -> IQ4_NL, Q4_K -> Q5_0, Q5_K ->
+// Q5_1, Q6_K -> Q8_0), and a row that is not even a multiple of 32 is stored as F16.
 TensorType fallback_type(TensorType wanted, uint64_t ne0) {
     if (fits(wanted, ne0)) return wanted;
-    TensorType t = wanted == TensorType::Q6_K ? TensorType::Q8_0 : TensorType::Q4_0;
+    TensorType t = TensorType::Q4_0;
+    switch (wanted) {
+        case TensorType::Q2_K:
+        case TensorType::Q3_K:
+        case TensorType::IQ4_XS:
+            t = TensorType::IQ4_NL;
+            break;
+        case TensorType::Q4_K:
+            t = TensorType::Q5_0;
+            break;
+        case TensorType::Q5_K:
+            t = TensorType::Q5_1;
+            break;
+        case TensorType::Q6_K:
+            t = TensorType::Q8_0;
+            break;
+        default:
+            break;
+    }
     return fits(t, ne0) ? t : TensorType::F16;
 }
 
@@ -293,7 +330,12 @@ namespace {
 Result<TensorType> writable_type(const std::string& name, const char* flag) {
     const auto t = type_from_name(name);
     if (!t || !type_traits(*t).quantize) {
-        return err("{} '{}': synth writes F32, F16, BF16, Q4_0, Q8_0, Q4_K, Q6_K and MXFP4", flag, name);
+        std::vector<std::string> writable;
+        for (uint32_t id = 0; id < kTypeIdCount; ++id) {
+            const TypeTraits* tt = type_traits(id);
+            if (tt && tt->quantize) writable.push_back(tt->name);
+        }
+        return err("{} '{}': synth writes {}", flag, name, fmt::join(writable, ", "));
     }
     return *t;
 }

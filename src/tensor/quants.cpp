@@ -27,6 +27,8 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <utility>
 
 // The reference results are those of separately rounded operations: ggml-quants.c is
 // built as ISO C, where GCC does not fuse `a * b + c` into one multiply-add. Fusing
@@ -223,6 +225,96 @@ void quantize_row_q4_0(const float* src, void* dst, int64_t n) {
             const int q1 = std::min(15, static_cast<int>(src[j + 16] * id + 8.5f));
             y[i].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
         }
+    }
+}
+
+namespace {
+// A block's smallest and largest element (the reference's loop, starting from
+// +-FLT_MAX, so NaNs are skipped).
+std::pair<float, float> min_max(const float* x, int n) {
+    float min = std::numeric_limits<float>::max();
+    float max = -std::numeric_limits<float>::max();
+    for (int j = 0; j < n; ++j) {
+        if (x[j] < min) min = x[j];
+        if (x[j] > max) max = x[j];
+    }
+    return {min, max};
+}
+
+// Codes of 4 or 5 bits as their low nibbles (element j low, j + 16 high) and the
+// fifth bits as bit j of the little-endian `qh`.
+void pack_5bit_codes(const int* q, uint8_t* qs, uint8_t* qh) {
+    uint32_t h = 0;
+    for (int j = 0; j < 16; ++j) {
+        qs[j] = static_cast<uint8_t>((q[j] & 0xF) | ((q[j + 16] & 0xF) << 4));
+        h |= static_cast<uint32_t>((q[j] >> 4) & 1) << j;
+        h |= static_cast<uint32_t>((q[j + 16] >> 4) & 1) << (j + 16);
+    }
+    std::memcpy(qh, &h, 4);
+}
+
+// The reference's `(uint8_t)(v + 0.5f)` (or its int8_t cast), for v >= 0: rounds
+// halves up. Outside the code range (only from NaN or infinite input) it gives 0,
+// where the reference's conversion is undefined.
+int round_up_code(float v, int max) {
+    return v >= 0.0f && v < static_cast<float>(max) + 1.0f ? static_cast<int>(v) : 0;
+}
+}  // namespace
+
+// Asymmetric 4-bit: the block's range in 15 steps from its minimum, which is stored
+// as is.
+void quantize_row_q4_1(const float* src, void* dst, int64_t n) {
+    auto* y = static_cast<BlockQ4_1*>(dst);
+    const int64_t nb = block_count<BlockQ4_1>(n);
+    for (int64_t i = 0; i < nb; ++i, src += 32) {
+        const auto [min, max] = min_max(src, 32);
+        const float d = (max - min) / 15;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = fp32_to_fp16(d);
+        y[i].m = fp32_to_fp16(min);
+        for (int j = 0; j < 16; ++j) {
+            const int q0 = std::min(15, round_up_code((src[j] - min) * id + 0.5f, 127));
+            const int q1 = std::min(15, round_up_code((src[j + 16] - min) * id + 0.5f, 127));
+            y[i].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
+        }
+    }
+}
+
+// Symmetric 5-bit, as Q4_0 with 16 levels on each side.
+void quantize_row_q5_0(const float* src, void* dst, int64_t n) {
+    auto* y = static_cast<BlockQ5_0*>(dst);
+    const int64_t nb = block_count<BlockQ5_0>(n);
+    for (int64_t i = 0; i < nb; ++i, src += 32) {
+        float amax = 0.0f;
+        float max = 0.0f;
+        for (int j = 0; j < 32; ++j) {
+            if (amax < std::fabs(src[j])) {
+                amax = std::fabs(src[j]);
+                max = src[j];
+            }
+        }
+        const float d = max / -16;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = fp32_to_fp16(d);
+        int q[32];
+        for (int j = 0; j < 32; ++j) q[j] = std::min(31, round_up_code(src[j] * id + 16.5f, 127));
+        pack_5bit_codes(q, y[i].qs, y[i].qh);
+    }
+}
+
+// Asymmetric 5-bit, as Q4_1 in 31 steps.
+void quantize_row_q5_1(const float* src, void* dst, int64_t n) {
+    auto* y = static_cast<BlockQ5_1*>(dst);
+    const int64_t nb = block_count<BlockQ5_1>(n);
+    for (int64_t i = 0; i < nb; ++i, src += 32) {
+        const auto [min, max] = min_max(src, 32);
+        const float d = (max - min) / 31;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = fp32_to_fp16(d);
+        y[i].m = fp32_to_fp16(min);
+        int q[32];
+        for (int j = 0; j < 32; ++j) q[j] = round_up_code((src[j] - min) * id + 0.5f, 255);
+        pack_5bit_codes(q, y[i].qs, y[i].qh);
     }
 }
 
@@ -478,9 +570,13 @@ namespace {
 // minimum. The reference's make_qkx2_quants: start from the range (min clamped to <= 0,
 // so zero stays representable), then try `nstep + 1` stretched or squeezed scales,
 // each followed by a closed-form least-squares fit of scale and min to the codes it
-// gives, and keep the best. `Laux` is scratch of n codes.
+// gives, and keep the best. The error is squared, or absolute where `use_mad`
+// (Q2_K's choice). `Laux` is scratch of n codes.
 float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L,
-                       float* the_min, uint8_t* Laux, float rmin, float rdelta, int nstep) {
+                       float* the_min, uint8_t* Laux, float rmin, float rdelta, int nstep,
+                       bool use_mad = false) {
+    // The reference's `diff = use_mad ? fabsf(diff) : diff * diff`.
+    auto error = [use_mad](float diff) { return use_mad ? std::fabs(diff) : diff * diff; };
     float min = x[0];
     float max = x[0];
     float sum_w = weights[0];
@@ -503,7 +599,7 @@ float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, ui
     for (int i = 0; i < n; ++i) {
         L[i] = static_cast<uint8_t>(std::clamp(nearest_int(iscale * (x[i] - min)), 0, nmax));
         const float diff = scale * static_cast<float>(L[i]) + min - x[i];
-        best_error += weights[i] * (diff * diff);
+        best_error += weights[i] * error(diff);
     }
     for (int is = 0; is <= nstep; ++is) {
         iscale = (rmin + rdelta * static_cast<float>(is) + static_cast<float>(nmax)) / (max - min);
@@ -529,7 +625,7 @@ float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, ui
             float cur_error = 0;
             for (int i = 0; i < n; ++i) {
                 const float diff = this_scale * static_cast<float>(Laux[i]) + this_min - x[i];
-                cur_error += weights[i] * (diff * diff);
+                cur_error += weights[i] * error(diff);
             }
             if (cur_error < best_error) {
                 std::copy(Laux, Laux + n, L);
@@ -596,66 +692,272 @@ float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
     return scale;
 }
 
+// Fits `x[i] ~ scale * (L[i] - nmax)` with L in 0..2 nmax - 1, as `make_qx_quants`
+// starts (the largest magnitude pinned to -nmax), then moves single codes while that
+// improves the squared-value-weighted least-squares fit, for up to five passes. The
+// reference's make_q3_quants with do_rmse.
+float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
+    float max = 0;
+    float amax = 0;
+    for (int i = 0; i < n; ++i) {
+        const float ax = std::fabs(x[i]);
+        if (ax > amax) {
+            amax = ax;
+            max = x[i];
+        }
+    }
+    if (amax < 1e-15f) {  // GROUP_MAX_EPS, as in make_qx_quants
+        std::fill(L, L + n, int8_t{0});
+        return 0.0f;
+    }
+    const float iscale = static_cast<float>(-nmax) / max;
+    float sumlx = 0;
+    float suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+        const int l = std::clamp(nearest_int(iscale * x[i]), -nmax, nmax - 1);
+        L[i] = static_cast<int8_t>(l);
+        const float w = x[i] * x[i];
+        sumlx += w * x[i] * static_cast<float>(l);
+        suml2 += w * static_cast<float>(l) * static_cast<float>(l);
+    }
+    for (int itry = 0; itry < 5; ++itry) {
+        int n_changed = 0;
+        for (int i = 0; i < n; ++i) {
+            const float w = x[i] * x[i];
+            const auto li = static_cast<float>(L[i]);
+            float slx = sumlx - w * x[i] * li;
+            if (slx <= 0) continue;
+            float sl2 = suml2 - w * li * li;
+            const int new_l = std::clamp(nearest_int(x[i] * sl2 / slx), -nmax, nmax - 1);
+            if (new_l == L[i]) continue;
+            slx += w * x[i] * static_cast<float>(new_l);
+            sl2 += w * static_cast<float>(new_l) * static_cast<float>(new_l);
+            // The new fit's error reduction slx^2 / sl2 beats the old one's.
+            if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+                L[i] = static_cast<int8_t>(new_l);
+                sumlx = slx;
+                suml2 = sl2;
+                ++n_changed;
+            }
+        }
+        if (n_changed == 0) break;
+    }
+    for (int i = 0; i < n; ++i) L[i] = static_cast<int8_t>(L[i] + nmax);
+    return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
 }  // namespace
 
-// Each 32-element sub-block gets a least-squares scale and min (make_qkx2_quants,
-// weighted toward large magnitudes), those 8 + 8 floats are quantised to 6 bits
-// against the block's largest, and the elements are then re-coded against the scales
-// as actually stored, so rounding of the scales does not leave codes fitted to the
-// unrounded ones.
-void quantize_row_q4_k(const float* src, void* dst, int64_t n) {
-    auto* y = static_cast<BlockQ4_K*>(dst);
-    const int64_t nb = block_count<BlockQ4_K>(n);
-    uint8_t L[qk_k];
+namespace {
+
+// Q4_K's and Q5_K's fit of one 256-element block: each 32-element sub-block gets a
+// least-squares scale and min (make_qkx2_quants, weighted toward large magnitudes,
+// codes 0..nmax, trying `nstep + 1` scales from range / (nmax + rmin) on), those
+// 8 + 8 floats are quantised to 6 bits against the block's largest, and the
+// elements are then re-coded against the scales as actually stored, so rounding of
+// the scales does not leave codes fitted to the unrounded ones. Writes the block's
+// d, dmin and packed scales, and the codes to L.
+template <typename Block>
+void fit_k4_block(const float* src, int nmax, float rmin, int nstep, Block& y, uint8_t* L) {
     uint8_t Laux[32];
     float weights[32];
     float scales[8];
     float mins[8];
+    float max_scale = 0;
+    float max_min = 0;
+    for (int j = 0; j < 8; ++j) {
+        const float* x = src + 32 * j;
+        float sum_x2 = 0;
+        for (int l = 0; l < 32; ++l) sum_x2 += x[l] * x[l];
+        const float av_x = std::sqrt(sum_x2 / 32);
+        for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[l]);
+        scales[j] =
+            make_qkx2_quants(32, nmax, x, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep);
+        max_scale = std::max(max_scale, scales[j]);
+        max_min = std::max(max_min, mins[j]);
+    }
+
+    const float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f;
+    const float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
+    uint8_t ls[8], lm[8];
+    for (int j = 0; j < 8; ++j) {
+        // The reference converts to uint8_t before clamping; a negative fit (not
+        // expected, but not excluded by the search) wraps and clamps to 63 there too.
+        ls[j] = std::min<uint8_t>(63, static_cast<uint8_t>(nearest_int(inv_scale * scales[j])));
+        lm[j] = std::min<uint8_t>(63, static_cast<uint8_t>(nearest_int(inv_min * mins[j])));
+    }
+    pack_scale_min_k4(ls, lm, y.scales);
+    y.d = fp32_to_fp16(max_scale / 63.0f);
+    y.dmin = fp32_to_fp16(max_min / 63.0f);
+
+    for (int j = 0; j < 8; ++j) {
+        const ScaleMin sm = scale_min_k4(j, y.scales);
+        const float d = fp16_to_fp32(y.d) * static_cast<float>(sm.scale);
+        if (d == 0.0f) continue;  // keeps the codes the fit chose
+        const float dm = fp16_to_fp32(y.dmin) * static_cast<float>(sm.min);
+        for (int l = 0; l < 32; ++l) {
+            L[32 * j + l] =
+                static_cast<uint8_t>(std::clamp(nearest_int((src[32 * j + l] + dm) / d), 0, nmax));
+        }
+    }
+}
+
+}  // namespace
+
+void quantize_row_q4_k(const float* src, void* dst, int64_t n) {
+    auto* y = static_cast<BlockQ4_K*>(dst);
+    const int64_t nb = block_count<BlockQ4_K>(n);
+    uint8_t L[qk_k];
     for (int64_t i = 0; i < nb; ++i, src += qk_k) {
-        float max_scale = 0;
-        float max_min = 0;
-        for (int j = 0; j < 8; ++j) {
-            const float* x = src + 32 * j;
-            float sum_x2 = 0;
-            for (int l = 0; l < 32; ++l) sum_x2 += x[l] * x[l];
-            const float av_x = std::sqrt(sum_x2 / 32);
-            for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[l]);
-            scales[j] =
-                make_qkx2_quants(32, 15, x, weights, L + 32 * j, &mins[j], Laux, -1.0f, 0.1f, 20);
-            max_scale = std::max(max_scale, scales[j]);
-            max_min = std::max(max_min, mins[j]);
-        }
-
-        const float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f;
-        const float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
-        uint8_t ls[8], lm[8];
-        for (int j = 0; j < 8; ++j) {
-            // The reference converts to uint8_t before clamping; a negative fit (not
-            // expected, but not excluded by the search) wraps and clamps to 63 there too.
-            ls[j] = std::min<uint8_t>(63, static_cast<uint8_t>(nearest_int(inv_scale * scales[j])));
-            lm[j] = std::min<uint8_t>(63, static_cast<uint8_t>(nearest_int(inv_min * mins[j])));
-        }
-        pack_scale_min_k4(ls, lm, y[i].scales);
-        y[i].d = fp32_to_fp16(max_scale / 63.0f);
-        y[i].dmin = fp32_to_fp16(max_min / 63.0f);
-
-        for (int j = 0; j < 8; ++j) {
-            const ScaleMin sm = scale_min_k4(j, y[i].scales);
-            const float d = fp16_to_fp32(y[i].d) * static_cast<float>(sm.scale);
-            if (d == 0.0f) continue;  // keeps the codes the fit chose
-            const float dm = fp16_to_fp32(y[i].dmin) * static_cast<float>(sm.min);
-            for (int l = 0; l < 32; ++l) {
-                L[32 * j + l] = static_cast<uint8_t>(
-                    std::clamp(nearest_int((src[32 * j + l] + dm) / d), 0, 15));
-            }
-        }
-
+        fit_k4_block(src, 15, -1.0f, 20, y[i], L);
         for (int c = 0; c < 4; ++c) {
             for (int l = 0; l < 32; ++l) {
                 y[i].qs[32 * c + l] =
                     static_cast<uint8_t>(L[64 * c + l] | (L[64 * c + 32 + l] << 4));
             }
         }
+    }
+}
+
+// Q4_K's fit with codes 0..31 (and the reference's narrower search); the low four
+// bits pack as Q4_K's, the fifth goes to bit `sb` of qh[l] for element 32 sb + l.
+void quantize_row_q5_k(const float* src, void* dst, int64_t n) {
+    auto* y = static_cast<BlockQ5_K*>(dst);
+    const int64_t nb = block_count<BlockQ5_K>(n);
+    uint8_t L[qk_k];
+    for (int64_t i = 0; i < nb; ++i, src += qk_k) {
+        fit_k4_block(src, 31, -0.5f, 15, y[i], L);
+        std::memset(y[i].qh, 0, sizeof y[i].qh);
+        for (int c = 0; c < 4; ++c) {
+            for (int l = 0; l < 32; ++l) {
+                const int lo = L[64 * c + l], hi = L[64 * c + 32 + l];
+                y[i].qs[32 * c + l] = static_cast<uint8_t>((lo & 0xF) | ((hi & 0xF) << 4));
+                y[i].qh[l] |=
+                    static_cast<uint8_t>(((lo >> 4) << (2 * c)) | ((hi >> 4) << (2 * c + 1)));
+            }
+        }
+    }
+}
+
+namespace {
+// Four 2-bit codes per byte across each 128-element half, as `dequantize_row_q2_k`
+// reads them (Q3_K's low bits pack the same way).
+void pack_2bit_codes(const uint8_t* L, uint8_t* qs) {
+    for (int c = 0; c < 2; ++c) {
+        for (int l = 0; l < 32; ++l) {
+            const uint8_t* Lc = L + 128 * c + l;
+            qs[32 * c + l] =
+                static_cast<uint8_t>(Lc[0] | (Lc[32] << 2) | (Lc[64] << 4) | (Lc[96] << 6));
+        }
+    }
+}
+}  // namespace
+
+// Each 16-element sub-block gets a scale and min fitted to codes 0..3 (make_qkx2_quants
+// weighted by magnitude, judged by absolute rather than squared error), both
+// quantised to 4 bits against the block's largest, then the elements are re-coded
+// against the stored values.
+void quantize_row_q2_k(const float* src, void* dst, int64_t n) {
+    auto* y = static_cast<BlockQ2_K*>(dst);
+    const int64_t nb = block_count<BlockQ2_K>(n);
+    uint8_t L[qk_k];
+    uint8_t Laux[16];
+    float weights[16];
+    float scales[16];
+    float mins[16];
+    constexpr float q4scale = 15.0f;
+    for (int64_t i = 0; i < nb; ++i, src += qk_k) {
+        float max_scale = 0;
+        float max_min = 0;
+        for (int j = 0; j < 16; ++j) {
+            for (int l = 0; l < 16; ++l) weights[l] = std::fabs(src[16 * j + l]);
+            scales[j] = make_qkx2_quants(16, 3, src + 16 * j, weights, L + 16 * j, &mins[j], Laux,
+                                         -0.5f, 0.1f, 15, true);
+            max_scale = std::max(max_scale, scales[j]);
+            max_min = std::max(max_min, mins[j]);
+        }
+        // The reference stores nearest_int's result unclamped: the largest maps to 15.
+        if (max_scale > 0) {
+            const float iscale = q4scale / max_scale;
+            for (int j = 0; j < 16; ++j)
+                y[i].scales[j] = static_cast<uint8_t>(nearest_int(iscale * scales[j]));
+            y[i].d = fp32_to_fp16(max_scale / q4scale);
+        } else {
+            std::memset(y[i].scales, 0, sizeof y[i].scales);
+            y[i].d = fp32_to_fp16(0.0f);
+        }
+        if (max_min > 0) {
+            const float iscale = q4scale / max_min;
+            for (int j = 0; j < 16; ++j)
+                y[i].scales[j] |= static_cast<uint8_t>(nearest_int(iscale * mins[j]) << 4);
+            y[i].dmin = fp32_to_fp16(max_min / q4scale);
+        } else {
+            y[i].dmin = fp32_to_fp16(0.0f);
+        }
+        for (int j = 0; j < 16; ++j) {
+            const float d = fp16_to_fp32(y[i].d) * static_cast<float>(y[i].scales[j] & 0xF);
+            if (d == 0.0f) continue;
+            const float dm = fp16_to_fp32(y[i].dmin) * static_cast<float>(y[i].scales[j] >> 4);
+            for (int l = 0; l < 16; ++l) {
+                L[16 * j + l] =
+                    static_cast<uint8_t>(std::clamp(nearest_int((src[16 * j + l] + dm) / d), 0, 3));
+            }
+        }
+        pack_2bit_codes(L, y[i].qs);
+    }
+}
+
+// Each 16-element sub-block gets a signed scale for codes -4..3 (make_q3_quants),
+// the 16 scales are quantised to 6 bits (offset by 32) against the largest, and the
+// elements are re-coded against the stored scales; a code's bit 2 goes to hmask.
+void quantize_row_q3_k(const float* src, void* dst, int64_t n) {
+    auto* y = static_cast<BlockQ3_K*>(dst);
+    const int64_t nb = block_count<BlockQ3_K>(n);
+    int8_t L[qk_k];
+    float scales[16];
+    for (int64_t i = 0; i < nb; ++i, src += qk_k) {
+        float max_scale = 0;
+        float amax = 0;
+        for (int j = 0; j < 16; ++j) {
+            scales[j] = make_q3_quants(16, 4, src + 16 * j, L + 16 * j);
+            if (std::fabs(scales[j]) > amax) {
+                amax = std::fabs(scales[j]);
+                max_scale = scales[j];
+            }
+        }
+        std::memset(y[i].scales, 0, sizeof y[i].scales);
+        if (max_scale != 0.0f) {
+            const float iscale = -32.0f / max_scale;
+            for (int j = 0; j < 16; ++j) {
+                const int l = std::clamp(nearest_int(iscale * scales[j]), -32, 31) + 32;
+                if (j < 8) {
+                    y[i].scales[j] = static_cast<uint8_t>(l & 0xF);
+                } else {
+                    y[i].scales[j - 8] |= static_cast<uint8_t>((l & 0xF) << 4);
+                }
+                y[i].scales[j % 4 + 8] |= static_cast<uint8_t>((l >> 4) << (2 * (j / 4)));
+            }
+            y[i].d = fp32_to_fp16(1 / iscale);
+        } else {
+            y[i].d = fp32_to_fp16(0.0f);
+        }
+        for (int j = 0; j < 16; ++j) {
+            const float d =
+                fp16_to_fp32(y[i].d) * static_cast<float>(q3_k_scale(y[i].scales, j) - 32);
+            if (d == 0.0f) continue;
+            for (int l = 0; l < 16; ++l) {
+                L[16 * j + l] =
+                    static_cast<int8_t>(std::clamp(nearest_int(src[16 * j + l] / d), -4, 3) + 4);
+            }
+        }
+        // Element e's bit 2 is bit e / 32 of hmask[e % 32]; the low two bits pack as Q2_K's.
+        std::memset(y[i].hmask, 0, sizeof y[i].hmask);
+        uint8_t low[qk_k];
+        for (int e = 0; e < qk_k; ++e) {
+            if (L[e] > 3) y[i].hmask[e % 32] |= static_cast<uint8_t>(1 << (e / 32));
+            low[e] = static_cast<uint8_t>(L[e] & 3);
+        }
+        pack_2bit_codes(low, y[i].qs);
     }
 }
 
@@ -711,6 +1013,135 @@ void quantize_row_q6_k(const float* src, void* dst, int64_t n) {
                 qh[l] = static_cast<uint8_t>((q0 >> 4) | ((q1 >> 4) << 2) | ((q2 >> 4) << 4) |
                                              ((q3 >> 4) << 6));
             }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- IQ4 encoders
+
+namespace {
+
+// The code whose table value is nearest x (x in units of the block scale); on a tie
+// the upper. The reference's best_index_int8 over the sorted `kvalues_iq4nl`.
+int best_index_iq4nl(float x) {
+    const int8_t* val = kvalues_iq4nl;
+
+    if (x <= static_cast<float>(val[0])) return 0;
+    if (x >= static_cast<float>(val[15])) return 15;
+    int ml = 0, mu = 15;
+    while (mu - ml > 1) {
+        const int mav = (ml + mu) / 2;
+        if (x < static_cast<float>(val[mav])) {
+            mu = mav;
+        } else {
+            ml = mav;
+        }
+    }
+    return x - static_cast<float>(val[mu - 1]) < static_cast<float>(val[mu]) - x ? mu - 1 : mu;
+}
+
+// Least-squares scale of 32 elements for the codes that scale `id` gives them,
+// weighted by x^2: returns sum w q x and sum w q^2.
+std::pair<float, float> iq4_fit(const float* x, float id, uint8_t* L = nullptr) {
+    float sumqx = 0, sumq2 = 0;
+    for (int j = 0; j < 32; ++j) {
+        const int l = best_index_iq4nl(id * x[j]);
+        if (L) L[j] = static_cast<uint8_t>(l);
+        const auto q = static_cast<float>(kvalues_iq4nl[l]);
+        const float w = x[j] * x[j];
+        sumqx += w * q * x[j];
+        sumq2 += w * q * q;
+    }
+    return {sumqx, sumq2};
+}
+
+// One 32-element block's scale for the IQ4 table: codes from the scale that maps
+// the largest magnitude to the table's end, then (for `ntry` > 0) the best
+// least-squares scale among 2 ntry + 1 nearby starts. The reference's
+// quantize_row_iq4_nl_impl for one block, without importance weights.
+float iq4_block_scale(const float* x, int ntry, uint8_t* L) {
+    float amax = 0, max = 0;
+    for (int j = 0; j < 32; ++j) {
+        if (std::fabs(x[j]) > amax) {
+            amax = std::fabs(x[j]);
+            max = x[j];
+        }
+    }
+    // GROUP_MAX_EPS: the block is taken as all zero, and its codes are left as
+    // they are (see `quantize_row_iq4_nl`).
+    if (amax < 1e-15f) return 0.0f;
+    const auto v0 = static_cast<float>(kvalues_iq4nl[0]);
+    float d = ntry > 0 ? -max / v0 : max / v0;
+    auto [sumqx, sumq2] = iq4_fit(x, 1 / d, L);
+    d = sumq2 > 0 ? sumqx / sumq2 : 0.0f;
+    float best = d * sumqx;
+    for (int itry = -ntry; itry <= ntry; ++itry) {
+        const float id = static_cast<float>(itry + kvalues_iq4nl[0]) / max;
+        const auto [qx, q2] = iq4_fit(x, id);
+        if (q2 > 0 && qx * qx > best * q2) {
+            d = qx / q2;
+            best = d * qx;
+        }
+    }
+    return d;
+}
+
+// Codes of one 32-element block: element j low nibble, j + 16 high.
+void pack_iq4_codes(const uint8_t* L, uint8_t* qs) {
+    for (int j = 0; j < 16; ++j) qs[j] = static_cast<uint8_t>(L[j] | (L[j + 16] << 4));
+}
+
+}  // namespace
+
+// The block's least-squares scale for the codes of the largest magnitude's scale
+// (the reference's row encoder tries no other scales for IQ4_NL).
+void quantize_row_iq4_nl(const float* src, void* dst, int64_t n) {
+    auto* y = static_cast<BlockIQ4_NL*>(dst);
+    const int64_t nb = block_count<BlockIQ4_NL>(n);
+    // An all-zero block (scale 0) keeps the codes of the block before it, as the
+    // reference's do: they decode to zeros either way, and files stay byte-identical.
+    uint8_t L[32] = {};
+    for (int64_t i = 0; i < nb; ++i, src += 32) {
+        y[i].d = fp32_to_fp16(iq4_block_scale(src, -1, L));
+        pack_iq4_codes(L, y[i].qs);
+    }
+}
+
+// Each 32-element sub-block's scale searched as IQ4_NL's with 15 tries, the eight
+// quantised to 6 bits (offset by 32) against the largest, and the codes re-chosen
+// for the stored sub-block scales.
+void quantize_row_iq4_xs(const float* src, void* dst, int64_t n) {
+    auto* y = static_cast<BlockIQ4_XS*>(dst);
+    const int64_t nb = block_count<BlockIQ4_XS>(n);
+    uint8_t L[qk_k];
+    float scales[8];
+    for (int64_t i = 0; i < nb; ++i, src += qk_k) {
+        float max_scale = 0, amax_scale = 0;
+        for (int ib = 0; ib < 8; ++ib) {
+            scales[ib] = iq4_block_scale(src + 32 * ib, 7, L + 32 * ib);
+            if (std::fabs(scales[ib]) > amax_scale) {
+                amax_scale = std::fabs(scales[ib]);
+                max_scale = scales[ib];
+            }
+        }
+        const float d = -max_scale / 32;
+        y[i].d = fp32_to_fp16(d);
+        y[i].scales_h = 0;
+        const float id = d != 0.0f ? 1 / d : 0.0f;
+        for (int ib = 0; ib < 8; ++ib) {
+            const int l = std::clamp(nearest_int(id * scales[ib]), -32, 31);
+            const float dl = d * static_cast<float>(l);
+            const float idl = dl != 0.0f ? 1 / dl : 0.0f;
+            for (int j = 0; j < 32; ++j)
+                L[32 * ib + j] = static_cast<uint8_t>(best_index_iq4nl(idl * src[32 * ib + j]));
+            const int stored = l + 32;
+            if (ib % 2 == 0) {
+                y[i].scales_l[ib / 2] = static_cast<uint8_t>(stored & 0xF);
+            } else {
+                y[i].scales_l[ib / 2] |= static_cast<uint8_t>((stored & 0xF) << 4);
+            }
+            y[i].scales_h = static_cast<uint16_t>(y[i].scales_h | ((stored >> 4) << (2 * ib)));
+            pack_iq4_codes(L + 32 * ib, y[i].qs + 16 * ib);
         }
     }
 }
