@@ -190,29 +190,36 @@ TEST(DotKernels, FourWeightRowKernelsEqualTheOneRowKernelExactly) {
     if (checked == 0) GTEST_SKIP() << "no four-weight-row kernels on this CPU";
 }
 
-// And for the _R8 layouts' kernels, which take rows eight or four at a time:
-// prefill's, half a group against four activation rows, and decode's, one to
-// three adjacent groups against one.
+// And for the row-interleaved layouts' kernels, which take rows by groups (of
+// eight in the _R8 layouts, four in the K-quants' _64 ones): the _R8 layouts'
+// prefill, half a group against four activation rows, and every such layout's
+// decode, one to three adjacent groups against one.
 TEST(DotKernels, RowGroupKernelsEqualTheOneRowKernelExactly) {
     std::mt19937 rng(13);
     int checked = 0;
     for (const DotKernels* k : fast_tables()) {
         for (TensorType t : kTypes) {
             const size_t id = static_cast<size_t>(t);
-            if (!k->tile4[id]) continue;
-            ASSERT_NE(k->row_groups[id], nullptr) << k->isa << " " << type_name(t);
-            // Rows of 1 to 4 blocks past a multiple of four, and 90 (gpt-oss).
-            for (int64_t n : {32, 64, 96, 128, 256, 384, 2880}) {
+            if (k->tile4[id]) {
+                ASSERT_NE(k->row_groups[id], nullptr) << k->isa << " " << type_name(t);
+            }
+            if (!k->row_groups[id]) continue;
+            const int64_t rows_per_group = type_traits(t).row_group;
+            // Rows of 1 to 4 blocks past a multiple of four, and 90 (gpt-oss); for
+            // the 256-element blocks, 1, 3 (Qwen3's expert down rows) and 8.
+            for (int64_t n : {32, 64, 96, 128, 256, 384, 768, 2048, 2880}) {
+                if (n % type_traits(t).block_size != 0) continue;
                 SCOPED_TRACE(std::string(k->isa) + " " + type_name(t) + " n=" + std::to_string(n));
                 std::vector<uint8_t> matrix;  // three groups
                 for (int g = 0; g < 3; ++g) {
                     const auto group = random_row(t, n, rng);
                     matrix.insert(matrix.end(), group.begin(), group.end());
                 }
-                const TensorView w{.type = t,
-                                   .ne = {n, 24, 1, 1},
-                                   .row_bytes = matrix.size() / 24,
-                                   .data = matrix.data()};
+                const TensorView w{
+                    .type = t,
+                    .ne = {n, 3 * rows_per_group, 1, 1},
+                    .row_bytes = matrix.size() / static_cast<size_t>(3 * rows_per_group),
+                    .data = matrix.data()};
                 std::vector<std::vector<uint8_t>> acts;
                 const void* a[4];
                 for (int i = 0; i < 4; ++i) {
@@ -220,6 +227,7 @@ TEST(DotKernels, RowGroupKernelsEqualTheOneRowKernelExactly) {
                     a[i] = acts.back().data();
                 }
                 for (int64_t half : {8, 12}) {  // both halves of the second group
+                    if (!k->tile4[id]) break;
                     float out[16];
                     k->tile4[id](n, w.row(half), a, out);
                     for (int i = 0; i < 16; ++i)
@@ -229,7 +237,7 @@ TEST(DotKernels, RowGroupKernelsEqualTheOneRowKernelExactly) {
                 for (int64_t groups : {1, 2, 3}) {
                     float got[24];
                     k->row_groups[id](n, w.row(0), groups, a[0], got);
-                    for (int r = 0; r < 8 * groups; ++r)
+                    for (int r = 0; r < rows_per_group * groups; ++r)
                         EXPECT_EQ(got[r], k->dot[id](n, w.row(r), a[0]))
                             << groups << " groups, row " << r;
                 }
@@ -298,7 +306,10 @@ TEST(DotKernels, RepackedRowsGiveTheGgmlRowsResultsExactly) {
                     k->tile4[rid](n, wp[4], ap, got);
                     for (int i = 0; i < 16; ++i)
                         EXPECT_EQ(got[i], k->dot[id](n, w[4 + i % 4], a[i / 4])) << n << " " << i;
-                    k->row_groups[rid](n, wp[0], 1, ap[0], got);
+                }
+                if (k->row_groups[rid]) {  // the eight rows: one group of eight or two of four
+                    float got[8];
+                    k->row_groups[rid](n, wp[0], 8 / type_traits(*to).row_group, ap[0], got);
                     for (int i = 0; i < 8; ++i) EXPECT_EQ(got[i], k->dot[id](n, w[i], a[0])) << n;
                 }
                 ++checked;

@@ -84,9 +84,11 @@ using Rows4Fn = void (*)(int64_t n, const void* const* w, const void* a, float* 
 // out[4 t + j] = dot(row j, a[t]), each bit-identical to the one-row kernel,
 // unpacking each block of the four rows once.
 using Tile4Fn = void (*)(int64_t n, const void* w, const void* const* a, float* out);
-// Decode over the _R8 layouts: `n_groups` adjacent groups of eight rows from `w`
-// on against one activation row, out[8 g + j] = dot(row j of group g, a), each
-// bit-identical to the one-row kernel.
+// Decode over the row-interleaved layouts (the _R8 layouts and the K-quants'
+// _64 ones): `n_groups` adjacent groups of `row_group` rows (eight or four,
+// `TypeTraits::row_group`) from `w` on against one activation row,
+// out[row_group * g + j] = dot(row j of group g, a), each bit-identical to the
+// one-row kernel. One call takes a work item's rows.
 using RowGroupsFn = void (*)(int64_t n, const void* w, int64_t n_groups, const void* a, float* out);
 
 // Grouped-query attention over a block of n rows of the KV cache for the g query
@@ -113,7 +115,7 @@ struct DotKernels {
     std::array<Dot4Fn, kTypeIdCount> dot4{};    // optional
     std::array<Rows4Fn, kTypeIdCount> rows4{};  // optional
     std::array<Tile4Fn, kTypeIdCount> tile4{};  // the _R8 layouts
-    std::array<RowGroupsFn, kTypeIdCount> row_groups{};      // the _R8 layouts
+    std::array<RowGroupsFn, kTypeIdCount> row_groups{};      // row-interleaved layouts
     std::array<ScoresFn, kTypeIdCount> scores{};             // F32 and F16
     std::array<WeightedSumFn, kTypeIdCount> weighted_sum{};  // F32 and F16
     ExpFn exp = nullptr;

@@ -55,6 +55,24 @@ inline float hsum(__m256 v) {
     return _mm_cvtss_f32(r);
 }
 
+// `hsum` of four vectors at once, one per 128-bit lane of a 512-bit register:
+// each sum is ((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 + v7)), the additions
+// `hsum` makes, so the results are its results to the bit, in a handful of
+// instructions where four `hsum`s take 24. A four-row call of a short row
+// (Qwen3's expert down matrices are three blocks long) spent a fifth of its
+// instructions reducing.
+inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
+    const __m512 ab = _mm512_insertf32x8(_mm512_castps256_ps512(a), b, 1);
+    const __m512 cd = _mm512_insertf32x8(_mm512_castps256_ps512(c), d, 1);
+    // Low halves of a, b, c, d in lanes 0..3, high halves the same: r = low + high.
+    __m512 r = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(ab, cd, _MM_SHUFFLE(3, 1, 3, 1)));
+    r = _mm512_add_ps(r, _mm512_permute_ps(r, _MM_SHUFFLE(3, 2, 3, 2)));  // movehl
+    r = _mm512_add_ps(r, _mm512_movehdup_ps(r));
+    return _mm512_castps512_ps128(_mm512_permutexvar_ps(
+        _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0), r));
+}
+
 // Q4_K_64's eight scales and eight minimums, six bits each, as the bytes of
 // two words: the low nibbles from the scale bytes, the top two bits put in
 // place from the tops word.
@@ -241,13 +259,21 @@ inline float both_result(__m512 acc) {
     return hsum(_mm512_castps512_ps256(acc)) - hsum(_mm512_extractf32x8_ps(acc, 1));
 }
 
+// Four accumulators' `both_result`s, to the bit.
+inline void both_results4(const __m512* acc, float* out) {
+    auto sums = [](__m512 v) { return _mm512_castps512_ps256(v); };
+    auto mins = [](__m512 v) { return _mm512_extractf32x8_ps(v, 1); };
+    _mm_storeu_ps(out, _mm_sub_ps(hsum4(sums(acc[0]), sums(acc[1]), sums(acc[2]), sums(acc[3])),
+                                  hsum4(mins(acc[0]), mins(acc[1]), mins(acc[2]), mins(acc[3]))));
+}
+
 // `NR` Q4_K_64 (or with `kFifth` Q5_K_64) rows against `NT` KLanes rows (one
 // of them 1); a row's blocks are four blocks apart (the layout interleaves
 // groups of four rows). Each (row, activation row) pair sees the same
 // operations whatever NR and NT are, so `rows4` and `dot4` give `dot`'s results.
 template <bool kFifth, int NR, int NT>
 void k64_tile(int64_t n, const void* const* w, const void* const* a, float* out) {
-    static_assert(NR == 1 || NT == 1);
+    static_assert((NR == 1 || NT == 1) && (NR * NT == 1 || NR * NT == 4));
     constexpr bool kDecode = NT == 1;
     constexpr int64_t kStride = 4 * K64<kFifth>::kBlockBytes;
     const uint8_t* x[NR];
@@ -290,8 +316,11 @@ void k64_tile(int64_t n, const void* const* w, const void* const* a, float* out)
             }
         }
     }
-#pragma GCC unroll 4
-    for (int i = 0; i < NR * NT; ++i) out[i] = both_result(acc[i]);
+    if constexpr (NR * NT == 4) {
+        both_results4(acc, out);
+    } else {
+        out[0] = both_result(acc[0]);
+    }
 }
 
 template <bool kFifth>
@@ -571,7 +600,7 @@ struct Q2KLanes {
 // activations' scale in lanes 0 (and 1).
 template <typename Fmt, int NR, int NT>
 void lanes_tile(int64_t n, const void* const* w, const void* const* a, float* out) {
-    static_assert(NR == 1 || NT == 1);
+    static_assert((NR == 1 || NT == 1) && (NR * NT == 1 || NR * NT == 4));
     constexpr int64_t kStride = 4 * Fmt::kBlockBytes;
     const uint8_t* x[NR];
     const uint8_t* y[NT];
@@ -608,8 +637,11 @@ void lanes_tile(int64_t n, const void* const* w, const void* const* a, float* ou
             }
         }
     }
-#pragma GCC unroll 4
-    for (int i = 0; i < NR * NT; ++i) out[i] = hsum(acc[i]);
+    if constexpr (NR * NT == 4) {
+        _mm_storeu_ps(out, hsum4(acc[0], acc[1], acc[2], acc[3]));
+    } else {
+        out[0] = hsum(acc[0]);
+    }
 }
 
 template <typename Fmt>
@@ -627,6 +659,23 @@ void rows4_lanes(int64_t n, const void* const* w, const void* a, float* out, ptr
 template <typename Fmt>
 void dot4_lanes(int64_t n, const void* w, const void* const* a, float* out) {
     lanes_tile<Fmt, 1, 4>(n, &w, a, out);
+}
+
+// Decode over whole groups of a lanes layout (`kBlockBytes` per block):
+// `n_groups` adjacent groups of four rows from `w` on, out[4 g + j] = row j of
+// group g, each what `Rows4` gives the group. One call for a work item's rows
+// instead of one per group: with Qwen3's expert down matrices, three blocks a
+// row, a group's own work is about a hundred instructions.
+template <int64_t kBlockBytes,
+          void (*Rows4)(int64_t, const void* const*, const void*, float*, ptrdiff_t)>
+void row_groups4(int64_t n, const void* w, int64_t n_groups, const void* a, float* out) {
+    const int64_t group_bytes = 4 * (n / qk_k) * kBlockBytes;
+    for (int64_t g = 0; g < n_groups; ++g) {
+        const uint8_t* base = static_cast<const uint8_t*>(w) + g * group_bytes;
+        const void* rows[4] = {base, base + kBlockBytes, base + 2 * kBlockBytes,
+                               base + 3 * kBlockBytes};
+        Rows4(n, rows, a, out + 4 * g, 0);
+    }
 }
 
 // Q2_K in the GGML layout, as Q3_K's kernel without the high bits.
@@ -754,7 +803,7 @@ DotKernels build(const DotKernels& base) {
     // A GGML type's one-row kernel (mapped weights) and its layout's kernels,
     // which copied weights are repacked for.
     auto set = [&](TensorType ggml, DotFn ggml_dot, TensorType layout, DotFn dot, Dot4Fn dot4,
-                   Rows4Fn rows4) {
+                   Rows4Fn rows4, RowGroupsFn groups) {
         const auto g = static_cast<size_t>(ggml), l = static_cast<size_t>(layout);
         k.dot[g] = ggml_dot;
         k.dot4[g] = nullptr;
@@ -763,19 +812,21 @@ DotKernels build(const DotKernels& base) {
         k.dot[l] = dot;
         k.dot4[l] = dot4;
         k.rows4[l] = rows4;
+        k.row_groups[l] = groups;
         k.layout[l] = ActLayout::KLanes;
         k.repacked[g] = layout;
     };
     set(TensorType::Q4_K, dot_k4_ggml<BlockQ4_K>, TensorType::Q4_K_64, dot_k64<false>,
-        dot4_k64<false>, rows4_k64<false>);
+        dot4_k64<false>, rows4_k64<false>, row_groups4<K64<false>::kBlockBytes, rows4_k64<false>>);
     set(TensorType::Q5_K, dot_k4_ggml<BlockQ5_K>, TensorType::Q5_K_64, dot_k64<true>,
-        dot4_k64<true>, rows4_k64<true>);
+        dot4_k64<true>, rows4_k64<true>, row_groups4<K64<true>::kBlockBytes, rows4_k64<true>>);
     set(TensorType::IQ4_XS, dot_iq4_xs, TensorType::IQ4_XS_64, dot_lanes<Iq4XsLanes>,
-        dot4_lanes<Iq4XsLanes>, rows4_lanes<Iq4XsLanes>);
+        dot4_lanes<Iq4XsLanes>, rows4_lanes<Iq4XsLanes>,
+        row_groups4<Iq4XsLanes::kBlockBytes, rows4_lanes<Iq4XsLanes>>);
     set(TensorType::Q3_K, dot_q3_k, TensorType::Q3_K_64, dot_lanes<Q3KLanes>, dot4_lanes<Q3KLanes>,
-        rows4_lanes<Q3KLanes>);
+        rows4_lanes<Q3KLanes>, row_groups4<Q3KLanes::kBlockBytes, rows4_lanes<Q3KLanes>>);
     set(TensorType::Q2_K, dot_q2_k, TensorType::Q2_K_64, dot_lanes<Q2KLanes>, dot4_lanes<Q2KLanes>,
-        rows4_lanes<Q2KLanes>);
+        rows4_lanes<Q2KLanes>, row_groups4<Q2KLanes::kBlockBytes, rows4_lanes<Q2KLanes>>);
     return k;
 }
 

@@ -61,34 +61,61 @@ void pack_acts(TensorType weight, const float* x, int64_t x_stride, int64_t n, i
 
 namespace {
 
-// The _R8 layouts: rows eight at a time (a group), which their kernels read as
-// one stream of blocks, or four at a time (half a group) in prefill, four
-// tokens per call. Rows before the call's first whole group or after its last
-// (a range that does not start or end on a group, which the engine's never
-// do) take the one-row kernel.
+// The rows of a call that make whole groups of a row-interleaved layout:
+// [first, last). Rows before the first whole group or after the last (a range
+// that does not start or end on a group, which the engine's never do) take the
+// one-row kernel here.
+struct WholeGroups {
+    int64_t first, last;
+};
+WholeGroups whole_groups(const RowsParams& p, const DotKernels& k) {
+    const TensorView& w = *p.w;
+    const int64_t g = type_traits(w.type).row_group, n = w.ne[0];
+    const DotFn dot = k.dot[static_cast<size_t>(w.type)];
+    CHECK(dot != nullptr, "a dot kernel exists for the weight type");
+    const int64_t first = std::min(p.row_end, (p.row_begin + g - 1) / g * g);
+    const int64_t last = std::max(first, p.row_end / g * g);
+    auto one_by_one = [&](int64_t r_begin, int64_t r_end) {
+        for (int64_t r = r_begin; r < r_end; ++r) {
+            for (int64_t t = 0; t < p.n_tok; ++t)
+                p.y[t * p.y_stride + (r - p.y_row0)] =
+                    dot(n, w.row(r), p.acts->row(p.tokens ? p.tokens[t] : t));
+        }
+    };
+    one_by_one(p.row_begin, first);
+    one_by_one(last, p.row_end);
+    // The call's rows are one stream: its first bytes, asked for at once.
+    if (first < last)
+        prefetch_row(
+            w.row(first),
+            std::min<size_t>(kPrefetchBytes, static_cast<size_t>(last - first) * w.row_bytes));
+    return {first, last};
+}
+
+// Decode over a row-interleaved layout: each token's whole groups in one call.
+void matmul_row_groups(const RowsParams& p, const DotKernels& k) {
+    const TensorView& w = *p.w;
+    const RowGroupsFn groups = k.row_groups[static_cast<size_t>(w.type)];
+    const int64_t g = type_traits(w.type).row_group;
+    const auto [first, last] = whole_groups(p, k);
+    if (first == last) return;
+    for (int64_t t = 0; t < p.n_tok; ++t) {
+        groups(w.ne[0], w.row(first), (last - first) / g, p.acts->row(p.tokens ? p.tokens[t] : t),
+               p.y + t * p.y_stride + (first - p.y_row0));
+    }
+}
+
+// Prefill over the _R8 layouts: rows four at a time (half a group), four
+// tokens per call, and a last few tokens by whole groups.
 void matmul_groups(const RowsParams& p, const DotKernels& k) {
     const TensorView& w = *p.w;
     const auto id = static_cast<size_t>(w.type);
     const int64_t n = w.ne[0];
     const Tile4Fn tile4 = k.tile4[id];
     const RowGroupsFn groups = k.row_groups[id];
-    const DotFn dot = k.dot[id];
-    CHECK(tile4 && groups && dot, "an _R8 layout's kernels");
+    CHECK(tile4 && groups, "an _R8 layout's kernels");
     auto act = [&](int64_t t) { return p.acts->row(p.tokens ? p.tokens[t] : t); };
-    const int64_t first = std::min(p.row_end, (p.row_begin + 7) / 8 * 8);
-    const int64_t last = std::max(first, p.row_end / 8 * 8);
-    auto one_by_one = [&](int64_t r_begin, int64_t r_end) {
-        for (int64_t r = r_begin; r < r_end; ++r) {
-            for (int64_t t = 0; t < p.n_tok; ++t)
-                p.y[t * p.y_stride + (r - p.y_row0)] = dot(n, w.row(r), act(t));
-        }
-    };
-    one_by_one(p.row_begin, first);
-    one_by_one(last, p.row_end);
-    if (first == last) return;
-    // The call's rows are one stream: its first bytes, asked for at once.
-    prefetch_row(w.row(first),
-                 std::min<size_t>(kPrefetchBytes, static_cast<size_t>(last - first) * w.row_bytes));
+    const auto [first, last] = whole_groups(p, k);
     for (int64_t r0 = first; r0 < last; r0 += kRowBlock) {
         const int64_t r1 = std::min(last, r0 + kRowBlock);
         for (int64_t t0 = 0; t0 < p.n_tok; t0 += kTokenTile) {
@@ -116,7 +143,13 @@ void matmul_groups(const RowsParams& p, const DotKernels& k) {
 }  // namespace
 
 void matmul_rows(const RowsParams& p, const DotKernels& k) {
-    if (k.tile4[static_cast<size_t>(p.w->type)]) return matmul_groups(p, k);
+    const auto id = static_cast<size_t>(p.w->type);
+    CHECK(p.acts->type == dot_act_type(p.w->type) && p.acts->layout == k.layout[id] &&
+              p.acts->n == p.w->ne[0],
+          "activations packed for this weight and kernel table");
+    // Fewer tokens than a four-token kernel takes (decode), over whole groups.
+    if (p.n_tok < 4 && k.row_groups[id]) return matmul_row_groups(p, k);
+    if (k.tile4[id]) return matmul_groups(p, k);
     const TensorView& w = *p.w;
     const int64_t n = w.ne[0];
     const DotFn dot = k.dot[static_cast<size_t>(w.type)];
@@ -125,9 +158,6 @@ void matmul_rows(const RowsParams& p, const DotKernels& k) {
     // share each activation block instead.
     const Rows4Fn rows4 = p.n_tok < 4 ? k.rows4[static_cast<size_t>(w.type)] : nullptr;
     CHECK(dot != nullptr, "a dot kernel exists for the weight type");
-    CHECK(p.acts->type == dot_act_type(w.type) &&
-              p.acts->layout == k.layout[static_cast<size_t>(w.type)] && p.acts->n == n,
-          "activations packed for this weight and kernel table");
     // The call's first rows, asked for at once so they are not read cold: about
     // kPrefetchBytes of them, or the first four for the four-row kernels.
     const int64_t ahead =
