@@ -55,23 +55,7 @@ inline float hsum(__m256 v) {
     return _mm_cvtss_f32(r);
 }
 
-// `hsum` of four vectors at once, one per 128-bit lane of a 512-bit register:
-// each sum is ((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 + v7)), the additions
-// `hsum` makes, so the results are its results to the bit, in a handful of
-// instructions where four `hsum`s take 24. A four-row call of a short row
-// (Qwen3's expert down matrices are three blocks long) spent a fifth of its
-// instructions reducing.
-inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
-    const __m512 ab = _mm512_insertf32x8(_mm512_castps256_ps512(a), b, 1);
-    const __m512 cd = _mm512_insertf32x8(_mm512_castps256_ps512(c), d, 1);
-    // Low halves of a, b, c, d in lanes 0..3, high halves the same: r = low + high.
-    __m512 r = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, _MM_SHUFFLE(2, 0, 2, 0)),
-                             _mm512_shuffle_f32x4(ab, cd, _MM_SHUFFLE(3, 1, 3, 1)));
-    r = _mm512_add_ps(r, _mm512_permute_ps(r, _MM_SHUFFLE(3, 2, 3, 2)));  // movehl
-    r = _mm512_add_ps(r, _mm512_movehdup_ps(r));
-    return _mm512_castps512_ps128(_mm512_permutexvar_ps(
-        _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0), r));
-}
+#include "ops/cpu/row_groups.inc"
 
 // Q4_K_64's eight scales and eight minimums, six bits each, as the bytes of
 // two words: the low nibbles from the scale bytes, the top two bits put in
@@ -659,23 +643,6 @@ void rows4_lanes(int64_t n, const void* const* w, const void* a, float* out, ptr
 template <typename Fmt>
 void dot4_lanes(int64_t n, const void* w, const void* const* a, float* out) {
     lanes_tile<Fmt, 1, 4>(n, &w, a, out);
-}
-
-// Decode over whole groups of a lanes layout (`kBlockBytes` per block):
-// `n_groups` adjacent groups of four rows from `w` on, out[4 g + j] = row j of
-// group g, each what `Rows4` gives the group. One call for a work item's rows
-// instead of one per group: with Qwen3's expert down matrices, three blocks a
-// row, a group's own work is about a hundred instructions.
-template <int64_t kBlockBytes,
-          void (*Rows4)(int64_t, const void* const*, const void*, float*, ptrdiff_t)>
-void row_groups4(int64_t n, const void* w, int64_t n_groups, const void* a, float* out) {
-    const int64_t group_bytes = 4 * (n / qk_k) * kBlockBytes;
-    for (int64_t g = 0; g < n_groups; ++g) {
-        const uint8_t* base = static_cast<const uint8_t*>(w) + g * group_bytes;
-        const void* rows[4] = {base, base + kBlockBytes, base + 2 * kBlockBytes,
-                               base + 3 * kBlockBytes};
-        Rows4(n, rows, a, out + 4 * g, 0);
-    }
 }
 
 // Q2_K in the GGML layout, as Q3_K's kernel without the high bits.
