@@ -1,7 +1,8 @@
 // Kernel microbenchmarks (Google Benchmark): `ops::matmul` for one token
 // (decode: bound by reading the weights) and for a batch (prefill: bound by
 // arithmetic) on a random matrix of every weight type the type table can
-// quantize, at the shapes of real MoE models; and each type's row dequantizer.
+// quantize, at the shapes of real MoE models; each type's row dequantizer; and
+// decode attention over an F16 cache at a few context lengths.
 // They go through the same `ops::matmul` the model calls, so they measure
 // whatever kernels that dispatches to. Rates are per wall-clock second (the
 // matmul runs on a thread pool, so the main thread's CPU time would flatter it).
@@ -12,6 +13,7 @@
 #include "ops/cpu/dot.h"
 #include "ops/cpu/matmul.h"
 #include "ops/cpu/ops.h"
+#include "tensor/fp16.h"
 #include "tensor/repack.h"
 #include "tensor/type.h"
 #include "tensor/view.h"
@@ -23,6 +25,8 @@
 #include <fmt/format.h>
 #include <sys/mman.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -251,6 +255,43 @@ void bench_ram(benchmark::State& state, TensorType t, bool rows4, bool huge, Thr
                                                    benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// Decode attention at a context of `n_ctx` positions: one token's 32 query
+// heads over 4 KV heads of 128 (Qwen3-30B-A3B) in an F16 cache, on the pool.
+// A model's 48 layers each have their own cache, and by the time a layer comes
+// round again its cache has left the CPU's caches: the benchmark cycles through
+// 16 layers' caches, at least 64 MiB in all, so each is read from memory.
+void bench_attention(benchmark::State& state, int64_t n_ctx, ThreadPool& pool) {
+    const ops::AttentionParams p{.n_head = 32,
+                                 .n_head_kv = 4,
+                                 .head_dim_k = 128,
+                                 .head_dim_v = 128,
+                                 .scale = 1.0f / std::sqrt(128.0f)};
+    const int64_t width = int64_t{p.n_head_kv} * p.head_dim_k;
+    const size_t layer_bytes = static_cast<size_t>(2 * n_ctx * width) * sizeof(uint16_t);
+    const int n_layers = static_cast<int>(
+        std::max<size_t>(16, ((size_t{64} << 20) + layer_bytes - 1) / layer_bytes));
+    std::vector<std::vector<uint16_t>> caches(static_cast<size_t>(n_layers));
+    std::mt19937 rng(3);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (auto& c : caches) {
+        c.resize(layer_bytes / sizeof(uint16_t));
+        for (auto& h : c) h = fp32_to_fp16(normal(rng));
+    }
+    const std::vector<float> q = random_floats(int64_t{p.n_head} * p.head_dim_k);
+    std::vector<float> out(static_cast<size_t>(p.n_head * p.head_dim_v));
+    int layer = 0;
+    for (auto _ : state) {
+        uint16_t* c = caches[static_cast<size_t>(layer)].data();
+        layer = (layer + 1) % n_layers;
+        const ops::KvLayer kv{
+            .k = c, .v = c + n_ctx * width, .f16 = true, .k_width = width, .v_width = width};
+        ops::attention(q.data(), 1, n_ctx - 1, kv, p, out.data(), pool);
+        benchmark::DoNotOptimize(out.data());
+    }
+    state.counters["bytes/s"] = benchmark::Counter(static_cast<double>(layer_bytes),
+                                                   benchmark::Counter::kIsIterationInvariantRate);
+}
+
 // Removes `--threads=N` from argv (Google Benchmark rejects flags it does not
 // know) and returns N, or 0 when absent.
 int take_threads_flag(int& argc, char** argv) {
@@ -340,6 +381,12 @@ int main(int argc, char** argv) {
                     ->Unit(benchmark::kMillisecond);
             }
         }
+    }
+    for (int64_t n_ctx : {512, 2048, 8192}) {
+        benchmark::RegisterBenchmark(fmt::format("attention/decode/ctx:{}", n_ctx).c_str(),
+                                     bench_attention, n_ctx, std::ref(pool))
+            ->UseRealTime()
+            ->Unit(benchmark::kMicrosecond);
     }
     benchmark::AddCustomContext("threads", std::to_string(pool.size()));
     benchmark::Initialize(&argc, argv);
