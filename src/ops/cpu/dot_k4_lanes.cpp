@@ -432,7 +432,7 @@ inline __m256 add_scaled(__m256 acc, __m128 d, __m256i lanes) {
 // as a float in lane 0.
 struct OneScaleUnpacked {
     __m512i codes[4];
-    __m256i scales, odd_scales, pairs;  // Q3_K: even and odd scales, and as int16 pairs
+    __m256i scales, pairs;  // IQ4_XS, Q2_K: the scales; Q3_K: the scales as int16 pairs
     __m128 d;
 };
 
@@ -477,22 +477,21 @@ struct Iq4XsLanes {
 // (a lane's even and odd int16 scale), and 4 times the scaled activation sums
 // (Q8_K's 16-code sums against the scales in pairs) come off. The GGML
 // kernel builds the same lanes.
-inline void q3_k_scales_lanes(const uint8_t* bytes, __m256i& pairs, __m256i& even, __m256i& odd) {
+inline __m256i q3_k_scales_lanes(const uint8_t* bytes) {
     const Q3ScaleWords w = q3_k_scale_words(bytes);
     const __m128i b = _mm_set_epi64x(static_cast<int64_t>(w.second), static_cast<int64_t>(w.first));
-    pairs = _mm256_sub_epi16(_mm256_cvtepu8_epi16(b),
-                             _mm256_set1_epi16(32));  // scale 2 j, 2 j + 1 in lane j
-    even = _mm256_srai_epi32(_mm256_slli_epi32(pairs, 16), 16);
-    odd = _mm256_srai_epi32(pairs, 16);
+    // Scales 2 j and 2 j + 1 in lane j.
+    return _mm256_sub_epi16(_mm256_cvtepu8_epi16(b), _mm256_set1_epi16(32));
 }
 
 // Ranges: a code is at most 7, so a lane of two runs holds at most
-// 2 * 4 * 7 * 128 and a fold twice that; times a scale of at most 32.
-inline __m256i q3_k_block_sums(__m256i even_sums, __m256i odd_sums, __m256i bsums, __m256i pairs,
-                               __m256i even, __m256i odd) {
-    const __m256i scaled =
-        _mm256_add_epi32(_mm256_mullo_epi32(even_sums, even), _mm256_mullo_epi32(odd_sums, odd));
-    return _mm256_sub_epi32(scaled, _mm256_slli_epi32(_mm256_madd_epi16(bsums, pairs), 2));
+// 2 * 4 * 7 * 128 in magnitude and a fold twice that, 14336: the two sub-blocks'
+// sums pair up as int16 for one `vpmaddwd` by the scales' pairs (as Q2_K's do),
+// where two 32-bit multiplies and an addition gave the same integers.
+inline __m256i q3_k_block_sums(__m256i even_sums, __m256i odd_sums, __m256i bsums, __m256i pairs) {
+    const __m256i sums = _mm256_blend_epi16(even_sums, _mm256_slli_epi32(odd_sums, 16), 0xAA);
+    return _mm256_sub_epi32(_mm256_madd_epi16(sums, pairs),
+                            _mm256_slli_epi32(_mm256_madd_epi16(bsums, pairs), 2));
 }
 
 struct Q3KLanes {
@@ -511,7 +510,7 @@ struct Q3KLanes {
 #pragma GCC unroll 4
         for (int r = 0; r < 4; ++r)
             u.codes[r] = _mm512_mask_add_epi8(u.codes[r], high[r], u.codes[r], four);
-        q3_k_scales_lanes(block + 96, u.pairs, u.scales, u.odd_scales);
+        u.pairs = q3_k_scales_lanes(block + 96);
         u.d = half_in_lane0(block + 108);
         return u;
     }
@@ -519,8 +518,7 @@ struct Q3KLanes {
                          const uint8_t* act) {
         const __m512i s = two_runs(w.codes[0], a0, w.codes[1], a1);
         const __m512i t = two_runs(w.codes[2], a2, w.codes[3], a3);
-        return q3_k_block_sums(fold(s), fold(t), load32(act + KLanes::kBsumsAt), w.pairs, w.scales,
-                               w.odd_scales);
+        return q3_k_block_sums(fold(s), fold(t), load32(act + KLanes::kBsumsAt), w.pairs);
     }
     static __m256 add(__m256 acc, __m128 d, const OneScaleUnpacked& u, __m512i a0, __m512i a1,
                       __m512i a2, __m512i a3, const uint8_t* act) {
@@ -699,11 +697,9 @@ float dot_q3_k(int64_t n, const void* w, const void* a) {
         const __m256i h01 = _mm256_hadd_epi32(p[0], p[1]), h23 = _mm256_hadd_epi32(p[2], p[3]),
                       h45 = _mm256_hadd_epi32(p[4], p[5]), h67 = _mm256_hadd_epi32(p[6], p[7]);
         const __m256i g0 = _mm256_hadd_epi32(h01, h23), g1 = _mm256_hadd_epi32(h45, h67);
-        __m256i pairs, even, odd;
-        q3_k_scales_lanes(x[i].scales, pairs, even, odd);
         const __m256i isum = q3_k_block_sums(_mm256_permute2x128_si256(g0, g1, 0x20),
                                              _mm256_permute2x128_si256(g0, g1, 0x31),
-                                             load32(y[i].bsums), pairs, even, odd);
+                                             load32(y[i].bsums), q3_k_scales_lanes(x[i].scales));
         acc = add_scaled(acc,
                          _mm_mul_ps(half_in_lane0(reinterpret_cast<const uint8_t*>(&x[i].d)),
                                     _mm_set1_ps(y[i].d)),
