@@ -3,8 +3,8 @@
 #include "engine/engine.h"
 #include "engine/sampler.h"
 #include "engine/stop.h"
-#include "model/synth.h"
 #include "ops/cpu/dot.h"
+#include "small_synth.h"
 #include "tensor/repack.h"
 #include "test_util.h"
 
@@ -67,6 +67,23 @@ TEST(Session, ReusesTheCommonPrefixAndGetsTheSameLogits) {
     EXPECT_EQ(reused.n_reused(), 2);
 }
 
+// Two engines decode the same five tokens to the same logits, bit for bit, and
+// the logits are finite and tell tokens apart (not a degenerate model).
+void expect_the_same_logits(Engine& first, Engine& second) {
+    auto a = session(first, 64, KvType::F32);
+    auto b = session(second, 64, KvType::F32);
+    ASSERT_TRUE(a && b);
+    for (int32_t t : {5, 17, 33, 101, 7}) {
+        ASSERT_TRUE(a->append(t).ok());
+        ASSERT_TRUE(b->append(t).ok());
+        ASSERT_EQ(std::memcmp(a->logits().data(), b->logits().data(), a->logits().size_bytes()), 0)
+            << "after token " << t;
+        const auto [lo, hi] = std::minmax_element(a->logits().begin(), a->logits().end());
+        ASSERT_TRUE(std::isfinite(*lo) && std::isfinite(*hi));
+        EXPECT_GT(*hi - *lo, 1e-3f);
+    }
+}
+
 // Host-tier weights are copied out of the file's mapping at load unless --mmap
 // asks to read them in place: the model must then read the copies (else the
 // test would pass without any copy), and the same bytes through the same
@@ -109,16 +126,7 @@ TEST(Session, CopiedWeightsGiveTheLogitsOfTheMappedOnes) {
             }
             EXPECT_EQ(view(**mapped, name).data, (*mapped)->file().find_tensor(name)->data) << name;
         }
-        auto a = session(**copied, 64, KvType::F32);
-        auto b = session(**mapped, 64, KvType::F32);
-        ASSERT_TRUE(a && b);
-        for (int32_t t : {5, 17, 33, 101, 7}) {
-            ASSERT_TRUE(a->append(t).ok());
-            ASSERT_TRUE(b->append(t).ok());
-            ASSERT_EQ(std::memcmp(a->logits().data(), b->logits().data(), a->logits().size_bytes()),
-                      0)
-                << "after token " << t;
-        }
+        expect_the_same_logits(**copied, **mapped);
     }
 }
 
@@ -131,16 +139,7 @@ TEST(Session, EveryWritableTypeGivesTheSameLogitsCopiedAndMapped) {
     TempDir dir;
     for (const char* type : {"Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q5_K", "IQ4_NL", "IQ4_XS"}) {
         SCOPED_TRACE(type);
-        SynthSpec spec = find_synth_preset("qwen3-30b-a3b")->spec;
-        spec.hp.n_layer = 2;
-        spec.hp.n_embd = 256;
-        spec.hp.n_head = 4;
-        spec.hp.n_head_kv = 2;
-        spec.hp.n_embd_head_k = spec.hp.n_embd_head_v = spec.hp.n_rot = 64;
-        spec.hp.n_ff = spec.hp.n_ff_exp = 256;
-        spec.hp.n_expert = 8;
-        spec.hp.n_expert_used = 2;
-        spec.hp.n_vocab = 512;
+        SynthSpec spec = test::small_synth_spec("qwen3moe");
         spec.matrix_type = spec.expert_type = type;
         auto plan = plan_synth(spec);
         ASSERT_TRUE(plan.ok()) << plan.error().message;
@@ -154,20 +153,7 @@ TEST(Session, EveryWritableTypeGivesTheSameLogitsCopiedAndMapped) {
         const auto repacked = ops::dot_kernels().repacked[static_cast<size_t>(t)];
         EXPECT_EQ((*copied)->model().weights().layers[1].down_exps.type, repacked.value_or(t));
         EXPECT_EQ((*mapped)->model().weights().layers[1].down_exps.type, t);
-        auto a = session(**copied, 64, KvType::F32);
-        auto b = session(**mapped, 64, KvType::F32);
-        ASSERT_TRUE(a && b);
-        for (int32_t tok : {5, 17, 33, 101, 7}) {
-            ASSERT_TRUE(a->append(tok).ok());
-            ASSERT_TRUE(b->append(tok).ok());
-            ASSERT_EQ(std::memcmp(a->logits().data(), b->logits().data(), a->logits().size_bytes()),
-                      0)
-                << "after token " << tok;
-            // Not a degenerate model: finite logits that tell tokens apart.
-            const auto [lo, hi] = std::minmax_element(a->logits().begin(), a->logits().end());
-            ASSERT_TRUE(std::isfinite(*lo) && std::isfinite(*hi));
-            EXPECT_GT(*hi - *lo, 1e-3f);
-        }
+        expect_the_same_logits(**copied, **mapped);
     }
 }
 

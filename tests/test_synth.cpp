@@ -6,6 +6,7 @@
 #include "model/info.h"
 #include "model/layout.h"
 #include "model/synth.h"
+#include "small_synth.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>
@@ -136,27 +137,14 @@ TEST(Synth, RejectsTypesItCannotWrite) {
     EXPECT_FALSE(plan_synth(spec).ok());
 }
 
-SynthSpec small_spec(const std::string& arch) {
-    SynthSpec spec = find_synth_preset("qwen3-30b-a3b")->spec;
-    spec.hp.arch = arch;
-    spec.hp.n_layer = 2;
-    spec.hp.n_embd = 256;
-    spec.hp.n_head = 4;
-    spec.hp.n_head_kv = 2;
-    spec.hp.n_embd_head_k = spec.hp.n_embd_head_v = spec.hp.n_rot = 64;
-    spec.hp.n_ff = spec.hp.n_ff_exp = 256;
-    spec.hp.n_expert = 8;
-    spec.hp.n_expert_used = 2;
-    spec.hp.n_vocab = 512;
-    return spec;
-}
+using test::small_synth_spec;
 
 // A written file opens with the validating reader, reports the architecture and
 // expert counts it was given, and its weights decode to finite values of the
 // intended spread (std 0.02): a fill bug (zeros, garbage bytes) fails this.
 TEST(Synth, WrittenFileReadsBackWithSaneWeights) {
     TempDir dir;
-    SynthSpec spec = small_spec("qwen3moe");
+    SynthSpec spec = small_synth_spec("qwen3moe");
     spec.expert_type = "MXFP4";
     auto plan = plan_synth(spec);
     ASSERT_TRUE(plan.ok());
@@ -200,7 +188,7 @@ TEST(Synth, WrittenFileReadsBackWithSaneWeights) {
 // Same seed, same bytes, whatever the thread count; another seed, other bytes.
 TEST(Synth, DeterministicForASeed) {
     TempDir dir;
-    SynthSpec spec = small_spec("gpt-oss");
+    SynthSpec spec = small_synth_spec("gpt-oss");
     auto plan = plan_synth(spec);
     ASSERT_TRUE(plan.ok());
     ASSERT_TRUE(write_synth(*plan, dir.file("a.gguf"), 1).ok());

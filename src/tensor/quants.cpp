@@ -63,6 +63,21 @@ int nearest_int(float x) {
     return static_cast<int>(std::bit_cast<uint32_t>(shifted) & 0x007FFFFF) - 0x00400000;
 }
 
+// The element of largest magnitude, with its sign: the first of equal ones, 0
+// when all are 0 (NaNs are passed over). The symmetric formats pin it to their
+// extreme code.
+float largest_magnitude(const float* x, int n) {
+    float amax = 0.0f;
+    float max = 0.0f;
+    for (int j = 0; j < n; ++j) {
+        if (amax < std::fabs(x[j])) {
+            amax = std::fabs(x[j]);
+            max = x[j];
+        }
+    }
+    return max;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- plain floats
@@ -209,14 +224,7 @@ void quantize_row_q4_0(const float* src, void* dst, int64_t n) {
     auto* y = static_cast<BlockQ4_0*>(dst);
     const int64_t nb = block_count<BlockQ4_0>(n);
     for (int64_t i = 0; i < nb; ++i, src += 32) {
-        float amax = 0.0f;
-        float max = 0.0f;
-        for (int j = 0; j < 32; ++j) {
-            if (amax < std::fabs(src[j])) {
-                amax = std::fabs(src[j]);
-                max = src[j];
-            }
-        }
+        const float max = largest_magnitude(src, 32);
         const float d = max / -8;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         y[i].d = fp32_to_fp16(d);
@@ -285,14 +293,7 @@ void quantize_row_q5_0(const float* src, void* dst, int64_t n) {
     auto* y = static_cast<BlockQ5_0*>(dst);
     const int64_t nb = block_count<BlockQ5_0>(n);
     for (int64_t i = 0; i < nb; ++i, src += 32) {
-        float amax = 0.0f;
-        float max = 0.0f;
-        for (int j = 0; j < 32; ++j) {
-            if (amax < std::fabs(src[j])) {
-                amax = std::fabs(src[j]);
-                max = src[j];
-            }
-        }
+        const float max = largest_magnitude(src, 32);
         const float d = max / -16;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         y[i].d = fp32_to_fp16(d);
@@ -644,15 +645,8 @@ float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, ui
 // reference's make_qx_quants with rmse_type 1 and no importance weights: squared-value
 // weights, then 18 nearby scales tried, keeping the one with the best least-squares fit.
 float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
-    float max = 0;
-    float amax = 0;
-    for (int i = 0; i < n; ++i) {
-        const float ax = std::fabs(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
+    const float max = largest_magnitude(x, n);
+    const float amax = std::fabs(max);
     // The reference's GROUP_MAX_EPS: a group this small is taken as all zero.
     if (amax < 1e-15f) {
         std::fill(L, L + n, int8_t{0});
@@ -697,15 +691,8 @@ float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
 // improves the squared-value-weighted least-squares fit, for up to five passes. The
 // reference's make_q3_quants with do_rmse.
 float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
-    float max = 0;
-    float amax = 0;
-    for (int i = 0; i < n; ++i) {
-        const float ax = std::fabs(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
+    const float max = largest_magnitude(x, n);
+    const float amax = std::fabs(max);
     if (amax < 1e-15f) {  // GROUP_MAX_EPS, as in make_qx_quants
         std::fill(L, L + n, int8_t{0});
         return 0.0f;
@@ -840,6 +827,38 @@ void quantize_row_q5_k(const float* src, void* dst, int64_t n) {
 }
 
 namespace {
+// Q3_K's and Q6_K's sub-blocks: `fit(x, L)` gives each 16-element sub-block's
+// signed scale and codes; returns the scale of largest magnitude, with its sign
+// (the first of equal magnitudes).
+template <typename Fit>
+float fit_sub_blocks16(const float* src, float* scales, int8_t* L, Fit fit) {
+    float max_scale = 0;
+    float amax = 0;
+    for (int j = 0; j < 16; ++j) {
+        scales[j] = fit(src + 16 * j, L + 16 * j);
+        if (std::fabs(scales[j]) > amax) {
+            amax = std::fabs(scales[j]);
+            max_scale = scales[j];
+        }
+    }
+    return max_scale;
+}
+
+// The codes again, against sub-block j's scale as stored (`d_of(j)`): codes
+// -offset..offset - 1, stored + offset. A sub-block whose stored scale is 0
+// keeps the codes of the fit.
+template <typename Scale>
+void recode_sub_blocks16(const float* src, int offset, int8_t* L, Scale d_of) {
+    for (int j = 0; j < 16; ++j) {
+        const float d = d_of(j);
+        if (d == 0.0f) continue;
+        for (int l = 0; l < 16; ++l) {
+            const int q = std::clamp(nearest_int(src[16 * j + l] / d), -offset, offset - 1);
+            L[16 * j + l] = static_cast<int8_t>(q + offset);
+        }
+    }
+}
+
 // Four 2-bit codes per byte across each 128-element half, as `dequantize_row_q2_k`
 // reads them (Q3_K's low bits pack the same way).
 void pack_2bit_codes(const uint8_t* L, uint8_t* qs) {
@@ -916,15 +935,8 @@ void quantize_row_q3_k(const float* src, void* dst, int64_t n) {
     int8_t L[qk_k];
     float scales[16];
     for (int64_t i = 0; i < nb; ++i, src += qk_k) {
-        float max_scale = 0;
-        float amax = 0;
-        for (int j = 0; j < 16; ++j) {
-            scales[j] = make_q3_quants(16, 4, src + 16 * j, L + 16 * j);
-            if (std::fabs(scales[j]) > amax) {
-                amax = std::fabs(scales[j]);
-                max_scale = scales[j];
-            }
-        }
+        const float max_scale = fit_sub_blocks16(
+            src, scales, L, [](const float* x, int8_t* l) { return make_q3_quants(16, 4, x, l); });
         std::memset(y[i].scales, 0, sizeof y[i].scales);
         if (max_scale != 0.0f) {
             const float iscale = -32.0f / max_scale;
@@ -941,15 +953,9 @@ void quantize_row_q3_k(const float* src, void* dst, int64_t n) {
         } else {
             y[i].d = fp32_to_fp16(0.0f);
         }
-        for (int j = 0; j < 16; ++j) {
-            const float d =
-                fp16_to_fp32(y[i].d) * static_cast<float>(q3_k_scale(y[i].scales, j) - 32);
-            if (d == 0.0f) continue;
-            for (int l = 0; l < 16; ++l) {
-                L[16 * j + l] =
-                    static_cast<int8_t>(std::clamp(nearest_int(src[16 * j + l] / d), -4, 3) + 4);
-            }
-        }
+        recode_sub_blocks16(src, 4, L, [&](int j) {
+            return fp16_to_fp32(y[i].d) * static_cast<float>(q3_k_scale(y[i].scales, j) - 32);
+        });
         // Element e's bit 2 is bit e / 32 of hmask[e % 32]; the low two bits pack as Q2_K's.
         std::memset(y[i].hmask, 0, sizeof y[i].hmask);
         uint8_t low[qk_k];
@@ -970,16 +976,9 @@ void quantize_row_q6_k(const float* src, void* dst, int64_t n) {
     int8_t L[qk_k];
     float scales[16];
     for (int64_t i = 0; i < nb; ++i, src += qk_k) {
-        float max_scale = 0;
-        float max_abs_scale = 0;
-        for (int sb = 0; sb < 16; ++sb) {
-            scales[sb] = make_qx_quants(16, 32, src + 16 * sb, L + 16 * sb);
-            if (std::fabs(scales[sb]) > max_abs_scale) {
-                max_abs_scale = std::fabs(scales[sb]);
-                max_scale = scales[sb];
-            }
-        }
-        if (max_abs_scale < 1e-15f) {  // an all-zero block: every field zero
+        const float max_scale = fit_sub_blocks16(
+            src, scales, L, [](const float* x, int8_t* l) { return make_qx_quants(16, 32, x, l); });
+        if (std::fabs(max_scale) < 1e-15f) {  // an all-zero block: every field zero
             std::memset(&y[i], 0, sizeof y[i]);
             continue;
         }
@@ -990,14 +989,9 @@ void quantize_row_q6_k(const float* src, void* dst, int64_t n) {
             y[i].scales[sb] = static_cast<int8_t>(std::min(127, nearest_int(iscale * scales[sb])));
         }
 
-        for (int sb = 0; sb < 16; ++sb) {
-            const float d = fp16_to_fp32(y[i].d) * static_cast<float>(y[i].scales[sb]);
-            if (d == 0.0f) continue;
-            for (int t = 0; t < 16; ++t) {
-                const int l = std::clamp(nearest_int(src[16 * sb + t] / d), -32, 31);
-                L[16 * sb + t] = static_cast<int8_t>(l + 32);
-            }
-        }
+        recode_sub_blocks16(src, 32, L, [&](int sb) {
+            return fp16_to_fp32(y[i].d) * static_cast<float>(y[i].scales[sb]);
+        });
 
         // The layout `dequantize_row_q6_k` reads: per 128-element half c and quarter
         // k, low nibbles into ql (quarters 0/1 low, 2/3 high nibble) and top two bits
@@ -1060,13 +1054,8 @@ std::pair<float, float> iq4_fit(const float* x, float id, uint8_t* L = nullptr) 
 // least-squares scale among 2 ntry + 1 nearby starts. The reference's
 // quantize_row_iq4_nl_impl for one block, without importance weights.
 float iq4_block_scale(const float* x, int ntry, uint8_t* L) {
-    float amax = 0, max = 0;
-    for (int j = 0; j < 32; ++j) {
-        if (std::fabs(x[j]) > amax) {
-            amax = std::fabs(x[j]);
-            max = x[j];
-        }
-    }
+    const float max = largest_magnitude(x, 32);
+    const float amax = std::fabs(max);
     // GROUP_MAX_EPS: the block is taken as all zero, and its codes are left as
     // they are (see `quantize_row_iq4_nl`).
     if (amax < 1e-15f) return 0.0f;
